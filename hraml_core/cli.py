@@ -1,0 +1,55 @@
+"""The ``hraml`` command line: one parser, one sub-command module per area under ``commands/``.
+
+Each module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which adds its
+sub-commands and sets ``func`` on them; ``func(args)`` returns the exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "hraml_core.commands.datasets",
+    "hraml_core.commands.train",
+    "hraml_core.commands.reproduce",
+    "hraml_core.commands.dashboard",
+)
+
+
+class CommandError(Exception):
+    """An error in what the user asked for: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hraml",
+        description="HRAML Explorer: relation-alignment metric learning (train, evaluate, reproduce the paper).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # an area not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"hraml {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

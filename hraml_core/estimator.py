@@ -1,0 +1,336 @@
+"""``HRAML``: the method as a scikit-learn transformer (fit, transform, get_params)."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .encoder import MLPEncoder
+from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
+from .relations import RELATIONS
+from .tasks import CLASSIFICATION, encode_targets
+from .training import NonFiniteLossError, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+
+FORMAT = "hraml-explorer/1"
+
+
+def _can_stratify(y, fraction: float) -> bool:
+    """A stratified split needs two members per class and room for every class in the held-out part."""
+    _, counts = np.unique(y, return_counts=True)
+    return counts.min() >= 2 and len(y) * fraction >= len(counts)
+
+
+class HRAML(TransformerMixin, BaseEstimator):
+    """Hierarchical Relationship Alignment Metric Learning (Gu, arXiv 2103.15107).
+
+    Learns an MLP encoder f, with L2-normalised output, such that ||f(x_i) - f(x_j)||^2 matches a
+    relation g(y_i, y_j) between labels. ``fit(X, Y)`` takes class labels (1-D), a multi-label
+    0/1 indicator matrix, or label distributions (rows summing to 1); ``transform`` returns f(X).
+
+    Parameters
+    ----------
+    hidden : sequence of int, default (256,)
+        Widths of the tanh hidden layers (``()`` for one linear layer).
+    dim : int, default 64
+        Embedding size.
+    relation : str or callable, default "l1"
+        Label relation g (``hraml_core.relations.RELATIONS``); "l1" is the paper's eq. 11.
+    scale : "auto", "max", "none" or float, default "auto"
+        Factor applied to g (see ``hraml_core.relations``); "auto" keeps the paper's g when it is
+        at most 2 and shrinks it into [0, 2] otherwise.
+    sampler : {"batch", "hard", "pairs"}, default "batch"
+        Pair sampling (``hraml_core.samplers``).
+    batch_size : int, default 256
+        Samples per step ("batch", "hard").
+    max_epochs : int, default 100
+        Passes over the training set (an epoch of "pairs" is n single-pair steps).
+    lr : float, default 3e-3
+        Learning rate.
+    weight_decay : float, default 5e-5
+        lambda of eq. 5, on the per-pair mean of the alignment term.
+    optimizer : {"adam", "sgd"}, default "adam"
+        "sgd" uses ``momentum`` (the authors' choice: SGD, momentum 0.9).
+    out_activation : {"tanh", "none"}, default "tanh"
+        Activation of the output layer before normalisation (tanh as the authors' code).
+    init : {"paper", "torch"}, default "paper"
+        "paper": weights U[-0.2, 0.2], biases 0.
+    partners, balance, sampling_power :
+        Parameters of the "hard" sampler.
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data, evaluate the task's metric after each
+        epoch, stop after ``n_iter_no_change`` epochs without improvement and keep the best weights.
+    task : {"auto", "classification", "multilabel", "distribution"}, default "auto"
+    random_state : int, RandomState or None
+        Seeds initialisation and sampling; an int makes runs reproducible.
+    n_threads : int, default 1
+        torch threads while fitting (one is fastest on small machines; 0 leaves torch's setting).
+    device : str, default "cpu"
+        torch device to train on ("cuda" where available).
+
+    Attributes
+    ----------
+    encoder_ : MLPEncoder
+    task_ : str
+    classes_ : ndarray, only for classification
+    relation_scale_ : float, the factor applied to g
+    loss_curve_ : list of float, mean objective per epoch
+    n_pairs_seen_ : int, pairs processed by fit
+    n_iter_ : int, epochs run
+    n_steps_ : int, optimisation steps run
+    validation_scores_ : list of float, with early_stopping
+    """
+
+    def __init__(
+        self,
+        hidden=(256,),
+        dim=64,
+        relation="l1",
+        scale="auto",
+        sampler="batch",
+        batch_size=256,
+        max_epochs=100,
+        lr=3e-3,
+        weight_decay=5e-5,
+        optimizer="adam",
+        momentum=0.9,
+        out_activation="tanh",
+        init="paper",
+        partners=4,
+        balance=0.5,
+        sampling_power=1.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        task="auto",
+        random_state=None,
+        n_threads=1,
+        device="cpu",
+        verbose=False,
+    ):
+        self.hidden = hidden
+        self.dim = dim
+        self.relation = relation
+        self.scale = scale
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.momentum = momentum
+        self.out_activation = out_activation
+        self.init = init
+        self.partners = partners
+        self.balance = balance
+        self.sampling_power = sampling_power
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.task = task
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.device = device
+        self.verbose = verbose
+
+    # -- scikit-learn plumbing ----------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def _seed(self) -> int:
+        if isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
+    def _train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(
+            hidden=sequence_of_ints(self.hidden, "hidden"),
+            dim=int(self.dim),
+            out_activation=self.out_activation,
+            init=self.init,
+            relation=self.relation,
+            scale=self.scale,
+            sampler=self.sampler,
+            batch_size=int(self.batch_size),
+            partners=int(self.partners),
+            balance=float(self.balance),
+            sampling_power=float(self.sampling_power),
+            optimizer=self.optimizer,
+            lr=float(self.lr),
+            momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay),
+            seed=seed,
+            device=self.device,
+        )
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, X, Y):
+        """Learn the encoder from features X (n, d) and targets Y (classes, label sets or distributions)."""
+        X, Y = validate_data(
+            self, X, Y, multi_output=True, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False
+        )
+        if not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        targets = encode_targets(Y, self.task)
+        self.task_ = targets.task
+        if targets.classes is not None:
+            self.classes_ = targets.classes
+        seed = self._seed()
+        config = self._train_config(seed)
+
+        X_val = Y_val = None
+        X_fit, Y_fit, y_fit = X, targets.Y, Y
+        if self.early_stopping:
+            if not 0 < self.validation_fraction < 1:
+                raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
+            stratify = Y if self.task_ == CLASSIFICATION and _can_stratify(Y, self.validation_fraction) else None
+            X_fit, X_val, Y_fit, Y_val, y_fit, y_val = train_test_split(
+                X, targets.Y, Y, test_size=self.validation_fraction, random_state=seed, stratify=stratify
+            )
+
+        with torch_threads(self.n_threads):
+            run = TrainingRun(X_fit, Y_fit, self.task_, config)
+            self._fit_epochs(run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val if self.early_stopping else None)
+        self.encoder_ = run.encoder.cpu().eval()
+        self.relation_scale_ = run.scale
+        self.n_pairs_seen_ = run.state.pairs_seen
+        self.n_steps_ = run.state.step
+        return self
+
+    def _fit_epochs(self, run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val) -> None:
+        steps = run.sampler.steps_per_epoch
+        self.loss_curve_ = []
+        self.validation_scores_ = [] if X_val is not None else None
+        metric = PRIMARY_METRIC[self.task_]
+        sign = 1.0 if METRIC_DIRECTIONS[metric] == "max" else -1.0
+        best, best_state, since_best = -math.inf, None, 0
+        self.n_iter_ = 0
+        for epoch in range(self.max_epochs):
+            try:
+                losses = [run.step() for _ in range(steps)]
+            except NonFiniteLossError as exc:
+                warnings.warn(f"HRAML stopped early: {exc}", ConvergenceWarning, stacklevel=3)
+                break
+            self.n_iter_ = epoch + 1
+            self.loss_curve_.append(float(np.mean(losses)))
+            if self.verbose:
+                print(f"epoch {epoch + 1}: loss {self.loss_curve_[-1]:.5f}")
+            if X_val is None:
+                continue
+            labels_fit = y_fit if self.task_ == CLASSIFICATION else Y_fit
+            labels_val = y_val if self.task_ == CLASSIFICATION else Y_val
+            score = evaluate_embedding(self.task_, run.embed(X_fit), labels_fit, run.embed(X_val), labels_val)[metric]
+            self.validation_scores_.append(score)
+            if sign * score > best:
+                best, best_state, since_best = sign * score, run.state_dict(), 0
+            else:
+                since_best += 1
+                if since_best >= self.n_iter_no_change:
+                    break
+        if best_state is not None:
+            run.load_state_dict(best_state)
+
+    # -- using the metric ---------------------------------------------------------------------
+    def transform(self, X):
+        """Embeddings f(X): L2-normalised rows of length ``dim``."""
+        check_is_fitted(self, "encoder_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        with torch.no_grad(), torch_threads(self.n_threads):
+            Z = self.encoder_(torch.as_tensor(X, dtype=torch.float32))
+        return Z.numpy().astype(X.dtype, copy=False)
+
+    def get_metric(self):
+        """A callable ``metric(a, b) = ||f(a) - f(b)||`` on two 1-D samples.
+
+        Usable as ``KNeighborsClassifier(metric=model.get_metric(), algorithm="brute")``. It runs
+        the encoder in numpy on copies of the fitted weights, so it neither holds torch state nor
+        changes if the model is refitted later. (Transforming once and using Euclidean kNN on the
+        embeddings gives the same neighbours far faster.)
+        """
+        check_is_fitted(self, "encoder_")
+        layers = [(l.weight.detach().numpy().astype(np.float64), l.bias.detach().numpy().astype(np.float64))
+                  for l in self.encoder_.layers]
+        tanh_out = self.encoder_.out_activation == "tanh"
+
+        def embed(x):
+            h = np.asarray(x, dtype=np.float64).reshape(-1)
+            for i, (W, b) in enumerate(layers):
+                h = W @ h + b
+                if i < len(layers) - 1 or tanh_out:
+                    h = np.tanh(h)
+            return h / max(np.linalg.norm(h), 1e-12)
+
+        def metric(a, b):
+            return float(np.linalg.norm(embed(a) - embed(b)))
+
+        return metric
+
+    # -- persistence (no pickle) ----------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write the fitted model to one ``.safetensors`` file: weights plus a JSON config in its metadata."""
+        check_is_fitted(self, "encoder_")
+        if not isinstance(self.relation, str) or self.relation not in RELATIONS:
+            raise ValueError("save() supports registered relation names only, not a custom callable")
+        params = self.get_params()
+        params["hidden"] = list(sequence_of_ints(self.hidden, "hidden"))
+        if isinstance(params["random_state"], np.random.RandomState):
+            params["random_state"] = None
+        fitted = {
+            "task_": self.task_,
+            "n_features_in_": int(self.n_features_in_),
+            "relation_scale_": float(self.relation_scale_),
+            "loss_curve_": [float(v) for v in self.loss_curve_],
+            "n_pairs_seen_": int(self.n_pairs_seen_),
+            "n_iter_": int(self.n_iter_),
+            "n_steps_": int(self.n_steps_),
+        }
+        if hasattr(self, "classes_"):
+            fitted["classes_"] = self.classes_.tolist()
+            fitted["classes_dtype"] = self.classes_.dtype.str
+        meta = {"format": FORMAT, "params": json.dumps(params), "fitted": json.dumps(fitted)}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.encoder_.state_dict().items()}
+        save_file(state, str(path), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "HRAML":
+        """Read a model written by :meth:`save` (safetensors: no code is executed on load)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            state = load_file(str(path))
+        except Exception as exc:  # safetensors raises several types for a bad file
+            raise ValueError(f"{path}: not a readable HRAML model file ({exc})") from exc
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an HRAML model file (format {meta.get('format')!r})")
+        params = json.loads(meta["params"])
+        fitted = json.loads(meta["fitted"])
+        params["hidden"] = tuple(params["hidden"])
+        model = cls(**params)
+        encoder = MLPEncoder(
+            fitted["n_features_in_"], params["hidden"], params["dim"], params["out_activation"], "torch"
+        )
+        encoder.load_state_dict(state)
+        model.encoder_ = encoder.eval()
+        for key in ("task_", "n_features_in_", "relation_scale_", "loss_curve_", "n_pairs_seen_", "n_iter_", "n_steps_"):
+            setattr(model, key, fitted[key])
+        if "classes_" in fitted:
+            model.classes_ = np.asarray(fitted["classes_"], dtype=np.dtype(fitted["classes_dtype"]))
+        return model

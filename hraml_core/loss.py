@@ -1,0 +1,51 @@
+"""The relation-alignment objective of HRAML (paper, eq. 5).
+
+    J = 1/4 * sum_(i,j) (D_ij^2 - g(y_i, y_j))^2 + lambda * sum_m (||W_m||_F^2 + ||b_m||^2)
+
+:func:`alignment_loss` is eq. 5 to the letter (``reduction="sum"``). Training uses
+``reduction="mean"``, the same objective divided by the number of pairs in the step, so that one
+learning rate works for one pair (Algorithm 1) and for the 130k pairs of a 512-sample batch alike.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def pairwise_sq_dists(Z: torch.Tensor) -> torch.Tensor:
+    """A_ij = D_ij^2 = ||z_i - z_j||^2 for the rows of Z."""
+    sq = Z.square().sum(1)
+    # The Gram-matrix form costs one matmul; rounding leaves ~1e-7 on the diagonal, which callers
+    # either mask (training) or zero (display).
+    return (sq[:, None] + sq[None, :] - 2.0 * (Z @ Z.T)).clamp_min(0)
+
+
+def paired_sq_dists(Za: torch.Tensor, Zb: torch.Tensor) -> torch.Tensor:
+    """D_p^2 = ||a_p - b_p||^2 for row-aligned pairs."""
+    return (Za - Zb).square().sum(1)
+
+
+def alignment_loss(d2: torch.Tensor, g: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """1/4 * sum (d2 - g)^2 over the given pairs (``"mean"`` divides by their number)."""
+    if d2.shape != g.shape:
+        raise ValueError(f"d2 and g must have the same shape, got {tuple(d2.shape)} and {tuple(g.shape)}")
+    sq = (d2 - g).square()
+    if reduction == "sum":
+        return 0.25 * sq.sum()
+    if reduction == "mean":
+        return 0.25 * sq.mean()
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def hraml_objective(
+    d2: torch.Tensor, g: torch.Tensor, encoder: torch.nn.Module, weight_decay: float, reduction: str = "sum"
+) -> torch.Tensor:
+    """Eq. 5: the alignment term plus lambda * (sum ||W||_F^2 + ||b||^2) over the encoder's layers."""
+    loss = alignment_loss(d2, g, reduction)
+    if weight_decay:
+        loss = loss + weight_decay * l2_penalty(encoder)
+    return loss
+
+
+def l2_penalty(module: torch.nn.Module) -> torch.Tensor:
+    """sum_m ||W_m||_F^2 + ||b_m||^2 over all parameters: r(theta) of eq. 5 without lambda."""
+    return sum(p.square().sum() for p in module.parameters())

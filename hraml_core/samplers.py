@@ -1,0 +1,173 @@
+"""Pair samplers: which samples are embedded in a step, and which of their pairs enter the loss.
+
+Each step, a sampler names the rows to embed (:meth:`PairSampler.batch_indices`), then, given the
+current squared distances A and label relations G between those rows, the pairs that form the loss
+(:meth:`PairSampler.select_pairs`; ``None`` means every pair i < j of the batch).
+
+- ``pairs``: Algorithm 1 of the paper, one random pair per SGD step. The faithful reference, and
+  the one for teaching; three orders of magnitude slower per pair than ``batch``.
+- ``batch`` (default): all B(B-1)/2 pairs inside a shuffled mini-batch, one matrix product.
+- ``hard``: the authors' mining, inside the mini-batch. Per anchor, ``partners`` partners:
+  for classes, the nearest same-class and nearest other-class samples in the *current* embedding
+  space, ``balance`` of them same-class; for multi-label sets and distributions, partners drawn
+  with probability proportional to (1 / (g + 1e-6)) ** ``sampling_power``.
+"""
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+
+from .tasks import CLASSIFICATION
+
+SAMPLERS = ("batch", "hard", "pairs")
+
+Pairs = tuple[torch.Tensor, torch.Tensor]
+
+
+class PairSampler(ABC):
+    name: str
+
+    def __init__(self, n_samples: int, generator: torch.Generator):
+        if n_samples < 2:
+            raise ValueError(f"pair sampling needs at least 2 samples, got {n_samples}")
+        self.n_samples = n_samples
+        self.generator = generator
+
+    @property
+    @abstractmethod
+    def steps_per_epoch(self) -> int:
+        """Steps that make one epoch (each sample an anchor about once)."""
+
+    @abstractmethod
+    def batch_indices(self) -> torch.Tensor:
+        """Indices of the training rows to embed this step."""
+
+    def select_pairs(self, A: torch.Tensor, G: torch.Tensor) -> Pairs | None:
+        """Pairs (local indices into the batch) for the loss; None for all pairs i < j."""
+        return None
+
+    def pairs_in_step(self, batch_len: int, pairs: Pairs | None) -> int:
+        return batch_len * (batch_len - 1) // 2 if pairs is None else int(pairs[0].numel())
+
+
+class _ShuffledBatches(PairSampler):
+    """Walks a fresh permutation of the training set each epoch, ``batch_size`` rows at a time."""
+
+    def __init__(self, n_samples: int, generator: torch.Generator, batch_size: int):
+        super().__init__(n_samples, generator)
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2, got {batch_size}")
+        self.batch_size = min(int(batch_size), n_samples)
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_samples / self.batch_size)
+
+    def batch_indices(self) -> torch.Tensor:
+        if self._pos >= self.n_samples:
+            self._pos = 0
+        if self._pos == 0:
+            self._perm = torch.randperm(self.n_samples, generator=self.generator)
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        if len(idx) < 2:  # a lone leftover sample has no pair: take the epoch's last full batch
+            idx = self._perm[-self.batch_size :]
+        return idx
+
+
+class BatchSampler(_ShuffledBatches):
+    """Every pair inside each mini-batch."""
+
+    name = "batch"
+
+
+class HardSampler(_ShuffledBatches):
+    """The authors' hard-pair mining, restricted to the current mini-batch."""
+
+    name = "hard"
+
+    def __init__(
+        self,
+        n_samples: int,
+        generator: torch.Generator,
+        batch_size: int,
+        task: str,
+        partners: int = 4,
+        balance: float = 0.5,
+        sampling_power: float = 1.0,
+    ):
+        super().__init__(n_samples, generator, batch_size)
+        if partners < 1:
+            raise ValueError(f"partners must be at least 1, got {partners}")
+        if not 0.0 <= balance <= 1.0:
+            raise ValueError(f"balance must lie in [0, 1], got {balance}")
+        if sampling_power < 0:
+            raise ValueError(f"sampling_power must be >= 0, got {sampling_power}")
+        self.task, self.partners = task, int(partners)
+        self.balance, self.sampling_power = float(balance), float(sampling_power)
+
+    def select_pairs(self, A: torch.Tensor, G: torch.Tensor) -> Pairs:
+        B = A.shape[0]
+        k = min(self.partners, B - 1)
+        eye = torch.eye(B, dtype=torch.bool, device=A.device)
+        if self.task == CLASSIFICATION:
+            same = (G <= 1e-6) & ~eye
+            n_same = int(round(self.balance * k))
+            anchors, partners = [], []
+            for mask, count in ((same, n_same), (~same & ~eye, k - n_same)):
+                if count == 0:
+                    continue
+                dist = A.masked_fill(~mask, math.inf)
+                nearest = dist.topk(count, dim=1, largest=False)
+                ok = torch.isfinite(nearest.values)  # anchors with fewer candidates than count
+                rows = torch.arange(B, device=A.device)[:, None].expand(-1, count)
+                anchors.append(rows[ok])
+                partners.append(nearest.indices[ok])
+            return torch.cat(anchors), torch.cat(partners)
+        weights = (1.0 / (G + 1e-6)).pow(self.sampling_power).masked_fill(eye, 0.0)
+        chosen = torch.multinomial(weights, k, replacement=False, generator=self.generator)
+        anchors = torch.arange(B, device=A.device)[:, None].expand(-1, k)
+        return anchors.reshape(-1), chosen.reshape(-1)
+
+
+class SinglePairSampler(PairSampler):
+    """Algorithm 1: one uniformly random pair (i != j) per step; an epoch is n steps."""
+
+    name = "pairs"
+    _PAIR = (torch.tensor([0]), torch.tensor([1]))
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_samples
+
+    def batch_indices(self) -> torch.Tensor:
+        i, j = torch.randint(self.n_samples, (2,), generator=self.generator).tolist()
+        if i == j:
+            j = (j + 1 + int(torch.randint(self.n_samples - 1, (1,), generator=self.generator))) % self.n_samples
+        return torch.tensor([i, j])
+
+    def select_pairs(self, A: torch.Tensor, G: torch.Tensor) -> Pairs:
+        return self._PAIR
+
+
+def make_sampler(
+    name: str,
+    n_samples: int,
+    generator: torch.Generator,
+    batch_size: int = 256,
+    task: str = CLASSIFICATION,
+    partners: int = 4,
+    balance: float = 0.5,
+    sampling_power: float = 1.0,
+) -> PairSampler:
+    if name == "batch":
+        return BatchSampler(n_samples, generator, batch_size)
+    if name == "hard":
+        return HardSampler(n_samples, generator, batch_size, task, partners, balance, sampling_power)
+    if name == "pairs":
+        return SinglePairSampler(n_samples, generator)
+    raise ValueError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}")

@@ -1,0 +1,145 @@
+"""The three learning tasks HRAML covers, and how targets of each are recognised and encoded.
+
+Every part of the library works on a *label matrix* ``Y`` of shape (n_samples, n_labels):
+
+- ``classification``: one-hot rows built from 1-D class labels (ints or strings);
+- ``multilabel``: 0/1 indicator rows;
+- ``distribution``: non-negative rows that sum to 1 (label distribution learning).
+
+:func:`detect_task` decides which one a target array is, :func:`encode_targets` turns it into the
+label matrix, and both raise a ``ValueError`` that names the problem for targets that fit none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLASSIFICATION = "classification"
+MULTILABEL = "multilabel"
+DISTRIBUTION = "distribution"
+TASKS = (CLASSIFICATION, MULTILABEL, DISTRIBUTION)
+
+#: Rows of a label distribution must sum to 1 within this tolerance.
+DISTRIBUTION_ATOL = 1e-3
+
+
+@dataclass(frozen=True)
+class EncodedTargets:
+    """Targets as the label matrix every component uses, plus what is needed to decode them."""
+
+    task: str
+    Y: np.ndarray  # float64, (n_samples, n_labels)
+    classes: np.ndarray | None  # class values for classification, else None
+
+
+def _as_array(y) -> np.ndarray:
+    if hasattr(y, "toarray"):  # scipy.sparse label matrices (Mulan sets are often sparse)
+        y = y.toarray()
+    return np.asarray(y)
+
+
+def _is_numeric(y: np.ndarray) -> bool:
+    return y.dtype.kind in "biuf"
+
+
+def detect_task(y) -> str:
+    """Guess the task from the shape and values of ``y``.
+
+    1-D targets (or a single column) are class labels. A 2-D 0/1 matrix is a multi-label indicator
+    matrix. A 2-D non-negative matrix whose rows sum to 1 is a label distribution. A one-hot matrix
+    satisfies both of the last two; it is read as multi-label with exactly one label per row, which
+    HRAML treats the same as classes (the relation values coincide).
+    """
+    y = _as_array(y)
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        return CLASSIFICATION
+    if y.ndim != 2:
+        raise ValueError(f"targets must be 1-D class labels or a 2-D label matrix, got {y.ndim} dimensions")
+    if not _is_numeric(y):
+        raise ValueError("a 2-D label matrix must be numeric (0/1 indicators or label distributions)")
+    yf = y.astype(np.float64)
+    if not np.all(np.isfinite(yf)):
+        raise ValueError("the label matrix contains NaN or infinite values")
+    if np.all((yf == 0) | (yf == 1)):
+        return MULTILABEL
+    if np.all(yf >= 0) and np.allclose(yf.sum(axis=1), 1.0, atol=DISTRIBUTION_ATOL):
+        return DISTRIBUTION
+    raise ValueError(
+        "cannot tell the task from a 2-D label matrix that is neither 0/1 indicators "
+        "nor non-negative rows summing to 1 (label distributions)"
+    )
+
+
+def encode_targets(y, task: str = "auto") -> EncodedTargets:
+    """Validate ``y`` for ``task`` (or the detected one) and return the label matrix."""
+    y = _as_array(y)
+    if y.size == 0 or y.shape[0] == 0:
+        raise ValueError("targets are empty")
+    if task == "auto":
+        task = detect_task(y)
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected 'auto' or one of {', '.join(TASKS)}")
+
+    if task == CLASSIFICATION:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
+        if _is_numeric(y) and not np.all(np.isfinite(y.astype(np.float64))):
+            raise ValueError("class labels contain NaN or infinite values")
+        classes, codes = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(
+                f"classification needs at least 2 classes, got a single class ({classes[0]!r})"
+            )
+        Y = np.zeros((len(y), len(classes)), dtype=np.float64)
+        Y[np.arange(len(y)), codes] = 1.0
+        return EncodedTargets(task, Y, classes)
+
+    if y.ndim != 2:
+        raise ValueError(f"{task} targets must be a 2-D label matrix, got shape {y.shape}")
+    if not _is_numeric(y):
+        raise ValueError(f"{task} targets must be numeric")
+    Y = y.astype(np.float64)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("the label matrix contains NaN or infinite values")
+    if task == MULTILABEL:
+        if not np.all((Y == 0) | (Y == 1)):
+            raise ValueError("multilabel targets must be a 0/1 indicator matrix")
+        if np.all(Y == Y[0]):
+            raise ValueError("every sample has the same label set: there is no relation to learn")
+    else:
+        if np.any(Y < 0):
+            raise ValueError("label distributions must be non-negative")
+        sums = Y.sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > DISTRIBUTION_ATOL)
+        if len(bad):
+            raise ValueError(
+                f"label distribution rows must sum to 1; {len(bad)} rows do not "
+                f"(row {bad[0]} sums to {sums[bad[0]]:.4g})"
+            )
+        if np.allclose(Y, Y[0]):
+            raise ValueError("every sample has the same label distribution: there is no relation to learn")
+    return EncodedTargets(task, Y, None)
+
+
+def label_order(Y: np.ndarray) -> np.ndarray:
+    """A stable ordering of samples that groups alike labels together (for heatmaps).
+
+    Classes and multi-label sets sort by their dominant label, then by the rest of the row;
+    distributions by their largest label, then by how peaked they are.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    top = Y.argmax(axis=1)
+    peak = -Y.max(axis=1)
+    keys = [Y[:, j] for j in range(Y.shape[1] - 1, -1, -1)] + [peak, top]
+    return np.lexsort(keys)
+
+
+def display_labels(Y: np.ndarray, task: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """One label per sample for colouring plots: the class, or the dominant label's index."""
+    top = np.asarray(Y).argmax(axis=1)
+    if task == CLASSIFICATION and classes is not None:
+        return np.asarray(classes)[top]
+    return top

@@ -1,0 +1,374 @@
+"""A background trainer: a :class:`~hraml_core.training.TrainingRun` stepped in its own thread.
+
+Any thread may call :meth:`Trainer.start`, :meth:`~Trainer.pause`, :meth:`~Trainer.resume`,
+:meth:`~Trainer.stop` and :meth:`~Trainer.reset`, in any order; they serialise on one lock and at
+most one training thread exists per trainer. The training thread publishes an immutable
+:class:`Snapshot` a few times a second (arrays are replaced, never mutated, and marked read-only),
+so a UI reads :meth:`Trainer.snapshot` without touching torch or waiting on training.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .evaluate import PRIMARY_METRIC, evaluate_embedding
+from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
+from .training import NonFiniteLossError, TrainConfig, TrainingRun
+
+IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
+#: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
+MAX_CURVE_POINTS = 2000
+_ids = itertools.count(1)
+
+
+def _frozen(a) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+def _binned(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(step, value) pairs, averaged into at most ``max_points`` bins (steps are 1-based)."""
+    n = len(values)
+    steps = np.arange(1, n + 1, dtype=np.float64)
+    if n <= max_points:
+        return steps, values
+    edges = np.linspace(0, n, max_points + 1).astype(int)
+    sums = np.add.reduceat(values, edges[:-1])
+    counts = np.diff(edges)
+    return np.add.reduceat(steps, edges[:-1]) / counts, sums / counts
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the trainer is doing, as of ``time``. All arrays are read-only copies."""
+
+    version: int
+    status: str
+    message: str
+    task: str
+    step: int
+    epoch: float
+    pairs_seen: int
+    pairs_per_s: float
+    steps_per_s: float
+    elapsed_s: float
+    loss_steps: np.ndarray
+    loss_values: np.ndarray
+    metric_name: str
+    metric_steps: np.ndarray
+    metric_values: np.ndarray
+    raw_metric: float | None
+    A: np.ndarray  # D^2 between probe samples, ordered by label
+    E: np.ndarray  # scaled g between the same samples
+    probe_labels: np.ndarray
+    embeddings: np.ndarray  # f(x) of the display subset
+    embedding_labels: np.ndarray
+    embedding_index: np.ndarray  # rows of the training set shown
+    relation_scale: float
+    config: TrainConfig
+    time: float = field(default_factory=time.time)
+
+    @property
+    def last_loss(self) -> float:
+        return float(self.loss_values[-1]) if len(self.loss_values) else math.nan
+
+    @property
+    def last_metric(self) -> float | None:
+        return float(self.metric_values[-1]) if len(self.metric_values) else None
+
+
+class Trainer:
+    """Train HRAML on (X, Y) in a background thread and publish snapshots for a UI.
+
+    Parameters
+    ----------
+    X, Y : training features and targets (classes, label sets or distributions).
+    config : TrainConfig
+    task : "auto" or a task name.
+    X_val, Y_val : optional held-out data; the task's primary metric is tracked on it, and on the
+        raw features once for comparison.
+    max_epochs : stop with status "finished" after this many epochs (None: until stopped).
+    probe_size : samples in the A / E heatmaps (at most 300 by default), ordered by label.
+    display_size : samples whose embeddings each snapshot carries (for a 2-D projection).
+    publish_every_s, eval_every_s : how often snapshots and the held-out metric are refreshed.
+    n_threads : torch threads in the training thread (torch's setting is process-wide).
+    """
+
+    def __init__(
+        self,
+        X,
+        Y,
+        config: TrainConfig = TrainConfig(),
+        task: str = "auto",
+        X_val=None,
+        Y_val=None,
+        max_epochs: float | None = None,
+        probe_size: int = 300,
+        display_size: int = 2000,
+        publish_every_s: float = 0.25,
+        eval_every_s: float = 1.0,
+        n_threads: int | None = 1,
+    ):
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or len(X) < 2:
+            raise ValueError(f"X must be a 2-D array with at least 2 rows, got shape {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise ValueError("X contains NaN or infinite values")
+        targets = encode_targets(Y, task)
+        if len(targets.Y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but Y has {len(targets.Y)}")
+        self.X, self.targets, self.task = X, targets, targets.task
+        self.y_raw = np.asarray(Y) if targets.task == CLASSIFICATION else targets.Y
+        self.X_val = None if X_val is None else np.asarray(X_val, dtype=np.float32)
+        self.Y_val = None
+        if X_val is not None:
+            val = encode_targets(Y_val, targets.task)
+            if len(val.Y) != len(self.X_val):
+                raise ValueError(f"X_val has {len(self.X_val)} rows but Y_val has {len(val.Y)}")
+            self.Y_val = np.asarray(Y_val) if targets.task == CLASSIFICATION else val.Y
+        if max_epochs is not None and not max_epochs > 0:
+            raise ValueError(f"max_epochs must be positive or None, got {max_epochs!r}")
+        self.max_epochs = max_epochs
+        self.probe_size, self.display_size = int(probe_size), int(display_size)
+        self.publish_every_s, self.eval_every_s = float(publish_every_s), float(eval_every_s)
+        self.n_threads = n_threads
+        self.metric_name = PRIMARY_METRIC[self.task]
+        self.name = f"hraml-train-{next(_ids)}"
+
+        self._control = threading.RLock()  # serialises start/pause/resume/stop/reset
+        self._model_lock = threading.Lock()  # held by the training thread around each step
+        self._snapshot_lock = threading.Lock()
+        self._unpaused = threading.Event()
+        self._stop_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._raw_metric: float | None = None
+        self._version = 0
+        self._build(config)
+
+    # -- set-up -------------------------------------------------------------------------------
+    def _build(self, config: TrainConfig) -> None:
+        self.config = config
+        self.run = TrainingRun(self.X, self.targets.Y, self.task, config)
+        rng = np.random.default_rng(self.run.seed)
+        n = len(self.X)
+        probe = rng.choice(n, min(self.probe_size, n), replace=False)
+        self.probe_index = probe[label_order(self.targets.Y[probe])]
+        self._E = _frozen(self.run.relation_matrix(self.targets.Y[self.probe_index]).numpy())
+        self._probe_labels = _frozen(display_labels(self.targets.Y[self.probe_index], self.task, self.targets.classes))
+        display = np.sort(rng.choice(n, min(self.display_size, n), replace=False))
+        self.display_index = _frozen(display)
+        self._display_labels = _frozen(display_labels(self.targets.Y[display], self.task, self.targets.classes))
+        self._metric_steps: list[int] = []
+        self._metric_values: list[float] = []
+        self._elapsed = 0.0
+        self._rate = (0.0, 0.0)
+        self._status, self._message = IDLE, "ready"
+        self._publish()
+
+    # -- control (any thread) -----------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return self._status
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> bool:
+        """Start training, or continue from the current weights after a stop or a failure.
+
+        Returns False when there is nothing to start: a thread already runs (a paused one is
+        resumed) or the run has finished its ``max_epochs``.
+        """
+        with self._control:
+            if self.is_alive():
+                if self._status == PAUSED:
+                    self.resume()
+                return False
+            if self._status == FINISHED:
+                return False
+            self._stop_requested.clear()
+            self._unpaused.set()
+            self._set_status(RUNNING, "training")
+            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            self._thread.start()
+            return True
+
+    def pause(self) -> None:
+        with self._control:
+            if self.is_alive() and self._status == RUNNING:
+                self._unpaused.clear()
+                self._set_status(PAUSED, "paused")
+
+    def resume(self) -> None:
+        with self._control:
+            if self.is_alive() and self._status == PAUSED:
+                self._set_status(RUNNING, "training")
+                self._unpaused.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (weights kept); returns once it has exited."""
+        with self._control:
+            thread = self._thread
+            if thread is None:
+                return
+            self._stop_requested.set()
+            self._unpaused.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                raise RuntimeError(f"training thread {thread.name} did not stop within {timeout} s")
+            self._thread = None
+            if self._status in (RUNNING, PAUSED):
+                self._set_status(STOPPED, f"stopped at step {self.run.state.step}")
+
+    def reset(self, config: TrainConfig | None = None) -> None:
+        """Stop, then start over from a fresh initialisation (with a new config if given)."""
+        with self._control:
+            self.stop()
+            self._build(config or self.config)
+
+    close = stop
+
+    def join(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- reading (any thread) -----------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        with self._snapshot_lock:
+            return self._snapshot
+
+    def embed(self, X) -> np.ndarray:
+        """Embeddings of X with the current weights (waits for the step in progress)."""
+        with self._model_lock:
+            return self.run.embed(np.asarray(X, dtype=np.float32))
+
+    def to_estimator(self):
+        """A fitted :class:`hraml_core.HRAML` holding a copy of the current weights."""
+        from .estimator import HRAML
+
+        c = self.config
+        model = HRAML(
+            hidden=c.hidden, dim=c.dim, relation=c.relation, scale=c.scale, sampler=c.sampler,
+            batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay, optimizer=c.optimizer,
+            momentum=c.momentum, out_activation=c.out_activation, init=c.init, partners=c.partners,
+            balance=c.balance, sampling_power=c.sampling_power, task=self.task, random_state=c.seed,
+            device="cpu",
+        )
+        with self._model_lock:
+            state = self.run.state_dict()
+            st = self.run.state
+            losses = list(st.losses)
+            model.n_pairs_seen_, model.n_steps_ = st.pairs_seen, st.step
+            model.n_iter_ = int(self.run.epoch)
+        from .encoder import MLPEncoder
+
+        encoder = MLPEncoder(self.X.shape[1], c.hidden, c.dim, c.out_activation, "torch")
+        encoder.load_state_dict(state)
+        model.encoder_ = encoder.eval()
+        model.task_ = self.task
+        model.n_features_in_ = self.X.shape[1]
+        model.relation_scale_ = self.run.scale
+        per_epoch = self.run.sampler.steps_per_epoch
+        model.loss_curve_ = [float(np.mean(losses[i : i + per_epoch])) for i in range(0, len(losses), per_epoch)]
+        if self.targets.classes is not None:
+            model.classes_ = self.targets.classes
+        return model
+
+    # -- the training thread --------------------------------------------------------------------
+    def _set_status(self, status: str, message: str) -> None:
+        self._status, self._message = status, message
+        self._publish()
+
+    def _loop(self) -> None:
+        if self.n_threads:
+            torch.set_num_threads(int(self.n_threads))
+        try:
+            if self.X_val is not None and self._raw_metric is None:
+                self._raw_metric = self._metric(self.X, self.X_val)
+            run = self.run
+            last_publish = last_eval = -math.inf
+            t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
+            while not self._stop_requested.is_set():
+                if not self._unpaused.is_set():
+                    self._unpaused.wait(0.1)
+                    t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
+                    continue
+                t0 = time.perf_counter()
+                with self._model_lock:
+                    run.step()
+                now = time.perf_counter()
+                self._elapsed += now - t0
+                done = self.max_epochs is not None and run.epoch >= self.max_epochs
+                if done or now - last_publish >= self.publish_every_s:
+                    if now > t_prev:
+                        self._rate = ((run.state.pairs_seen - p_prev) / (now - t_prev), (run.state.step - s_prev) / (now - t_prev))
+                    t_prev, s_prev, p_prev = now, run.state.step, run.state.pairs_seen
+                    if self.X_val is not None and (done or now - last_eval >= self.eval_every_s):
+                        self._evaluate()
+                        last_eval = now
+                    last_publish = now
+                    self._publish()
+                if done:
+                    self._set_status(FINISHED, f"finished {self.max_epochs:g} epochs ({run.state.step} steps)")
+                    return
+        except NonFiniteLossError as exc:
+            self._set_status(FAILED, str(exc))
+        except Exception as exc:  # keep the UI informed rather than dying silently in a thread
+            self._set_status(FAILED, f"training failed: {type(exc).__name__}: {exc}")
+        else:
+            self._publish()
+
+    def _metric(self, Z_train, Z_val) -> float:
+        return evaluate_embedding(self.task, Z_train, self.y_raw, Z_val, self.Y_val)[self.metric_name]
+
+    def _evaluate(self) -> None:
+        value = self._metric(self.run.embed(self.X), self.run.embed(self.X_val))
+        self._metric_steps.append(self.run.state.step)
+        self._metric_values.append(value)
+
+    def _publish(self) -> None:
+        run = self.run
+        with self._model_lock:  # a control thread may publish while a step is in progress
+            probe = run.embed(self.X[self.probe_index])
+            embeddings = run.embed(self.X[self.display_index])
+        sq = (probe**2).sum(1)
+        A = np.maximum(sq[:, None] + sq[None, :] - 2 * probe @ probe.T, 0)
+        np.fill_diagonal(A, 0)
+        loss_steps, loss_values = _binned(np.asarray(run.state.losses, dtype=np.float64), MAX_CURVE_POINTS)
+        pairs_rate, steps_rate = self._rate if self._status == RUNNING else (0.0, 0.0)
+        with self._snapshot_lock:
+            self._version += 1
+            self._snapshot = Snapshot(
+                version=self._version,
+                status=self._status,
+                message=self._message,
+                task=self.task,
+                step=run.state.step,
+                epoch=run.epoch,
+                pairs_seen=run.state.pairs_seen,
+                pairs_per_s=pairs_rate,
+                steps_per_s=steps_rate,
+                elapsed_s=self._elapsed,
+                loss_steps=_frozen(loss_steps),
+                loss_values=_frozen(loss_values),
+                metric_name=self.metric_name,
+                metric_steps=_frozen(self._metric_steps),
+                metric_values=_frozen(self._metric_values),
+                raw_metric=self._raw_metric,
+                A=_frozen(A.astype(np.float32)),
+                E=self._E,
+                probe_labels=self._probe_labels,
+                embeddings=_frozen(embeddings),
+                embedding_labels=self._display_labels,
+                embedding_index=self.display_index,
+                relation_scale=run.scale,
+                config=self.config,
+            )

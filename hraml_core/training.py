@@ -1,0 +1,235 @@
+"""One HRAML training run, stepped synchronously: encoder + relation + sampler + loss + optimiser.
+
+The data flows one way: label matrix -> relation (scaled) -> sampler -> encoder -> loss -> step.
+:class:`TrainingRun` owns no thread; the estimator steps it inline and the background
+:class:`hraml_core.trainer.Trainer` steps it from its thread.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .encoder import INITS, OUT_ACTIVATIONS, MLPEncoder
+from .loss import alignment_loss, l2_penalty, pairwise_sq_dists
+from .relations import get_relation, relation_max, relation_scale
+from .samplers import SAMPLERS, make_sampler
+from .tasks import TASKS
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a run. Defaults are the library's tuned defaults (docs/RESULTS.md)."""
+
+    hidden: tuple[int, ...] = (256,)
+    dim: int = 64
+    out_activation: str = "tanh"
+    init: str = "paper"
+    relation: str = "l1"
+    scale: str | float = "auto"
+    sampler: str = "batch"
+    batch_size: int = 256
+    partners: int = 4
+    balance: float = 0.5
+    sampling_power: float = 1.0
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    seed: int | None = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        problems = []
+        if self.out_activation not in OUT_ACTIVATIONS:
+            problems.append(f"out_activation must be one of {OUT_ACTIVATIONS}, got {self.out_activation!r}")
+        if self.init not in INITS:
+            problems.append(f"init must be one of {INITS}, got {self.init!r}")
+        if self.sampler not in SAMPLERS:
+            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if int(self.dim) < 1 or any(h < 1 for h in self.hidden):
+            problems.append(f"dim and hidden sizes must be positive, got dim={self.dim}, hidden={self.hidden}")
+        if int(self.batch_size) < 2:
+            problems.append(f"batch_size must be at least 2, got {self.batch_size}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr must be a positive finite number, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the run's weights were restored to the last finite step."""
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` intra-op torch threads (process-wide in torch), then restore."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _as_float_tensor(a, device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32), device=device)
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    pairs_seen: int = 0
+    last_loss: float = math.nan
+    losses: list[float] = field(default_factory=list)  # one per step
+
+
+class TrainingRun:
+    """A run on one training set: call :meth:`step` as often as you like.
+
+    ``X`` is (n, d) float, ``Y`` the (n, L) label matrix of ``task`` (see hraml_core.tasks).
+    """
+
+    def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig()):
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}")
+        self.config, self.task = config, task
+        self.device = torch.device(config.device)
+        self.X = _as_float_tensor(X, self.device)
+        self.Y = _as_float_tensor(Y, self.device)
+        n = self.X.shape[0]
+        if self.Y.shape[0] != n:
+            raise ValueError(f"X has {n} rows but Y has {self.Y.shape[0]}")
+        seed = config.seed if config.seed is not None else int(torch.seed() % 2**31)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+        self.relation = get_relation(config.relation)
+        self.g_max = relation_max(self.relation, Y, seed=seed)
+        self.scale = relation_scale(config.scale, self.g_max)
+
+        self.encoder = MLPEncoder(
+            self.X.shape[1], config.hidden, config.dim, config.out_activation, config.init, self.generator
+        ).to(self.device)
+        params = list(self.encoder.parameters())
+        if config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+        # The sampler draws on its own generator so that initialisation and sampling are separately
+        # reproducible (changing the init does not change the pair sequence).
+        self.sampler = make_sampler(
+            config.sampler,
+            n,
+            torch.Generator().manual_seed(seed + 1),
+            config.batch_size,
+            task,
+            config.partners,
+            config.balance,
+            config.sampling_power,
+        )
+        self._last_finite = [p.detach().clone() for p in params]
+        self.state = RunState()
+
+    # -- training ---------------------------------------------------------------------------
+    @property
+    def epoch(self) -> float:
+        return self.state.step / self.sampler.steps_per_epoch
+
+    def relation_matrix(self, Ya, Yb=None) -> torch.Tensor:
+        """E = scale * g(Ya, Yb): the targets D^2 is trained to match."""
+        return self.scale * self.relation(Ya, Yb)
+
+    def step(self) -> float:
+        """One optimisation step; returns the step's objective (eq. 5, averaged over its pairs)."""
+        idx = self.sampler.batch_indices()
+        Z = self.encoder(self.X[idx])
+        A = pairwise_sq_dists(Z)
+        G = self.relation_matrix(self.Y[idx])
+        pairs = self.sampler.select_pairs(A.detach(), G)
+        if pairs is None:
+            # All pairs i < j: by symmetry the mean over i != j, computed on the whole matrix with
+            # the diagonal masked, which avoids gathering B(B-1)/2 entries.
+            B = len(idx)
+            off = 1.0 - torch.eye(B, device=A.device)
+            fit = 0.25 * ((A - G).square() * off).sum() / (B * (B - 1))
+        else:
+            fit = alignment_loss(A[pairs], G[pairs], reduction="mean")
+        loss = fit + self.config.weight_decay * l2_penalty(self.encoder) if self.config.weight_decay else fit
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self._restore_last_finite()
+            raise NonFiniteLossError(
+                f"the loss became {value} at step {self.state.step + 1} "
+                f"(lr={self.config.lr:g}); weights restored to the last finite step"
+            )
+        with torch.no_grad():
+            for saved, p in zip(self._last_finite, self.encoder.parameters()):
+                saved.copy_(p)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        st = self.state
+        st.step += 1
+        st.pairs_seen += self.sampler.pairs_in_step(len(idx), pairs)
+        st.last_loss = value
+        st.losses.append(value)
+        return value
+
+    def _restore_last_finite(self) -> None:
+        with torch.no_grad():
+            for saved, p in zip(self._last_finite, self.encoder.parameters()):
+                p.copy_(saved)
+        self.optimizer.state.clear()  # moments built from the failed step are poisoned too
+
+    # -- reading the model --------------------------------------------------------------------
+    @torch.no_grad()
+    def embed(self, X, chunk: int = 4096) -> np.ndarray:
+        """Embeddings f(x) of rows of X (numpy in, numpy out), in evaluation mode."""
+        Xt = _as_float_tensor(X, self.device)
+        out = [self.encoder(Xt[s : s + chunk]) for s in range(0, len(Xt), chunk)]
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.dim), np.float32)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.encoder.load_state_dict(state)
+        with torch.no_grad():
+            for saved, p in zip(self._last_finite, self.encoder.parameters()):
+                saved.copy_(p)
+
+
+def sequence_of_ints(value, name: str) -> tuple[int, ...]:
+    """Accept ``256``, ``(256, 128)`` or ``"256,128"`` for layer sizes."""
+    if isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+        try:
+            return tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"{name} must be integers separated by commas, got {value!r}") from None
+    if isinstance(value, (int, np.integer)):
+        return (int(value),)
+    if isinstance(value, Sequence):
+        return tuple(int(v) for v in value)
+    raise ValueError(f"{name} must be an int, a sequence of ints or a comma-separated string, got {value!r}")
