@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch.func import functional_call
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -87,7 +88,9 @@ class HRAML(TransformerMixin, BaseEstimator):
     n_pairs_seen_ : int, pairs processed by fit
     n_iter_ : int, epochs run
     n_steps_ : int, optimisation steps run
-    validation_scores_ : list of float, with early_stopping
+    validation_scores_ : list of float, the task's metric on the held-out part after each epoch
+        (None without early_stopping)
+    best_validation_score_ : float, with early_stopping: the score of the weights kept
     """
 
     def __init__(
@@ -241,15 +244,20 @@ class HRAML(TransformerMixin, BaseEstimator):
                     break
         if best_state is not None:
             run.load_state_dict(best_state)
+            self.best_validation_score_ = sign * best
 
     # -- using the metric ---------------------------------------------------------------------
     def transform(self, X):
         """Embeddings f(X): L2-normalised rows of length ``dim``."""
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        # float64 input is embedded in float64 (weights upcast): each row's embedding is then
+        # independent of the batch it comes in, to ~1e-16 rather than float32's ~1e-7.
+        params = {k: v.to(torch.float64 if X.dtype == np.float64 else torch.float32)
+                  for k, v in self.encoder_.state_dict().items()}
         with torch.no_grad(), torch_threads(self.n_threads):
-            Z = self.encoder_(torch.as_tensor(X, dtype=torch.float32))
-        return Z.numpy().astype(X.dtype, copy=False)
+            Z = functional_call(self.encoder_, params, (torch.tensor(X),))
+        return Z.numpy()
 
     def get_metric(self):
         """A callable ``metric(a, b) = ||f(a) - f(b)||`` on two 1-D samples.

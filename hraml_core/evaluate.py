@@ -1,0 +1,511 @@
+"""Held-out evaluators for learned embeddings: kNN accuracy, MLkNN and AA-kNN, plus their metrics.
+
+The paper measures a learned metric by what a nearest-neighbour learner does in the embedding:
+
+- ``classification``: kNN majority vote, scored by accuracy;
+- ``multilabel``: MLkNN (Zhang & Zhou, "ML-KNN: A lazy learning approach to multi-label learning",
+  Pattern Recognition 40(7), 2007), scored by Hamming loss, ranking loss, one-error, coverage and
+  average precision;
+- ``distribution``: AA-kNN (Geng, "Label distribution learning", IEEE TKDE 28(7), 2016), scored by
+  Chebyshev, Clark, Canberra, Kullback-Leibler, cosine and intersection.
+
+:func:`evaluate_embedding` is the one entry point the rest of the project calls; it returns a flat
+``{metric name: float}`` dict. :data:`METRIC_DIRECTIONS` says whether each metric is better high
+(``"max"``) or low (``"min"``), and :data:`PRIMARY_METRIC` names the one the dashboard follows live.
+
+Everything here is numpy / scikit-learn and vectorised over samples: the evaluators run inside a
+live training loop several times a second on a few thousand points. Distances are Euclidean.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from numbers import Integral
+
+import numpy as np
+from sklearn.metrics import coverage_error, hamming_loss
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from threadpoolctl import ThreadpoolController
+
+from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL, TASKS
+
+__all__ = [
+    "AAkNN",
+    "DEFAULT_K",
+    "KL_EPSILON",
+    "LDL_METRICS",
+    "METRIC_DIRECTIONS",
+    "MLkNN",
+    "MULTILABEL_METRICS",
+    "PRIMARY_METRIC",
+    "evaluate_embedding",
+    "knn_accuracy",
+    "ldl_metrics",
+    "multilabel_metrics",
+]
+
+#: Metric names returned for each task, in display order.
+MULTILABEL_METRICS = ("hamming_loss", "ranking_loss", "one_error", "coverage", "average_precision")
+LDL_METRICS = ("chebyshev", "clark", "canberra", "kl", "cosine", "intersection")
+
+#: ``"max"``: higher is better; ``"min"``: lower is better.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "accuracy": "max",
+    "hamming_loss": "min",
+    "ranking_loss": "min",
+    "one_error": "min",
+    "coverage": "min",
+    "average_precision": "max",
+    "chebyshev": "min",
+    "clark": "min",
+    "canberra": "min",
+    "kl": "min",
+    "cosine": "max",
+    "intersection": "max",
+}
+
+#: The held-out metric the dashboard plots live for each task.
+PRIMARY_METRIC: dict[str, str] = {
+    CLASSIFICATION: "accuracy",
+    MULTILABEL: "average_precision",
+    DISTRIBUTION: "cosine",
+}
+
+#: Number of neighbours :func:`evaluate_embedding` uses when ``k`` is None.
+#: - classification: 1-NN, the plain nearest-neighbour accuracy (pass ``k=4`` for the authors'
+#:   "k = pairsize = 4" majority vote).
+#: - multilabel: 10, the MLkNN default of Zhang & Zhou (2007).
+#: - distribution: 4, Geng's setting for AA-kNN (his LDL toolbox calls
+#:   ``aaknn(train, labels, test, 4, 'L2')``), the "AA-kNN with L2" of the authors' protocol.
+DEFAULT_K: dict[str, int] = {CLASSIFICATION: 1, MULTILABEL: 10, DISTRIBUTION: 4}
+
+#: Floor put under the predicted probability ``q`` in the KL divergence (see :func:`ldl_metrics`).
+KL_EPSILON = 1e-12
+
+# scikit-learn's brute-force neighbour search runs on OpenMP threads (2 on the project's 2-vCPU
+# machines). The evaluators run beside a training loop that keeps a core busy, and there two
+# threads are 2-8x slower than one (measured, 1500 x 72 points, k=10: idle 6.6 ms with 2 threads,
+# 11 ms with 1; one core busy 21-94 ms with 2, 11 ms with 1), so searches run single-threaded.
+_NEIGHBOUR_THREADS = 1
+_threadpools: ThreadpoolController | None = None
+
+# Pairwise (label, label) comparisons for ranking loss / average precision are done this many
+# cells (samples x labels x labels) at a time, to bound memory for many labels.
+_RANK_CHUNK_CELLS = 1 << 22
+
+
+@contextmanager
+def _neighbour_threads():
+    global _threadpools
+    if _threadpools is None:  # created once: scanning the loaded libraries costs milliseconds
+        _threadpools = ThreadpoolController()
+    with _threadpools.limit(limits=_NEIGHBOUR_THREADS, user_api="openmp"):
+        yield
+
+
+# --------------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------------
+def _features(X, name: str) -> np.ndarray:
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (samples x features), got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {X.shape})")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
+    X = X.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return X
+
+
+def _check_pair(X_train: np.ndarray, X_test: np.ndarray, train_name: str, test_name: str) -> None:
+    if X_train.shape[1] != X_test.shape[1]:
+        raise ValueError(
+            f"{train_name} has {X_train.shape[1]} features but {test_name} has {X_test.shape[1]}"
+        )
+
+
+def _check_rows(X: np.ndarray, Y: np.ndarray, x_name: str, y_name: str) -> None:
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{x_name} has {X.shape[0]} rows but {y_name} has {Y.shape[0]}")
+
+
+def _check_k(k, n_train: int, *, exclude_self: bool = False, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, Integral):
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"{name} must be a positive integer, got {k}")
+    if exclude_self and k >= n_train:
+        raise ValueError(
+            f"{name}={k} is too large for {n_train} training samples: MLkNN counts each training "
+            f"sample's {name} nearest neighbours other than itself, so {name} must be at most {n_train - 1}"
+        )
+    if k > n_train:
+        raise ValueError(f"{name}={k} is larger than the training set ({n_train} samples)")
+    return k
+
+
+def _class_labels(y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
+    if y.dtype.kind in "biuf" and not np.all(np.isfinite(y.astype(np.float64))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if y.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in y):
+        raise ValueError(f"{name} contains missing (None or NaN) class labels")
+    return y
+
+
+def _label_matrix(Y, name: str, *, binary: bool) -> np.ndarray:
+    if hasattr(Y, "toarray"):
+        Y = Y.toarray()
+    Y = np.asarray(Y)
+    if Y.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D label matrix (samples x labels), got shape {Y.shape}")
+    if Y.shape[0] == 0 or Y.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {Y.shape})")
+    if Y.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {Y.dtype}")
+    Y = Y.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if binary:
+        if not np.all((Y == 0) | (Y == 1)):
+            raise ValueError(f"{name} must be a 0/1 indicator matrix")
+        return Y.astype(np.int8)
+    if np.any(Y < 0):
+        raise ValueError(f"{name} must be non-negative (label distributions)")
+    return Y
+
+
+def _same_shape(A: np.ndarray, B: np.ndarray, a_name: str, b_name: str) -> None:
+    if A.shape != B.shape:
+        raise ValueError(f"{a_name} has shape {A.shape} but {b_name} has shape {B.shape}")
+
+
+# --------------------------------------------------------------------------------------------------
+# single-label: kNN accuracy
+# --------------------------------------------------------------------------------------------------
+def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1) -> float:
+    """Accuracy of a Euclidean k-nearest-neighbour majority vote (scikit-learn's KNeighborsClassifier).
+
+    ``y_train`` / ``y_test`` are 1-D class labels (ints or strings). On a tied vote scikit-learn
+    picks the smallest class label among the tied ones.
+    """
+    Z_train = _features(Z_train, "Z_train")
+    Z_test = _features(Z_test, "Z_test")
+    _check_pair(Z_train, Z_test, "Z_train", "Z_test")
+    y_train = _class_labels(y_train, "y_train")
+    y_test = _class_labels(y_test, "y_test")
+    _check_rows(Z_train, y_train, "Z_train", "y_train")
+    _check_rows(Z_test, y_test, "Z_test", "y_test")
+    k = _check_k(k, Z_train.shape[0])
+    clf = KNeighborsClassifier(n_neighbors=k).fit(Z_train, y_train)
+    with _neighbour_threads():
+        pred = clf.predict(Z_test)
+    return float(np.mean(pred == y_test))
+
+
+# --------------------------------------------------------------------------------------------------
+# multi-label: MLkNN and its metrics
+# --------------------------------------------------------------------------------------------------
+class MLkNN:
+    """ML-kNN of Zhang & Zhou, "ML-KNN: A lazy learning approach to multi-label learning",
+    Pattern Recognition 40(7):2038-2048, 2007 (Euclidean neighbours).
+
+    Written here by hand: scikit-learn has no MLkNN, and scikit-multilearn (which has one) is not a
+    dependency of this project and is unmaintained.
+
+    Training (the paper's Fig. 1, steps 1-13), for every label ``l``:
+
+    - prior ``P(H1_l) = (s + #{i: y_il = 1}) / (2 s + n)``, ``P(H0_l) = 1 - P(H1_l)``;
+    - ``C_il`` = how many of sample ``i``'s ``k`` nearest training neighbours (itself excluded)
+      carry label ``l``;
+    - ``c[j]`` = #{i : y_il = 1 and C_il = j}, ``c'[j]`` = #{i : y_il = 0 and C_il = j}, j = 0..k;
+    - ``P(E_j | H1_l) = (s + c[j]) / (s (k + 1) + sum_p c[p])``, likewise with ``c'`` for ``H0_l``.
+
+    Prediction for a test point with ``C_l`` of its ``k`` nearest training neighbours carrying ``l``:
+    the label is on when ``P(H1_l) P(E_C | H1_l) > P(H0_l) P(E_C | H0_l)`` (the MAP rule; a tie
+    leaves it off), and its score is the posterior
+    ``P(H1_l | E_C) = P(H1_l) P(E_C|H1_l) / sum_b P(Hb_l) P(E_C|Hb_l)``.
+
+    ``s`` must be > 0 (with ``s = 0`` a count never seen in training gives 0/0 posteriors).
+    Among neighbours at exactly equal distance scikit-learn's order decides which are taken.
+    """
+
+    def __init__(self, k: int = 10, s: float = 1.0):
+        self.k = k
+        self.s = s
+
+    def fit(self, X, Y) -> "MLkNN":
+        X = _features(X, "X")
+        Y = _label_matrix(Y, "Y", binary=True)
+        _check_rows(X, Y, "X", "Y")
+        k = _check_k(self.k, X.shape[0], exclude_self=True)
+        s = float(self.s)
+        if not np.isfinite(s) or s <= 0:
+            raise ValueError(f"the smoothing s must be a positive number, got {self.s!r}")
+        n, L = Y.shape
+
+        self.prior1_ = (s + Y.sum(axis=0)) / (2.0 * s + n)  # (L,)
+        self.prior0_ = 1.0 - self.prior1_
+
+        self.nn_ = NearestNeighbors(n_neighbors=k).fit(X)
+        # X=None: each training point's k neighbours other than itself (duplicates handled by index)
+        with _neighbour_threads():
+            idx = self.nn_.kneighbors(return_distance=False)  # (n, k)
+        C = self._counts(Y, idx)  # (n, L), values 0..k
+
+        # c[j, l] and c'[j, l] by one bincount over the flat cell index j * L + l
+        cell = (C * L + np.arange(L)).ravel()
+        on = Y.ravel().astype(bool)
+        c1 = np.bincount(cell[on], minlength=(k + 1) * L).reshape(k + 1, L)
+        c0 = np.bincount(cell[~on], minlength=(k + 1) * L).reshape(k + 1, L)
+        self.c1_, self.c0_ = c1, c0
+        self.cond1_ = (s + c1) / (s * (k + 1) + c1.sum(axis=0))  # P(E_j | H1_l), (k+1, L)
+        self.cond0_ = (s + c0) / (s * (k + 1) + c0.sum(axis=0))  # P(E_j | H0_l)
+        self.Y_ = Y
+        self.k_ = k
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    @staticmethod
+    def _counts(Y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        # sum of the neighbours' indicator rows: (n, k, L) -> (n, L)
+        return Y[idx].sum(axis=1, dtype=np.int64)
+
+    def _joint(self, X):
+        """P(H1) P(E_C | H1) and P(H0) P(E_C | H0) for every test sample and label."""
+        if not hasattr(self, "nn_"):
+            raise ValueError("this MLkNN is not fitted yet; call fit(X, Y) first")
+        X = _features(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features but this MLkNN was fitted on {self.n_features_in_}"
+            )
+        with _neighbour_threads():
+            idx = self.nn_.kneighbors(X, return_distance=False)
+        C = self._counts(self.Y_, idx)
+        cols = np.arange(C.shape[1])
+        p1 = self.prior1_ * self.cond1_[C, cols]
+        p0 = self.prior0_ * self.cond0_[C, cols]
+        return p1, p0
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior ``P(label l on | neighbour count)``, shape (n_samples, n_labels)."""
+        p1, p0 = self._joint(X)
+        return p1 / (p1 + p0)
+
+    def predict(self, X) -> np.ndarray:
+        """0/1 label matrix by the MAP rule ``P(H1)P(E|H1) > P(H0)P(E|H0)`` (posterior > 0.5)."""
+        p1, p0 = self._joint(X)
+        return (p1 > p0).astype(np.int8)
+
+    def predict_with_proba(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict(X), predict_proba(X))`` from one neighbour search."""
+        p1, p0 = self._joint(X)
+        return (p1 > p0).astype(np.int8), p1 / (p1 + p0)
+
+
+def multilabel_metrics(Y_true, Y_pred, scores) -> dict[str, float]:
+    """The five multi-label metrics of Zhang & Zhou (2007), section 4.1.
+
+    ``Y_true`` and ``Y_pred`` are 0/1 matrices (n x L), ``scores`` real-valued label scores
+    (higher = more relevant; e.g. MLkNN posteriors) of the same shape.
+
+    - ``hamming_loss``: fraction of wrong label bits (scikit-learn ``hamming_loss``), over all samples.
+    - ``ranking_loss``: fraction of (relevant, irrelevant) label pairs ranked the wrong way, a tie
+      counting as wrong (scikit-learn's ``label_ranking_loss``, computed vectorised here).
+    - ``one_error``: fraction of samples whose top-scored label is not relevant (on tied top scores
+      the first label in column order is taken, as ``argmax`` and MATLAB's ``max`` do).
+    - ``coverage``: how far down the ranking one must go to cover every relevant label, counted
+      from 0 (the Mulan / Zhang & Zhou convention): scikit-learn's ``coverage_error`` minus 1
+      (ties ranked pessimistically, as scikit-learn does).
+    - ``average_precision``: label-ranking average precision (scikit-learn's
+      ``label_ranking_average_precision_score``, computed vectorised here; ties pessimistic).
+
+    Samples with no relevant label: ranking loss, one-error, coverage and average precision are
+    undefined for them, so, as Mulan does, they are left out of those four means (scikit-learn
+    would instead count them as 0 ranking loss, coverage -1 and precision 1). They still count in
+    the Hamming loss. When no sample has a relevant label those four are NaN. Samples with every
+    label relevant are kept (ranking loss 0, one-error 0, coverage L - 1, precision 1).
+    """
+    Y_true = _label_matrix(Y_true, "Y_true", binary=True)
+    Y_pred = _label_matrix(Y_pred, "Y_pred", binary=True)
+    scores = _features(scores, "scores")
+    _same_shape(Y_true, Y_pred, "Y_true", "Y_pred")
+    _same_shape(Y_true, scores, "Y_true", "scores")
+
+    out = {"hamming_loss": float(hamming_loss(Y_true, Y_pred))}
+    keep = Y_true.any(axis=1)
+    if not keep.any():
+        out.update(ranking_loss=np.nan, one_error=np.nan, coverage=np.nan, average_precision=np.nan)
+        return {m: out[m] for m in MULTILABEL_METRICS}
+    Yt, S = Y_true[keep], scores[keep]
+    top = S.argmax(axis=1)
+    rank_loss, avg_prec = _ranking_loss_and_precision(Yt.astype(bool), S)
+    out["ranking_loss"] = float(rank_loss.mean())
+    out["one_error"] = float(np.mean(Yt[np.arange(len(Yt)), top] == 0))
+    out["coverage"] = float(coverage_error(Yt, S) - 1.0)
+    out["average_precision"] = float(avg_prec.mean())
+    return {m: out[m] for m in MULTILABEL_METRICS}
+
+
+def _ranking_loss_and_precision(Y: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample ranking loss and label-ranking average precision, vectorised.
+
+    Same definitions and tie handling as scikit-learn's ``label_ranking_loss`` and
+    ``label_ranking_average_precision_score`` (the tests check they agree), which loop over samples
+    in Python and cost ~0.15 s per 1000 samples, too slow for the live loop. Every row of ``Y``
+    must have a relevant label. For each label j let ``above_j = #{l : s_l >= s_j}`` and
+    ``rel_above_j`` the relevant ones among them; then, over the relevant labels j,
+    ranking loss = sum_j (above_j - rel_above_j) / (|relevant| |irrelevant|) (0 when every label is
+    relevant) and average precision = mean_j rel_above_j / above_j.
+    """
+    n, L = Y.shape
+    loss = np.empty(n)
+    prec = np.empty(n)
+    step = max(1, _RANK_CHUNK_CELLS // (L * L))
+    for a in range(0, n, step):  # chunks of samples bound the (m, L, L) comparison array
+        y, s = Y[a : a + step], S[a : a + step]
+        geq = s[:, None, :] >= s[:, :, None]  # geq[i, j, l] = s_il >= s_ij
+        above = geq.sum(axis=2)
+        rel_above = (geq & y[:, None, :]).sum(axis=2)
+        n_rel = y.sum(axis=1)
+        pairs = n_rel * (L - n_rel)
+        wrong = np.where(y, above - rel_above, 0).sum(axis=1)
+        loss[a : a + step] = np.where(pairs > 0, wrong / np.maximum(pairs, 1), 0.0)
+        prec[a : a + step] = np.where(y, rel_above / above, 0.0).sum(axis=1) / n_rel
+    return loss, prec
+
+
+# --------------------------------------------------------------------------------------------------
+# label distributions: AA-kNN and its metrics
+# --------------------------------------------------------------------------------------------------
+class AAkNN:
+    """AA-kNN of Geng, "Label distribution learning", IEEE TKDE 28(7):1734-1748, 2016 (section 5.2):
+    the predicted label distribution is the plain mean of the ``k`` nearest training distributions
+    (Euclidean / L2 distance).
+
+    Default ``k = 4``: the value Geng's LDL toolbox uses for AA-kNN
+    (``aaknn(train_features, train_labels, test_features, 4, 'L2')``), which is also the "AA-kNN
+    with L2" of the HRAML authors' protocol.
+    """
+
+    def __init__(self, k: int = 4):
+        self.k = k
+
+    def fit(self, X, D) -> "AAkNN":
+        X = _features(X, "X")
+        D = _label_matrix(D, "D", binary=False)
+        _check_rows(X, D, "X", "D")
+        k = _check_k(self.k, X.shape[0])
+        self.nn_ = NearestNeighbors(n_neighbors=k).fit(X)
+        self.D_ = D
+        self.k_ = k
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Mean of the k nearest training distributions, shape (n_samples, n_labels)."""
+        if not hasattr(self, "nn_"):
+            raise ValueError("this AAkNN is not fitted yet; call fit(X, D) first")
+        X = _features(X, "X")
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features but this AAkNN was fitted on {self.n_features_in_}"
+            )
+        with _neighbour_threads():
+            idx = self.nn_.kneighbors(X, return_distance=False)
+        return self.D_[idx].mean(axis=1)
+
+
+def ldl_metrics(D_true, D_pred) -> dict[str, float]:
+    """The six label-distribution measures of Geng (2016), Table 2, averaged over samples.
+
+    With ``p`` the true and ``q`` the predicted distribution of a sample:
+
+    - ``chebyshev`` = max_j |p_j - q_j|                       (lower is better)
+    - ``clark``     = sqrt(sum_j (p_j - q_j)^2 / (p_j + q_j)^2)  (lower is better)
+    - ``canberra``  = sum_j |p_j - q_j| / (p_j + q_j)           (lower is better)
+    - ``kl``        = sum_j p_j ln(p_j / q_j)                   (lower is better)
+    - ``cosine``    = p . q / (|p| |q|)                          (higher is better)
+    - ``intersection`` = sum_j min(p_j, q_j)                    (higher is better)
+
+    Zeros: a label with ``p_j = q_j = 0`` contributes 0 to Clark and Canberra (0/0 := 0). In KL a
+    term with ``p_j = 0`` is 0 (0 ln 0 := 0) and ``q_j`` is floored at :data:`KL_EPSILON` (1e-12),
+    so a predicted 0 where the truth is positive gives a large but finite divergence. Rows are used
+    as given (not renormalised); they must be non-negative and not all zero.
+    """
+    P = _label_matrix(D_true, "D_true", binary=False)
+    Q = _label_matrix(D_pred, "D_pred", binary=False)
+    _same_shape(P, Q, "D_true", "D_pred")
+    for M, name in ((P, "D_true"), (Q, "D_pred")):
+        zero = np.flatnonzero(~M.any(axis=1))
+        if len(zero):
+            raise ValueError(f"{name} row {zero[0]} is all zeros, not a label distribution")
+
+    diff = np.abs(P - Q)
+    tot = P + Q
+    nz = tot > 0
+    safe_tot = np.where(nz, tot, 1.0)
+    ratio = np.where(nz, diff / safe_tot, 0.0)  # |p-q|/(p+q), 0/0 := 0
+    pos = P > 0
+    kl_terms = np.where(pos, P * (np.log(np.where(pos, P, 1.0)) - np.log(np.maximum(Q, KL_EPSILON))), 0.0)
+    cos = np.einsum("ij,ij->i", P, Q) / (np.linalg.norm(P, axis=1) * np.linalg.norm(Q, axis=1))
+    return {
+        "chebyshev": float(diff.max(axis=1).mean()),
+        "clark": float(np.sqrt((ratio**2).sum(axis=1)).mean()),
+        "canberra": float(ratio.sum(axis=1).mean()),
+        "kl": float(kl_terms.sum(axis=1).mean()),
+        "cosine": float(cos.mean()),
+        "intersection": float(np.minimum(P, Q).sum(axis=1).mean()),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | None = None) -> dict[str, float]:
+    """Score an embedding by the task's nearest-neighbour learner, trained on ``(Z_train, Y_train)``
+    and tested on ``(Z_test, Y_test)``.
+
+    - ``"classification"``: ``Y`` are 1-D class labels; kNN majority vote (k defaults to 1);
+      returns ``{"accuracy"}``.
+    - ``"multilabel"``: ``Y`` are 0/1 indicator matrices; MLkNN (k defaults to 10, s = 1);
+      returns the five :data:`MULTILABEL_METRICS` (see :func:`multilabel_metrics`).
+    - ``"distribution"``: ``Y`` are label-distribution matrices; AA-kNN (k defaults to 4);
+      returns the six :data:`LDL_METRICS` (see :func:`ldl_metrics`).
+
+    Raises ``ValueError`` for an unknown task, mismatched shapes, NaN / infinite values, labels of
+    the wrong kind, or ``k`` larger than the training set allows.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    Z_train = _features(Z_train, "Z_train")
+    Z_test = _features(Z_test, "Z_test")
+    _check_pair(Z_train, Z_test, "Z_train", "Z_test")
+    if k is None:
+        k = DEFAULT_K[task]
+
+    if task == CLASSIFICATION:
+        return {"accuracy": knn_accuracy(Z_train, Y_train, Z_test, Y_test, k=k)}
+
+    binary = task == MULTILABEL
+    Y_train = _label_matrix(Y_train, "Y_train", binary=binary)
+    Y_test = _label_matrix(Y_test, "Y_test", binary=binary)
+    _check_rows(Z_train, Y_train, "Z_train", "Y_train")
+    _check_rows(Z_test, Y_test, "Z_test", "Y_test")
+    if Y_train.shape[1] != Y_test.shape[1]:
+        raise ValueError(f"Y_train has {Y_train.shape[1]} labels but Y_test has {Y_test.shape[1]}")
+
+    if task == MULTILABEL:
+        pred, proba = MLkNN(k=k).fit(Z_train, Y_train).predict_with_proba(Z_test)
+        return multilabel_metrics(Y_test, pred, proba)
+    return ldl_metrics(Y_test, AAkNN(k=k).fit(Z_train, Y_train).predict(Z_test))

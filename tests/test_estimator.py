@@ -1,0 +1,159 @@
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from hraml_core import HRAML
+from hraml_core.evaluate import knn_accuracy
+
+# Small and quick: the checks fit dozens of times.
+CHECKED = HRAML(max_epochs=3, hidden=(16,), dim=8, random_state=0)
+#: scikit-learn checks skipped, with the reason. None at present: every check passes.
+SKIPPED_CHECKS: dict[str, str] = {}
+
+
+@parametrize_with_checks([CHECKED], expected_failed_checks=lambda est: SKIPPED_CHECKS)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def blobs(n=120, d=5, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    return rng.normal(size=(n, d)) + 3 * np.eye(classes, d)[y], y
+
+
+def test_default_hraml_beats_euclidean_1nn_on_digits():
+    """The library's acceptance bar: >= 98.3% 1-NN accuracy on digits over seeds 0-4
+    (StandardScaler fit on train, stratified 70/30); Euclidean 1-NN gets about 97.1%."""
+    X, y = load_digits(return_X_y=True)
+    accs, raw = [], []
+    for seed in range(5):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+        scaler = StandardScaler().fit(Xtr)
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+        model = HRAML(random_state=seed).fit(Xtr, ytr)
+        accs.append(KNeighborsClassifier(1).fit(model.transform(Xtr), ytr).score(model.transform(Xte), yte))
+        raw.append(KNeighborsClassifier(1).fit(Xtr, ytr).score(Xte, yte))
+    assert np.mean(raw) == pytest.approx(0.971, abs=0.005)
+    assert np.mean(accs) >= 0.983, accs
+
+
+def test_fitted_attributes_and_pair_count():
+    X, y = blobs(n=100)
+    model = HRAML(hidden=(8,), dim=4, batch_size=50, max_epochs=3, random_state=0).fit(X, y)
+    assert model.task_ == "classification"
+    assert list(model.classes_) == [0, 1, 2]
+    assert model.n_iter_ == 3 and model.n_steps_ == 6  # 100 / 50 = 2 steps per epoch
+    assert model.n_pairs_seen_ == 6 * (50 * 49 // 2)
+    assert len(model.loss_curve_) == 3
+    assert model.relation_scale_ == 1.0
+    Z = model.transform(X)
+    assert Z.shape == (100, 4)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-6)
+
+
+def test_string_labels_multilabel_and_distribution_targets():
+    X, y = blobs(n=90)
+    names = np.array(["cat", "dog", "eel"])[y]
+    assert list(HRAML(max_epochs=2, random_state=0).fit(X, names).classes_) == ["cat", "dog", "eel"]
+    Y_ml = np.eye(3)[y].astype(int)
+    Y_ml[::4, 0] = 1
+    assert HRAML(max_epochs=2, random_state=0).fit(X, Y_ml).task_ == "multilabel"
+    D = np.full((90, 3), 0.1) + 0.7 * np.eye(3)[y]
+    model = HRAML(max_epochs=2, random_state=0).fit(X, D)
+    assert model.task_ == "distribution" and not hasattr(model, "classes_")
+
+
+@pytest.mark.parametrize(
+    "X_change, Y, message",
+    [
+        (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X), None, "NaN"),
+        (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), None, "infinity"),
+        (lambda X: X[:-1], None, "inconsistent numbers of samples"),
+        (lambda X: X, np.zeros(120), "single class"),
+        (lambda X: X[:0], None, "0 sample"),
+    ],
+)
+def test_bad_input_raises_a_value_error_naming_the_problem(X_change, Y, message):
+    X, y = blobs()
+    with pytest.raises(ValueError, match=message):
+        HRAML(max_epochs=1).fit(X_change(X), y if Y is None else Y)
+
+
+def test_rows_that_are_not_distributions_are_rejected_for_the_distribution_task():
+    X, y = blobs()
+    D = np.full((120, 3), 0.5)
+    with pytest.raises(ValueError, match="sum to 1; 120 rows do not"):
+        HRAML(max_epochs=1, task="distribution").fit(X, D)
+    with pytest.raises(ValueError, match="non-negative"):
+        HRAML(max_epochs=1, task="distribution").fit(X, np.tile([1.5, -0.5, 0.0], (120, 1)))
+    with pytest.raises(ValueError, match="unknown task"):
+        HRAML(max_epochs=1, task="ranking").fit(X, y)
+    with pytest.raises(ValueError, match="max_epochs"):
+        HRAML(max_epochs=0).fit(X, y)
+
+
+def test_save_and_load_round_trip_without_pickle(tmp_path):
+    X, y = blobs()
+    names = np.array(["a", "b", "c"])[y]
+    model = HRAML(hidden=(16, 8), dim=4, max_epochs=3, relation="hamming", random_state=1).fit(X, names)
+    path = model.save(tmp_path / "m.safetensors")
+    loaded = HRAML.load(path)
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+    assert loaded.get_params() == {**model.get_params(), "hidden": (16, 8)}
+    assert list(loaded.classes_) == ["a", "b", "c"]
+    assert loaded.loss_curve_ == pytest.approx(model.loss_curve_)
+    assert loaded.n_pairs_seen_ == model.n_pairs_seen_
+    (tmp_path / "junk.safetensors").write_bytes(b"not a model at all")
+    with pytest.raises(ValueError, match="not a readable HRAML model file"):
+        HRAML.load(tmp_path / "junk.safetensors")
+
+
+def test_get_metric_gives_the_same_neighbours_as_the_embedding():
+    X, y = blobs(n=60)
+    model = HRAML(max_epochs=5, random_state=0).fit(X, y)
+    metric = model.get_metric()
+    Z = model.transform(X)
+    assert metric(X[0], X[1]) == pytest.approx(float(np.linalg.norm(Z[0] - Z[1])), abs=1e-5)
+    assert metric(X[0], X[0]) == 0.0
+    knn = KNeighborsClassifier(3, metric=metric, algorithm="brute").fit(X[:40], y[:40])
+    ref = KNeighborsClassifier(3).fit(Z[:40], y[:40])
+    assert (knn.predict(X[40:]) == ref.predict(Z[40:])).all()
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    X, y = blobs(n=300, seed=2)
+    model = HRAML(max_epochs=60, early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
+    scores = model.validation_scores_
+    assert len(scores) == model.n_iter_ < 60
+    best = int(np.argmax(scores))
+    assert model.n_iter_ - 1 - best == 3  # stopped three epochs after the best one
+    assert model.best_validation_score_ == scores[best]
+    # The kept weights are the best epoch's: re-scoring the same held-out split gives its score.
+    X_fit, X_val, y_fit, y_val = train_test_split(X, y, test_size=0.1, random_state=0, stratify=y)
+    again = knn_accuracy(model.transform(X_fit), y_fit, model.transform(X_val), y_val)
+    assert again == pytest.approx(scores[best])
+
+
+def test_divergence_warns_and_keeps_finite_weights():
+    X, y = blobs()
+    with pytest.warns(ConvergenceWarning, match="loss became"):
+        model = HRAML(optimizer="sgd", lr=1e12, max_epochs=20, random_state=0).fit(X, y)
+    assert np.isfinite(model.transform(X)).all()
+
+
+def test_each_sampler_fits():
+    X, y = blobs()
+    for sampler in ("batch", "hard", "pairs"):
+        model = HRAML(sampler=sampler, max_epochs=2, batch_size=40, random_state=0).fit(X, y)
+        assert model.n_pairs_seen_ > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HRAML(max_epochs=1, random_state=0).fit(X.astype(np.float32), y)

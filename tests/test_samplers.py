@@ -1,0 +1,84 @@
+import torch
+import pytest
+
+from hraml_core.samplers import BatchSampler, HardSampler, SinglePairSampler, make_sampler
+from hraml_core.tasks import CLASSIFICATION, MULTILABEL
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def test_batch_sampler_covers_every_sample_once_per_epoch():
+    s = BatchSampler(10, gen(), batch_size=4)
+    assert s.steps_per_epoch == 3
+    seen = torch.cat([s.batch_indices() for _ in range(s.steps_per_epoch)])
+    assert sorted(seen.tolist()) == list(range(10))
+    assert s.select_pairs(torch.zeros(4, 4), torch.zeros(4, 4)) is None
+    assert s.pairs_in_step(4, None) == 6
+
+
+def test_batch_sampler_never_yields_a_lone_sample():
+    s = BatchSampler(9, gen(), batch_size=4)  # 4 + 4 + 1 leftover
+    sizes = [len(s.batch_indices()) for _ in range(9)]
+    assert min(sizes) >= 2
+
+
+def test_single_pair_sampler_draws_two_distinct_samples():
+    s = SinglePairSampler(3, gen())
+    for _ in range(200):
+        i, j = s.batch_indices().tolist()
+        assert i != j and 0 <= i < 3 and 0 <= j < 3
+    ia, ib = s.select_pairs(torch.zeros(2, 2), torch.zeros(2, 2))
+    assert (ia.tolist(), ib.tolist()) == ([0], [1])
+    assert s.steps_per_epoch == 3
+
+
+def test_hard_sampler_picks_nearest_same_and_nearest_different_partners():
+    # Samples 0,1,2 share a class (g = 0), 3,4 are another class (g = 2).
+    G = torch.tensor([[0, 0, 0, 2, 2], [0, 0, 0, 2, 2], [0, 0, 0, 2, 2], [2, 2, 2, 0, 0], [2, 2, 2, 0, 0.0]])
+    A = torch.tensor(
+        [
+            [0.0, 0.9, 0.2, 1.5, 0.4],
+            [0.9, 0.0, 0.3, 0.1, 2.0],
+            [0.2, 0.3, 0.0, 1.0, 1.1],
+            [1.5, 0.1, 1.0, 0.0, 0.5],
+            [0.4, 2.0, 1.1, 0.5, 0.0],
+        ]
+    )
+    s = HardSampler(5, gen(), batch_size=5, task=CLASSIFICATION, partners=2, balance=0.5)
+    ia, ib = s.select_pairs(A, G)
+    pairs = set(zip(ia.tolist(), ib.tolist()))
+    # Anchor 0: nearest same-class partner is 2 (0.2), nearest other-class is 4 (0.4).
+    assert (0, 2) in pairs and (0, 4) in pairs
+    # Anchor 1: same -> 2 (0.3); different -> 3 (0.1).
+    assert (1, 2) in pairs and (1, 3) in pairs
+    # Anchor 3: same -> 4 (0.5); different -> 1 (0.1).
+    assert (3, 4) in pairs and (3, 1) in pairs
+    assert len(ia) == 10
+
+
+def test_hard_sampler_balance_all_negative():
+    G = 2 * (1 - torch.eye(4))
+    s = HardSampler(4, gen(), batch_size=4, task=CLASSIFICATION, partners=3, balance=0.0)
+    ia, ib = s.select_pairs(torch.rand(4, 4), G)
+    assert len(ia) == 12 and bool((ia != ib).all())
+
+
+def test_hard_sampler_multilabel_prefers_small_relations():
+    # Anchor 0 has an identical partner (g = 0) and two very different ones.
+    G = torch.tensor([[0, 0, 3, 3], [0, 0, 3, 3], [3, 3, 0, 1], [3, 3, 1, 0.0]])
+    s = HardSampler(4, gen(), batch_size=4, task=MULTILABEL, partners=1, sampling_power=1.0)
+    picks = [s.select_pairs(torch.zeros(4, 4), G)[1][0].item() for _ in range(50)]
+    assert set(picks) == {1}  # weight 1e6 against 1/3
+
+
+def test_make_sampler_validates():
+    with pytest.raises(ValueError, match="unknown sampler 'random'"):
+        make_sampler("random", 10, gen())
+    with pytest.raises(ValueError, match="batch_size"):
+        make_sampler("batch", 10, gen(), batch_size=1)
+    with pytest.raises(ValueError, match="balance"):
+        make_sampler("hard", 10, gen(), balance=1.5)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        make_sampler("pairs", 1, gen())

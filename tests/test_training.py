@@ -1,0 +1,110 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hraml_core.tasks import encode_targets
+from hraml_core.training import NonFiniteLossError, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+
+
+def blobs(n=120, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    X = rng.normal(size=(n, d)) + 3 * np.eye(classes, d)[y]
+    return X, y
+
+
+def run_for(config, X=None, y=None, steps=30):
+    if X is None:
+        X, y = blobs()
+    t = encode_targets(y)
+    run = TrainingRun(X, t.Y, t.task, config)
+    losses = [run.step() for _ in range(steps)]
+    return run, losses
+
+
+def test_seeded_runs_are_reproducible_and_seeds_matter():
+    cfg = TrainConfig(hidden=(16,), dim=8, batch_size=32, seed=3)
+    a, la = run_for(cfg)
+    b, lb = run_for(cfg)
+    c, lc = run_for(cfg.replace(seed=4))
+    assert la == lb
+    assert la != lc
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+
+
+def test_training_reduces_the_alignment_loss_and_counts_pairs():
+    run, losses = run_for(TrainConfig(hidden=(16,), dim=8, batch_size=40, lr=1e-2), steps=60)
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    assert run.state.step == 60
+    assert run.state.pairs_seen == 60 * (40 * 39 // 2)
+    assert run.sampler.steps_per_epoch == 3
+    assert run.epoch == pytest.approx(20.0)
+
+
+def test_pairs_and_hard_samplers_count_their_pairs():
+    run, _ = run_for(TrainConfig(hidden=(8,), dim=4, sampler="pairs"), steps=25)
+    assert run.state.pairs_seen == 25
+    run, _ = run_for(TrainConfig(hidden=(8,), dim=4, sampler="hard", batch_size=30, partners=4), steps=5)
+    assert run.state.pairs_seen == 5 * 30 * 4
+
+
+@pytest.mark.parametrize("task", ["multilabel", "distribution"])
+def test_multilabel_and_distribution_targets_train(task):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 5))
+    if task == "multilabel":
+        Y = (X[:, :4] > 0).astype(float)
+    else:
+        logits = X[:, :3] * 2
+        Y = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    run = TrainingRun(X, Y, task, TrainConfig(hidden=(32,), dim=8, batch_size=50, lr=1e-2, relation="l1"))
+    losses = [run.step() for _ in range(80)]
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    if task == "multilabel":
+        assert run.g_max == 4.0 and run.scale == pytest.approx(0.5)  # 4 labels can differ -> 2
+
+
+def test_a_diverging_run_raises_and_keeps_the_last_finite_weights():
+    X, y = blobs()
+    t = encode_targets(y)
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, optimizer="sgd", lr=1e12, batch_size=40))
+    states = []
+    with pytest.raises(NonFiniteLossError, match="weights restored"):
+        for _ in range(50):
+            states.append(run.state_dict())
+            run.step()
+    after = run.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+    # The failing step started from weights whose loss was not finite; the run goes back to the
+    # weights of the step before, the last whose loss was finite.
+    for k in after:
+        assert torch.equal(after[k], states[-2][k])
+    assert math.isfinite(run.state.last_loss)
+    assert run.state.step == len(states) - 1
+
+
+def test_config_validation_names_every_problem():
+    with pytest.raises(ValueError, match="sampler must be one of") as e:
+        TrainConfig(sampler="triplets", lr=-1)
+    assert "lr must be a positive" in str(e.value)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(ValueError, match="rows"):
+        TrainingRun(np.zeros((4, 2)), np.eye(2)[[0, 1, 0]], "classification")
+
+
+def test_sequence_of_ints_and_thread_context():
+    assert sequence_of_ints("256, 128", "hidden") == (256, 128)
+    assert sequence_of_ints(64, "hidden") == (64,)
+    assert sequence_of_ints("", "hidden") == ()
+    with pytest.raises(ValueError, match="hidden must be integers"):
+        sequence_of_ints("a,b", "hidden")
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
