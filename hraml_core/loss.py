@@ -24,6 +24,41 @@ def paired_sq_dists(Za: torch.Tensor, Zb: torch.Tensor) -> torch.Tensor:
     return (Za - Zb).square().sum(1)
 
 
+class _AllPairsAlignment(torch.autograd.Function):
+    """1/4 * mean over i != j of (||z_i - z_j||^2 - G_ij)^2, with a closed-form backward.
+
+    Written by hand because autograd's generic graph walks the B x B matrix about fifteen times
+    (sub, pow, mask, clamp and their backwards) where the closed form needs two passes and one
+    matrix product: with R = A - G (diagonal zeroed) and c = 1 / (4 B (B - 1)),
+        dL/dZ = 8c (diag(R 1) Z - R Z).
+    ``tests/test_loss_and_encoder.py`` checks it against autograd and finite differences.
+    """
+
+    @staticmethod
+    def forward(ctx, Z: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+        B = Z.shape[0]
+        sq = Z.square().sum(1)
+        R = torch.addmm(sq[:, None] + sq[None, :], Z, Z.T, alpha=-2.0).sub_(G)
+        R.fill_diagonal_(0.0)
+        c = 0.25 / (B * (B - 1))
+        ctx.save_for_backward(Z, R)
+        ctx.c = c
+        return c * R.square().sum()
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        Z, R = ctx.saved_tensors
+        grad = torch.addmm(R.sum(1, keepdim=True) * Z, R, Z, alpha=-1.0)
+        return grad.mul_(8.0 * ctx.c * grad_out), None
+
+
+def all_pairs_alignment_loss(Z: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+    """Eq. 5's alignment term averaged over every pair i < j of the rows of Z (G: B x B, symmetric)."""
+    if Z.shape[0] < 2 or G.shape != (Z.shape[0], Z.shape[0]):
+        raise ValueError(f"need at least 2 embeddings and a matching B x B relation, got {tuple(Z.shape)}, {tuple(G.shape)}")
+    return _AllPairsAlignment.apply(Z, G.to(Z.dtype))
+
+
 def alignment_loss(d2: torch.Tensor, g: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """1/4 * sum (d2 - g)^2 over the given pairs (``"mean"`` divides by their number)."""
     if d2.shape != g.shape:

@@ -28,6 +28,8 @@ Pairs = tuple[torch.Tensor, torch.Tensor]
 
 class PairSampler(ABC):
     name: str
+    #: True when every pair of the batch enters the loss (select_pairs is then not consulted).
+    all_pairs: bool = False
 
     def __init__(self, n_samples: int, generator: torch.Generator):
         if n_samples < 2:
@@ -83,6 +85,7 @@ class BatchSampler(_ShuffledBatches):
     """Every pair inside each mini-batch."""
 
     name = "batch"
+    all_pairs = True
 
 
 class HardSampler(_ShuffledBatches):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .encoder import INITS, OUT_ACTIVATIONS, MLPEncoder
-from .loss import alignment_loss, l2_penalty, pairwise_sq_dists
+from .loss import all_pairs_alignment_loss, alignment_loss, l2_penalty, pairwise_sq_dists
 from .relations import get_relation, relation_max, relation_scale
 from .samplers import SAMPLERS, make_sampler
 from .tasks import TASKS
@@ -110,6 +110,9 @@ class TrainingRun:
     ``X`` is (n, d) float, ``Y`` the (n, L) label matrix of ``task`` (see hraml_core.tasks).
     """
 
+    #: Distinct label rows up to which the relation between them is precomputed (2048^2 floats = 16 MB).
+    MAX_CACHED_ROWS = 2048
+
     def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig()):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
@@ -127,15 +130,26 @@ class TrainingRun:
         self.relation = get_relation(config.relation)
         self.g_max = relation_max(self.relation, Y, seed=seed)
         self.scale = relation_scale(config.scale, self.g_max)
+        # Classes and most label-set collections have few distinct rows: g between the distinct rows
+        # is computed once, and a batch's B x B block is two index_selects instead of a cdist.
+        rows, codes = np.unique(np.asarray(Y, dtype=np.float32), axis=0, return_inverse=True)
+        if len(rows) <= self.MAX_CACHED_ROWS:
+            self._codes = torch.as_tensor(codes.reshape(-1), device=self.device)
+            self._G_rows = self.relation_matrix(torch.as_tensor(rows, device=self.device))
+        else:
+            self._codes = self._G_rows = None
 
         self.encoder = MLPEncoder(
             self.X.shape[1], config.hidden, config.dim, config.out_activation, config.init, self.generator
         ).to(self.device)
         params = list(self.encoder.parameters())
+        # The regulariser lambda * sum ||theta||^2 of eq. 5 has gradient 2 * lambda * theta, which is
+        # exactly what the optimisers' (coupled, L2) weight_decay adds: cheaper than a graph term.
+        decay = 2.0 * config.weight_decay
         if config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=config.lr)
+            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=decay)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay)
         # The sampler draws on its own generator so that initialisation and sampling are separately
         # reproducible (changing the init does not change the pair sequence).
         self.sampler = make_sampler(
@@ -160,23 +174,29 @@ class TrainingRun:
         """E = scale * g(Ya, Yb): the targets D^2 is trained to match."""
         return self.scale * self.relation(Ya, Yb)
 
+    def batch_relation(self, idx: torch.Tensor) -> torch.Tensor:
+        """E between the training rows ``idx`` (B x B)."""
+        if self._G_rows is None:
+            return self.relation_matrix(self.Y[idx])
+        c = self._codes[idx]
+        return self._G_rows.index_select(0, c).index_select(1, c)
+
     def step(self) -> float:
         """One optimisation step; returns the step's objective (eq. 5, averaged over its pairs)."""
         idx = self.sampler.batch_indices()
         Z = self.encoder(self.X[idx])
-        A = pairwise_sq_dists(Z)
-        G = self.relation_matrix(self.Y[idx])
-        pairs = self.sampler.select_pairs(A.detach(), G)
-        if pairs is None:
-            # All pairs i < j: by symmetry the mean over i != j, computed on the whole matrix with
-            # the diagonal masked, which avoids gathering B(B-1)/2 entries.
-            B = len(idx)
-            off = 1.0 - torch.eye(B, device=A.device)
-            fit = 0.25 * ((A - G).square() * off).sum() / (B * (B - 1))
+        G = self.batch_relation(idx)
+        if self.sampler.all_pairs:
+            pairs = None
+            fit = all_pairs_alignment_loss(Z, G)
         else:
+            A = pairwise_sq_dists(Z)
+            pairs = self.sampler.select_pairs(A.detach(), G)
             fit = alignment_loss(A[pairs], G[pairs], reduction="mean")
-        loss = fit + self.config.weight_decay * l2_penalty(self.encoder) if self.config.weight_decay else fit
-        value = float(loss.detach())
+        value = float(fit.detach())
+        if self.config.weight_decay:
+            with torch.no_grad():
+                value += self.config.weight_decay * float(l2_penalty(self.encoder))
         if not math.isfinite(value):
             self._restore_last_finite()
             raise NonFiniteLossError(
@@ -187,7 +207,7 @@ class TrainingRun:
             for saved, p in zip(self._last_finite, self.encoder.parameters()):
                 saved.copy_(p)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        fit.backward()
         self.optimizer.step()
         st = self.state
         st.step += 1

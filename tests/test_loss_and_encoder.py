@@ -115,3 +115,26 @@ def test_gradient_through_the_normalisation_matches_finite_differences():
 
     params = tuple(p.detach().clone().requires_grad_(True) for p in enc.parameters())
     assert torch.autograd.gradcheck(f, params)
+
+
+def test_closed_form_all_pairs_loss_matches_autograd_and_finite_differences():
+    from hraml_core.loss import all_pairs_alignment_loss
+
+    gen = torch.Generator().manual_seed(5)
+    Z = torch.nn.functional.normalize(torch.randn(7, 3, generator=gen, dtype=torch.float64), dim=1)
+    G = 2.0 * (torch.rand(7, 7, generator=gen, dtype=torch.float64) > 0.5)
+    G = torch.triu(G, 1) + torch.triu(G, 1).T
+
+    Za = Z.clone().requires_grad_(True)
+    reference = 0.25 * sum(
+        (pairwise_sq_dists(Za)[i, j] - G[i, j]) ** 2 for i in range(7) for j in range(i + 1, 7)
+    ) / (7 * 6 / 2)
+    reference.backward()
+    Zb = Z.clone().requires_grad_(True)
+    loss = all_pairs_alignment_loss(Zb, G)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
+    torch.testing.assert_close(Zb.grad, Za.grad, rtol=1e-10, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda z: all_pairs_alignment_loss(z, G), (Z.clone().requires_grad_(True),))
+    with pytest.raises(ValueError, match="B x B"):
+        all_pairs_alignment_loss(Z, G[:3, :3])

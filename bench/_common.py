@@ -1,0 +1,45 @@
+"""Shared helpers for the benchmarks: timing and writing one section of docs/BENCHMARKS.md."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+HEADER = (
+    "# Benchmarks\n\n"
+    "Measured numbers, rewritten by the scripts in `bench/` (`python bench/<script>.py --write`).\n"
+    "Each comparison is run side by side in one process. Machine: see each section.\n"
+)
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} vCPU {cpu}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls (seconds)."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace (or append) the section ``## title`` of docs/BENCHMARKS.md."""
+    text = DOC.read_text() if DOC.exists() else HEADER
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text)
