@@ -41,9 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from hraml_core.data.errors import DatasetError
+
     try:
         return int(args.func(args) or 0)
-    except CommandError as exc:
+    except (CommandError, DatasetError) as exc:
         print(f"hraml {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

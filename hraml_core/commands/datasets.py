@@ -1,0 +1,73 @@
+"""``hraml datasets``: list the known datasets and download missing ones."""
+from __future__ import annotations
+
+import argparse
+
+from hraml_core.cli import CommandError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "datasets", help="list and download datasets",
+        description="List the datasets HRAML knows (embedded, available, missing) and download missing ones.",
+    )
+    sub = parser.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+
+    p_list = sub.add_parser("list", help="show every dataset and whether it is available",
+                            description="Show every dataset: task, shape, source and where it is.")
+    p_list.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
+    p_list.add_argument("--verify", action="store_true", help="also check the sha256 of the files present")
+    p_list.set_defaults(func=cmd_list)
+
+    p_dl = sub.add_parser("download", help="fetch a missing dataset from its public source",
+                          description="Fetch a dataset's files, verify their sha256 and cache them in the data directory.")
+    p_dl.add_argument("name", metavar="NAME", help="dataset name (see `hraml datasets list`)")
+    p_dl.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
+    p_dl.add_argument("--url-base", metavar="URL",
+                      help="fetch NAME/FILE from this base URL instead of the original source "
+                           "(default: $HRAML_DATASETS_URL, else the registry's URLs)")
+    p_dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_dl.set_defaults(func=cmd_download)
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from hraml_core.data import DEFAULT_DATASET, list_datasets
+    from hraml_core.data.paths import REGISTRY_PATH, resolve_data_dir
+
+    root, origin = resolve_data_dir(args.data_dir)
+    statuses = list_datasets(args.data_dir, verify=args.verify)
+    rows = [["NAME", "TASK", "SHAPE", "FORMAT", "SOURCE", "STATUS"]]
+    for s in statuses:
+        name = s.name + (" *" if s.name == DEFAULT_DATASET else "")
+        rows.append([name, s.task, s.shape, s.format, s.source, s.status_text])
+    print(f"data directory: {root} (from {'--data-dir' if origin == 'argument' else origin})")
+    if not REGISTRY_PATH.exists():
+        print(f"note: the manifest {REGISTRY_PATH} is missing; only embedded datasets are listed")
+    print(_table(rows))
+    print(f"* default dataset. {sum(s.status in ('embedded', 'available') for s in statuses)} of "
+          f"{len(statuses)} datasets can be loaded.")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from hraml_core.data import download_dataset
+    from hraml_core.data.catalog import resolve_spec
+
+    spec = resolve_spec(args.name)
+    if spec.embedded:
+        raise CommandError(f"{spec.name} is embedded (it ships with the code): nothing to download")
+    if args.url_base is not None and not args.url_base.strip():
+        raise CommandError("--url-base is empty")
+    folder = download_dataset(spec.name, data_dir=args.data_dir, url_base=args.url_base,
+                              progress=not args.quiet, log=print)
+    print(f"{spec.name}: ready in {folder}")
+    return 0

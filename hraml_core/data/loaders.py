@@ -1,0 +1,87 @@
+"""``load_file``: read one data file, choosing the reader by its extension (or ``format=``)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .dataset import Dataset
+from .errors import dataset_error
+
+#: extension (lower case, ``.gz`` stripped for text formats) -> format name
+EXTENSIONS = {
+    ".mat": "mat",
+    ".arff": "arff",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMATS = ("mat", "arff", "csv", "parquet")
+#: which keyword options each format takes (beyond task, name, description, source)
+FORMAT_OPTIONS = {
+    "mat": {"x_var", "y_var"},
+    "arff": {"labels_xml", "label_columns", "n_labels"},
+    "csv": {"label_columns", "header", "sep"},
+    "parquet": {"label_columns"},
+}
+
+
+def detect_format(path: Path) -> str:
+    """The format of ``path`` from its extension; unknown extensions raise a DatasetError."""
+    name = path.name.lower()
+    gz = name.endswith(".gz")
+    stem = name[:-3] if gz else name
+    ext = os.path.splitext(stem)[1]
+    fmt = EXTENSIONS.get(ext)
+    if fmt is None or (gz and fmt in ("mat", "parquet")):
+        shown = ext + (".gz" if gz else "") if ext else "(none)"
+        raise dataset_error(
+            path,
+            f"unknown format: extension {shown} is not one of {', '.join(sorted(EXTENSIONS))} "
+            "(text formats may also be gzipped, e.g. .arff.gz); pass format= to choose one",
+        )
+    return fmt
+
+
+def load_file(path: str | os.PathLike, *, format: str | None = None, task: str = "auto", name: str | None = None,
+              label_columns=None, labels_xml=None, n_labels: int | None = None, x_var: str | None = None,
+              y_var: str | None = None, header: bool | None = None, sep: str | None = None,
+              description: str = "", source: str = "") -> Dataset:
+    """Read one data file into a :class:`Dataset`.
+
+    - ``.mat`` (MATLAB v4-v7): layouts fea/gnd, X/Y, features/labels (dense or sparse), or
+      ``x_var``/``y_var``.
+    - ``.arff`` / ``.arff.gz``: labels from ``labels_xml`` (Mulan XML), ``label_columns``,
+      ``n_labels`` (the last n attributes), an XML file beside it, else the last attribute.
+    - ``.csv`` / ``.tsv`` (optionally ``.gz``) and ``.parquet``: ``label_columns`` (names or
+      indices; default the last column); ``header`` / ``sep`` for CSV.
+
+    ``task`` is ``"auto"`` (detected) or one of ``hraml_core.tasks.TASKS``. Every problem raises
+    :class:`~hraml_core.data.DatasetError` naming the file.
+    """
+    path = Path(path).expanduser()
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise dataset_error(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    given = {k: v for k, v in dict(label_columns=label_columns, labels_xml=labels_xml, n_labels=n_labels,
+                                   x_var=x_var, y_var=y_var, header=header, sep=sep).items() if v is not None}
+    unused = sorted(set(given) - FORMAT_OPTIONS[fmt])
+    if unused:
+        raise dataset_error(path, f"option {unused[0]}= does not apply to {fmt} files")
+    common = dict(task=task, name=name, description=description, source=source)
+    if fmt == "mat":
+        from .matlab import load_mat
+
+        return load_mat(path, **given, **common)
+    if fmt == "arff":
+        from .mulan import load_arff
+
+        return load_arff(path, **given, **common)
+    if fmt == "csv":
+        from .tabular import load_csv
+
+        return load_csv(path, **given, **common)
+    from .tabular import load_parquet
+
+    return load_parquet(path, **given, **common)
