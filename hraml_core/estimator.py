@@ -246,6 +246,29 @@ class HRAML(TransformerMixin, BaseEstimator):
             run.load_state_dict(best_state)
             self.best_validation_score_ = sign * best
 
+    @classmethod
+    def from_training_run(cls, run: TrainingRun, classes=None) -> "HRAML":
+        """A fitted HRAML holding a copy of ``run``'s current weights (the caller keeps them still)."""
+        c = run.config
+        model = cls(
+            hidden=c.hidden, dim=c.dim, relation=c.relation, scale=c.scale, sampler=c.sampler,
+            batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay, optimizer=c.optimizer,
+            momentum=c.momentum, out_activation=c.out_activation, init=c.init, partners=c.partners,
+            balance=c.balance, sampling_power=c.sampling_power, task=run.task, random_state=c.seed,
+        )
+        encoder = MLPEncoder(run.X.shape[1], c.hidden, c.dim, c.out_activation, "torch")
+        encoder.load_state_dict(run.state_dict())
+        model.encoder_ = encoder.eval()
+        model.task_ = run.task
+        model.n_features_in_ = int(run.X.shape[1])
+        model.relation_scale_ = run.scale
+        st, per_epoch = run.state, run.sampler.steps_per_epoch
+        model.n_pairs_seen_, model.n_steps_, model.n_iter_ = st.pairs_seen, st.step, int(run.epoch)
+        model.loss_curve_ = [float(np.mean(st.losses[i : i + per_epoch])) for i in range(0, len(st.losses), per_epoch)]
+        if classes is not None:
+            model.classes_ = np.asarray(classes)
+        return model
+
     # -- using the metric ---------------------------------------------------------------------
     def transform(self, X):
         """Embeddings f(X): L2-normalised rows of length ``dim``."""

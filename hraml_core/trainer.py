@@ -254,33 +254,8 @@ class Trainer:
         """A fitted :class:`hraml_core.HRAML` holding a copy of the current weights."""
         from .estimator import HRAML
 
-        c = self.config
-        model = HRAML(
-            hidden=c.hidden, dim=c.dim, relation=c.relation, scale=c.scale, sampler=c.sampler,
-            batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay, optimizer=c.optimizer,
-            momentum=c.momentum, out_activation=c.out_activation, init=c.init, partners=c.partners,
-            balance=c.balance, sampling_power=c.sampling_power, task=self.task, random_state=c.seed,
-            device="cpu",
-        )
         with self._model_lock:
-            state = self.run.state_dict()
-            st = self.run.state
-            losses = list(st.losses)
-            model.n_pairs_seen_, model.n_steps_ = st.pairs_seen, st.step
-            model.n_iter_ = int(self.run.epoch)
-        from .encoder import MLPEncoder
-
-        encoder = MLPEncoder(self.X.shape[1], c.hidden, c.dim, c.out_activation, "torch")
-        encoder.load_state_dict(state)
-        model.encoder_ = encoder.eval()
-        model.task_ = self.task
-        model.n_features_in_ = self.X.shape[1]
-        model.relation_scale_ = self.run.scale
-        per_epoch = self.run.sampler.steps_per_epoch
-        model.loss_curve_ = [float(np.mean(losses[i : i + per_epoch])) for i in range(0, len(losses), per_epoch)]
-        if self.targets.classes is not None:
-            model.classes_ = self.targets.classes
-        return model
+            return HRAML.from_training_run(self.run, self.targets.classes)
 
     # -- the training thread --------------------------------------------------------------------
     def _set_status(self, status: str, message: str) -> None:

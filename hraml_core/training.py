@@ -108,12 +108,14 @@ class TrainingRun:
     """A run on one training set: call :meth:`step` as often as you like.
 
     ``X`` is (n, d) float, ``Y`` the (n, L) label matrix of ``task`` (see hraml_core.tasks).
+    ``sampler_offset`` shifts the sampler's seed (data-parallel ranks draw different batches from
+    identically initialised encoders).
     """
 
     #: Distinct label rows up to which the relation between them is precomputed (2048^2 floats = 16 MB).
     MAX_CACHED_ROWS = 2048
 
-    def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig()):
+    def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig(), sampler_offset: int = 0):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
         self.config, self.task = config, task
@@ -155,7 +157,7 @@ class TrainingRun:
         self.sampler = make_sampler(
             config.sampler,
             n,
-            torch.Generator().manual_seed(seed + 1),
+            torch.Generator().manual_seed(seed + 1 + sampler_offset),
             config.batch_size,
             task,
             config.partners,
@@ -197,7 +199,7 @@ class TrainingRun:
         if self.config.weight_decay:
             with torch.no_grad():
                 value += self.config.weight_decay * float(l2_penalty(self.encoder))
-        if not math.isfinite(value):
+        if not self._loss_is_finite(value):
             self._restore_last_finite()
             raise NonFiniteLossError(
                 f"the loss became {value} at step {self.state.step + 1} "
@@ -215,6 +217,10 @@ class TrainingRun:
         st.last_loss = value
         st.losses.append(value)
         return value
+
+    def _loss_is_finite(self, value: float) -> bool:
+        """Whether to take this step (a distributed run makes every rank agree)."""
+        return math.isfinite(value)
 
     def _restore_last_finite(self) -> None:
         with torch.no_grad():

@@ -1,0 +1,177 @@
+"""``hraml train`` and ``hraml evaluate``: fit HRAML on one dataset, report the task's metrics, save.
+
+A trained model is a folder: ``model.safetensors`` (the encoder, see HRAML.save),
+``preprocess.safetensors`` (the fitted preprocessing) and ``run.json`` (dataset, split and metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="digits", help="a dataset name or a data file (default digits)")
+    p.add_argument("--data-dir", default=None, help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
+    p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
+    p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction (default 0.3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
+    p.add_argument("--knn-k", type=int, default=None, help="k of the evaluator (default: 1 for kNN, 10 MLkNN, 4 AA-kNN)")
+
+
+def register(sub) -> None:
+    from ..preprocessing import KINDS
+
+    t = sub.add_parser("train", help="fit HRAML on a dataset, report held-out metrics, save the model")
+    _add_data_args(t)
+    t.add_argument("--preprocessing", choices=KINDS, default="standardize", help="fitted on the training split (default standardize)")
+    t.add_argument("--pca", type=int, default=100, help="PCA components when preprocessing uses PCA (default 100)")
+    t.add_argument("--relation", default="l1", help="label relation g (default l1, the paper's)")
+    t.add_argument("--scale", default="auto", help="auto, max, none or a number (default auto)")
+    t.add_argument("--sampler", choices=("batch", "hard", "pairs"), default="batch")
+    t.add_argument("--hidden", default="256", help="hidden widths, comma-separated (default 256)")
+    t.add_argument("--dim", type=int, default=64, help="embedding size (default 64)")
+    t.add_argument("--out-activation", choices=("tanh", "none"), default="tanh")
+    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--weight-decay", type=float, default=5e-5)
+    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    t.add_argument("--early-stopping", action="store_true", help="stop on a validation part of the training split")
+    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.add_argument("--out", default=None, help="folder to save the model in (default runs/<dataset>)")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on its dataset's held-out split (or another dataset)")
+    e.add_argument("model", help="a folder written by `hraml train`")
+    _add_data_args(e)
+    e.set_defaults(func=run_evaluate, dataset=None, test_size=None, seed=None)
+
+
+def _label_columns(text):
+    if text is None:
+        return None
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
+
+
+def _load(name: str, data_dir, label_columns):
+    from ..data import load_dataset, load_file
+
+    cols = _label_columns(label_columns)
+    if cols is not None or Path(name).is_file():
+        return load_file(name, label_columns=cols)
+    return load_dataset(name, data_dir=data_dir)
+
+
+def _split(ds, test_size: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    from ..cli import CommandError
+    from ..tasks import CLASSIFICATION
+
+    if not 0 < test_size < 1:
+        raise CommandError(f"--test-size must lie between 0 and 1, got {test_size}")
+    stratify = None
+    if ds.task == CLASSIFICATION:
+        import numpy as np
+
+        _, counts = np.unique(ds.Y, return_counts=True)
+        if counts.min() >= 2:
+            stratify = ds.Y
+    idx = list(range(ds.n_samples))
+    return train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
+
+
+def _metrics(task, Z_train, Y_train, Z_test, Y_test, k):
+    from ..evaluate import evaluate_embedding
+
+    return evaluate_embedding(task, Z_train, Y_train, Z_test, Y_test, k=k)
+
+
+def _print_metrics(task: str, learned: dict, raw: dict) -> None:
+    from ..evaluate import METRIC_DIRECTIONS
+
+    print(f"{'metric':<22}{'HRAML':>10}{'raw':>10}")
+    for name, value in learned.items():
+        arrow = "up" if METRIC_DIRECTIONS[name] == "max" else "down"
+        print(f"{name + ' (' + arrow + ')':<22}{value:>10.4f}{raw[name]:>10.4f}")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .. import HRAML
+    from ..cli import CommandError
+    from ..preprocessing import Preprocessor
+
+    ds = _load(args.dataset, args.data_dir, args.label_columns)
+    train, test = _split(ds, args.test_size, args.seed)
+    pre = Preprocessor(args.preprocessing, args.pca, random_state=args.seed)
+    X_train, X_test = pre.fit_transform(ds.X[train]), pre.transform(ds.X[test])
+    Y_train, Y_test = ds.Y[train], ds.Y[test]
+    try:
+        scale = float(args.scale)
+    except ValueError:
+        scale = args.scale
+    try:
+        model = HRAML(
+            hidden=args.hidden, dim=args.dim, relation=args.relation, scale=scale, sampler=args.sampler,
+            batch_size=args.batch_size, max_epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+            optimizer=args.optimizer, out_activation=args.out_activation, early_stopping=args.early_stopping,
+            task=ds.task, random_state=args.seed, device=args.device,
+        )
+        print(f"{ds.name}: {ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
+        model.fit(X_train, Y_train)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    learned = _metrics(ds.task, model.transform(X_train), Y_train, model.transform(X_test), Y_test, args.knn_k)
+    raw = _metrics(ds.task, X_train, Y_train, X_test, Y_test, args.knn_k)
+    print(f"{model.n_iter_} epochs, {model.n_steps_} steps, {model.n_pairs_seen_:,} pairs; final loss {model.loss_curve_[-1]:.5f}")
+    _print_metrics(ds.task, learned, raw)
+
+    out = Path(args.out or Path("runs") / ds.name)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.safetensors")
+    pre.save(out / "preprocess.safetensors")
+    run = {
+        "dataset": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
+        "task": ds.task, "test_size": args.test_size, "seed": args.seed, "knn_k": args.knn_k,
+        "metrics": learned, "raw_metrics": raw, "loss_curve": [float(v) for v in np.asarray(model.loss_curve_)],
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    print(f"saved to {out}/")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .. import HRAML
+    from ..cli import CommandError
+    from ..preprocessing import Preprocessor
+
+    folder = Path(args.model)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        model = HRAML.load(folder / "model.safetensors")
+        pre = Preprocessor.load(folder / "preprocess.safetensors")
+    except (OSError, ValueError, KeyError) as exc:
+        raise CommandError(f"{folder}: not a model folder written by `hraml train` ({exc})") from None
+    dataset = args.dataset or run["dataset"]
+    data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
+    labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
+    ds = _load(dataset, data_dir, labels)
+    if ds.task != model.task_:
+        raise CommandError(f"the model was trained for {model.task_}, {ds.name} is a {ds.task} dataset")
+    test_size = args.test_size if args.test_size is not None else run["test_size"]
+    seed = args.seed if args.seed is not None else run["seed"]
+    k = args.knn_k if args.knn_k is not None else run.get("knn_k")
+    train, test = _split(ds, test_size, seed)
+    try:
+        X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    learned = _metrics(ds.task, model.transform(X_train), ds.Y[train], model.transform(X_test), ds.Y[test], k)
+    raw = _metrics(ds.task, X_train, ds.Y[train], X_test, ds.Y[test], k)
+    print(f"{ds.name}: evaluating {folder} on {len(test)} held-out samples (split seed {seed})")
+    _print_metrics(ds.task, learned, raw)
+    return 0
