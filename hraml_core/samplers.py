@@ -132,7 +132,8 @@ class HardSampler(_ShuffledBatches):
                 partners.append(nearest.indices[ok])
             return torch.cat(anchors), torch.cat(partners)
         weights = (1.0 / (G + 1e-6)).pow(self.sampling_power).masked_fill(eye, 0.0)
-        chosen = torch.multinomial(weights, k, replacement=False, generator=self.generator)
+        # Drawn on the CPU, where the sampler's generator lives (B x B is small).
+        chosen = torch.multinomial(weights.cpu(), k, replacement=False, generator=self.generator).to(A.device)
         anchors = torch.arange(B, device=A.device)[:, None].expand(-1, k)
         return anchors.reshape(-1), chosen.reshape(-1)
 
