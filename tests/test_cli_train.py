@@ -1,0 +1,75 @@
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hraml_core.cli import main
+from hraml_core.preprocessing import Preprocessor
+
+
+def test_train_then_evaluate_round_trip(tmp_path, capsys):
+    out = tmp_path / "iris"
+    assert main(["train", "--dataset", "iris", "--epochs", "30", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy (up)" in text and "saved to" in text
+    run = json.loads((out / "run.json").read_text())
+    assert run["task"] == "classification" and 0.8 < run["metrics"]["accuracy"] <= 1.0
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "preprocess.safetensors", "run.json"}
+
+    assert main(["evaluate", str(out)]) == 0
+    text = capsys.readouterr().out
+    # The same split and model give the same accuracy as at training time.
+    line = next(l for l in text.splitlines() if l.startswith("accuracy"))
+    assert float(line.split()[2]) == pytest.approx(run["metrics"]["accuracy"], abs=1e-9)
+
+
+def test_train_on_a_csv_file_with_label_columns(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 4))
+    Y = (X[:, :3] > 0).astype(int)
+    path = tmp_path / "mine.csv"
+    header = "a,b,c,d,l1,l2,l3"
+    np.savetxt(path, np.hstack([X, Y]), delimiter=",", header=header, comments="", fmt="%.6g")
+    assert main(["train", "--dataset", str(path), "--label-columns", "l1,l2,l3", "--epochs", "5",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert "average_precision" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["train", "--dataset", "no_such_set"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset" in err and "Traceback" not in err
+    assert main(["train", "--dataset", "iris", "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "lr must be a positive" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nothing")]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+    assert main(["train", "--dataset", "iris", "--test-size", "1.5"]) == 2
+    assert "--test-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["none", "standardize", "pca", "pca+standardize"])
+def test_preprocessor_fits_on_train_and_round_trips(kind, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 8)) * np.arange(1, 9) + 5
+    pre = Preprocessor(kind, n_components=3)
+    Z = pre.fit_transform(X[:40])
+    np.testing.assert_allclose(pre.transform(X[:40]), Z, atol=1e-10)
+    assert Z.shape[1] == (3 if kind.startswith("pca") else 8)
+    if kind.endswith("standardize"):
+        np.testing.assert_allclose(Z.mean(0), 0, atol=1e-10)
+        np.testing.assert_allclose(Z.std(0), 1, atol=1e-10)
+    loaded = Preprocessor.load(pre.save(tmp_path / "p.safetensors"))
+    np.testing.assert_allclose(loaded.transform(X[40:]), pre.transform(X[40:]), atol=1e-12)
+    with pytest.raises(ValueError, match="features"):
+        pre.transform(X[:, :5])
+
+
+def test_sparse_input_goes_through_truncated_svd():
+    X = sp.random(60, 30, density=0.2, random_state=3, format="csr")
+    pre = Preprocessor("pca", n_components=5)
+    Z = pre.fit_transform(X)
+    assert Z.shape == (60, 5) and isinstance(Z, np.ndarray)
+    np.testing.assert_allclose(pre.transform(X), Z, atol=1e-10)
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        Preprocessor("whiten")
