@@ -1,0 +1,1 @@
+"""HRAML Explorer's live dashboard (Streamlit): ``streamlit run dashboard/app.py``."""

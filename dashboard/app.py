@@ -1,0 +1,504 @@
+"""HRAML Explorer: the live dashboard.
+
+    streamlit run dashboard/app.py            (or: hraml dashboard [--port N] [--data-dir DIR])
+
+A background trainer (hraml_core.trainer.Trainer, one per browser session) trains the encoder
+while the page shows what it does. This file only composes: data preparation is in
+``prepare.py``, figures in ``figures.py``, projections in ``projection.py``, the per-session
+threads in ``state.py`` and downloads in ``export.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ on the path, not the repository
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard import export, figures  # noqa: E402
+from dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset  # noqa: E402
+from dashboard.projection import PCA, UMAP, umap_enabled, umap_service  # noqa: E402
+from dashboard.state import Session, Settings, close_session, config_from_values  # noqa: E402
+from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file  # noqa: E402
+from hraml_core.encoder import OUT_ACTIVATIONS  # noqa: E402
+from hraml_core.evaluate import METRIC_DIRECTIONS  # noqa: E402
+from hraml_core.relations import RELATIONS  # noqa: E402
+from hraml_core.samplers import SAMPLERS  # noqa: E402
+from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED  # noqa: E402
+from hraml_core.training import OPTIMIZERS, TrainConfig  # noqa: E402
+
+UPLOAD = "Upload a file…"
+NO_FILE = "Choose a file to upload (CSV / TSV, ARFF or MAT), or pick a dataset."
+TASK_CHOICES = ("auto", "classification", "multilabel", "distribution")
+#: Larger datasets are subsampled (seeded, stratified) to keep the page live.
+MAX_SAMPLES = 10_000
+REFRESH_S = 0.45  # a little above 2 Hz: one refresh per 0.5 s measured 1.99/s
+DEFAULTS = TrainConfig()
+SAMPLER_HELP = {
+    "batch": "all pairs inside a shuffled mini-batch (fast; default)",
+    "hard": "per sample, its nearest same-label and other-label partners in the batch (the authors' mining)",
+    "pairs": "one random pair per step: the paper's Algorithm 1 (slow, for teaching)",
+}
+
+st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
+
+
+# --------------------------------------------------------------------------------------------------
+# cached resources
+# --------------------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _process_setup() -> bool:
+    """Once per server: one BLAS thread. On 2 vCPUs shared with the training thread, OpenBLAS's
+    second thread only spins (a 1797 x 64 SVD took 0.6 s instead of 10 ms under load)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    return True
+
+
+@st.cache_resource(show_spinner=False)
+def _umap_warm_up():
+    """Start the UMAP process (import + numba compile) in the background, once per server."""
+    return umap_service() if umap_enabled() else None
+
+
+@st.cache_resource(scope="session", on_release=close_session, show_spinner=False)
+def get_session() -> Session:
+    """This browser session's trainer holder; released (threads stopped) when the session ends."""
+    return Session()
+
+
+def _session() -> Session:
+    s = get_session()
+    if s.closed:  # closed from outside (tests, shutdown): start a fresh one
+        get_session.clear()
+        s = get_session()
+    return s
+
+
+def _data_dir() -> str | None:
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a == "--data-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--data-dir="):
+            return a.split("=", 1)[1]
+    return os.environ.get("HRAML_DATA_DIR") or None
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _dataset_names(data_dir: str | None) -> list[str]:
+    rows = list_datasets(data_dir)
+    embedded = [r.name for r in rows if r.status == "embedded"]
+    files = [r.name for r in rows if r.status in ("available", "unregistered")]
+    ordered = (["digits"] if "digits" in embedded else []) + [n for n in embedded if n != "digits"]
+    return ordered + files
+
+
+@st.cache_resource(show_spinner="Loading and preparing the data…", max_entries=16)
+def _prepared_named(name: str, data_dir: str | None):
+    return prepare_dataset(load_dataset(name, data_dir), test_size=DEFAULT_TEST_SIZE, seed=0, max_samples=MAX_SAMPLES)
+
+
+@st.cache_resource(show_spinner="Reading the uploaded file…", max_entries=8)
+def _prepared_upload(path: str, digest: str, label_columns: tuple | None, task: str, n_labels: int | None):
+    ds = load_file(path, task=task, label_columns=list(label_columns) if label_columns else None, n_labels=n_labels)
+    return prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0, max_samples=MAX_SAMPLES)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _csv_columns(content: bytes, name: str) -> list[str]:
+    import io
+
+    import pandas as pd
+
+    raw = content
+    if name.lower().endswith(".gz"):
+        import gzip
+
+        raw = gzip.decompress(content)
+    sep = "\t" if ".tsv" in name.lower() else None
+    head = pd.read_csv(io.BytesIO(raw), nrows=20, sep=sep, engine="python")
+    return [str(c) for c in head.columns]
+
+
+# --------------------------------------------------------------------------------------------------
+# reading the widgets (also from callbacks, through st.session_state)
+# --------------------------------------------------------------------------------------------------
+def _selection():
+    """(settings, prepared, errors) for the current widget values; errors are messages to show."""
+    ss = st.session_state
+    errors: list[str] = []
+    prepared, data_key = None, None
+    choice = ss.get("dataset", "digits")
+    try:
+        if choice == UPLOAD:
+            up = ss.get("upload")
+            if up is None:
+                errors.append(NO_FILE)
+            else:
+                content = up.getvalue()
+                digest = hashlib.sha1(content).hexdigest()
+                path = _session().upload_dir() / digest[:12] / Path(up.name).name
+                if not path.exists():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+                is_csv = any(x in up.name.lower() for x in (".csv", ".tsv"))
+                cols = tuple(ss.get("label_columns") or ()) if is_csv else None
+                is_arff = up.name.lower().removesuffix(".gz").endswith(".arff")
+                n_labels = (int(ss.get("n_labels") or 0) or None) if is_arff else None
+                task = ss.get("task", "auto")
+                prepared = _prepared_upload(str(path), digest, cols or None, task, n_labels)
+                data_key = ("upload", digest, cols, task, n_labels)
+        else:
+            data_dir = _data_dir()
+            prepared = _prepared_named(choice, data_dir)
+            data_key = ("named", choice, data_dir)
+    except (DatasetError, ValueError, OSError) as exc:
+        errors.append(f"Could not use this data: {exc}")
+        prepared = None
+    except Exception as exc:  # an unexpected reader failure: a message, never a traceback
+        errors.append(f"Could not use this data ({type(exc).__name__}): {exc}")
+        prepared = None
+    try:
+        config = config_from_values({k: ss[k] for k in (
+            "relation", "hidden", "dim", "out_activation", "optimizer", "lr", "weight_decay", "batch_size",
+            "sampler", "partners", "seed") if k in ss})
+    except (ValueError, TypeError) as exc:
+        errors.append(f"Bad setting: {exc}")
+        config = None
+    settings = None
+    if prepared is not None and config is not None:
+        settings = Settings(data_key, config, int(ss.get("probe_size", 300)), int(ss.get("display_size", 2000)))
+    return settings, prepared, errors
+
+
+def _apply(settings, prepared) -> None:
+    """Build the trainer for these settings if that loses nothing (errors go to session_state)."""
+    session = _session()
+    try:
+        session.sync(settings, prepared)
+        st.session_state.pop("_build_error", None)
+    except Exception as exc:  # e.g. a relation that gives NaN on these labels
+        st.session_state["_build_error"] = f"Cannot train with these settings: {exc}"
+
+
+# --------------------------------------------------------------------------------------------------
+# button callbacks
+# --------------------------------------------------------------------------------------------------
+def _on_start() -> None:
+    settings, prepared, _ = _selection()
+    if settings is not None:
+        _apply(settings, prepared)
+    _session().start()
+
+
+def _on_pause() -> None:
+    _session().toggle_pause()
+
+
+def _on_stop() -> None:
+    _session().stop()
+
+
+def _on_reset() -> None:
+    settings, prepared, errors = _selection()
+    session = _session()
+    if settings is None:
+        st.session_state["_build_error"] = "Reset needs valid settings: " + " ".join(errors)
+        return
+    try:
+        session.reset(settings, prepared)
+        st.session_state.pop("_build_error", None)
+    except Exception as exc:
+        st.session_state["_build_error"] = f"Cannot train with these settings: {exc}"
+
+
+def _on_fit_baseline() -> None:
+    session = _session()
+    name = st.session_state.get("baseline")
+    if name and session.prepared is not None and session.settings is not None:
+        session.baselines.fit(name, session.prepared, session.settings.data_key)
+
+
+# --------------------------------------------------------------------------------------------------
+# the sidebar
+# --------------------------------------------------------------------------------------------------
+def sidebar(data_dir: str | None) -> None:
+    sb = st.sidebar
+    sb.header("Data")
+    names = _dataset_names(data_dir)
+    sb.selectbox("Dataset", names + [UPLOAD], index=0, key="dataset",
+                 help="Embedded sets need no files; others come from the data directory "
+                      f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
+    if st.session_state.get("dataset") == UPLOAD:
+        up = sb.file_uploader("Data file", type=["csv", "tsv", "arff", "mat", "gz"], key="upload",
+                              help="CSV/TSV (pick the label columns), ARFF (Mulan: labels at the end), MATLAB .mat")
+        sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
+        if up is not None:
+            lname = up.name.lower()
+            if ".csv" in lname or ".tsv" in lname:
+                try:
+                    cols = _csv_columns(up.getvalue(), up.name)
+                except Exception as exc:  # shown; the loader reports the details
+                    cols = []
+                    sb.warning(f"Could not read the header of {up.name}: {exc}")
+                if cols:
+                    if st.session_state.get("label_columns") and not set(st.session_state["label_columns"]) <= set(cols):
+                        del st.session_state["label_columns"]
+                    sb.multiselect("Label columns", cols, default=[cols[-1]], key="label_columns",
+                                   help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: distributions.")
+            elif lname.removesuffix(".gz").endswith(".arff"):
+                sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
+
+    sb.header("Relation")
+    rel_names = list(RELATIONS)
+    sb.selectbox("Relation g", rel_names, index=rel_names.index(DEFAULTS.relation), key="relation",
+                 help="The label relation that squared embedding distances are trained to match.")
+    rel = RELATIONS[st.session_state.get("relation", DEFAULTS.relation)]
+    sb.markdown(f"`{rel.formula}`")
+    sb.caption(rel.description)
+
+    sb.header("Encoder")
+    c1, c2 = sb.columns(2)
+    c1.text_input("Hidden sizes", ",".join(map(str, DEFAULTS.hidden)), key="hidden", help="e.g. 256 or 256,128")
+    c2.number_input("Embedding size", 1, 1024, DEFAULTS.dim, key="dim")
+    sb.selectbox("Output activation", OUT_ACTIVATIONS, index=OUT_ACTIVATIONS.index(DEFAULTS.out_activation), key="out_activation")
+
+    sb.header("Optimiser")
+    c1, c2 = sb.columns(2)
+    c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer), key="optimizer")
+    c2.number_input("Learning rate", min_value=1e-8, max_value=1e12, value=DEFAULTS.lr, step=1e-4, format="%.1e", key="lr")
+    c1, c2 = sb.columns(2)
+    c1.number_input("Weight decay", min_value=0.0, max_value=10.0, value=DEFAULTS.weight_decay, step=1e-5, format="%.1e", key="weight_decay")
+    c2.number_input("Batch size", 2, 8192, DEFAULTS.batch_size, step=32, key="batch_size")
+
+    sb.header("Pairs")
+    c1, c2 = sb.columns(2)
+    c1.selectbox("Sampler", SAMPLERS, index=SAMPLERS.index(DEFAULTS.sampler), key="sampler",
+                 help="; ".join(f"{k}: {v}" for k, v in SAMPLER_HELP.items()))
+    c2.number_input("Partners", 1, 64, DEFAULTS.partners, key="partners", help="partners per sample (hard sampler)")
+    sb.number_input("Seed", 0, 2**31 - 1, int(DEFAULTS.seed), key="seed")
+
+    sb.header("Display")
+    sb.slider("Heatmap points", 50, 1000, 300, step=50, key="probe_size",
+              help="Samples in the A / E heatmaps (probe subset of the training part)")
+    sb.slider("Projection points", 100, 5000, 2000, step=100, key="display_size",
+              help="Training samples whose embeddings are projected to 2-D")
+    sb.radio("Projection", ["UMAP", "PCA"], horizontal=True, key="projection",
+             help="UMAP warm-started from the previous frame and aligned onto it (Procrustes); PCA is instant.")
+    sb.caption("Changes to data, relation, encoder, optimiser, pairs, seed and point counts need a Reset once "
+               "training has started; the projection method applies at once.")
+
+
+# --------------------------------------------------------------------------------------------------
+# the live part
+# --------------------------------------------------------------------------------------------------
+def _fmt_rate(v: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= div:
+            return f"{v / div:.2f}{unit}"
+    return f"{v:.0f}"
+
+
+def _fmt_time(s: float) -> str:
+    m, sec = divmod(int(s), 60)
+    return f"{m}:{sec:02d}" if m else f"{s:.1f} s"
+
+
+def _label_map(prepared) -> dict | None:
+    if prepared is None:
+        return None
+    if prepared.task == "classification":
+        classes = np.unique(np.concatenate([np.asarray(prepared.Y_train), np.asarray(prepared.Y_val)]))
+        if len(prepared.label_names) == len(classes):
+            return {c: n for c, n in zip(classes.tolist(), prepared.label_names)}
+        return None
+    return dict(enumerate(prepared.label_names))
+
+
+def _baseline_values(session: Session) -> dict[str, float]:
+    return {r.name: r.value for r in session.baselines.results.values() if r.status == "done" and r.value is not None}
+
+
+#: Streamlit fades elements that a run has not re-rendered yet (after 0.5 s); in the live panel,
+#: refreshed twice a second, that fade only flickers.
+LIVE_CSS = """<style>
+.st-key-live [data-stale="true"] { opacity: 1 !important; transition: none !important; }
+</style>"""
+
+
+def live(ticking: bool) -> None:
+    with st.container(key="live"):
+        _live_body(ticking)
+
+
+def _live_body(ticking: bool) -> None:
+    session = _session()
+    snap = session.snapshot()
+    if snap is None:
+        st.info("Choose a dataset to begin.")
+        return
+    alert = session.watch(snap)
+    if alert:
+        snap = session.snapshot()
+        st.error(alert, icon="⚠️")
+    if snap.status == FAILED:
+        st.error(f"Training stopped: {snap.message}. The model keeps its last finite weights "
+                 "(nothing learned is lost). Lower the learning rate and press Reset to start over, "
+                 "or press Start to continue from here.", icon="⚠️")
+    elif snap.status == FINISHED:
+        st.success(snap.message)
+
+    cols = st.columns(7)
+    cols[0].metric("Status", snap.status)
+    cols[1].metric("Step", f"{snap.step:,}")
+    cols[2].metric("Epoch", f"{snap.epoch:.2f}")
+    cols[3].metric("Pairs/s", _fmt_rate(snap.pairs_per_s))
+    cols[4].metric("Elapsed", _fmt_time(snap.elapsed_s))
+    cols[5].metric("Loss", f"{snap.last_loss:.4g}" if snap.step else "–")
+    last = snap.last_metric
+    delta = None
+    if last is not None and snap.raw_metric is not None:
+        delta = f"{last - snap.raw_metric:+.4f} vs raw"
+    cols[6].metric(f"Held-out {snap.metric_name}", f"{last:.4f}" if last is not None else "–", delta,
+                   delta_color="normal" if METRIC_DIRECTIONS.get(snap.metric_name, "max") == "max" else "inverse")
+
+    method = UMAP if st.session_state.get("projection", "UMAP") == "UMAP" else PCA
+    session.projector.set_method(method)
+    frame = session.projector.latest()
+    names = _label_map(session.prepared)
+    figs = figures.live_figures(snap, frame, names, _baseline_values(session))
+    # While training, the mode bar is off: every refresh remounts the charts, and building the
+    # mode bar is ~10% of the browser's work; it comes back when training pauses or stops.
+    cfg = {"displayModeBar": False if snap.status == RUNNING else "hover", "displaylogo": False}
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figs["loss"], key="fig_loss", config=cfg)
+    c2.plotly_chart(figs["metric"], key="fig_metric", config=cfg)
+    st.plotly_chart(figs["heatmaps"], key="fig_heatmaps", config=cfg)
+    if snap.status == RUNNING:
+        st.caption("Heatmaps are drawn as images while training (fast refresh); pause or stop to hover over values.")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figs["scatter"], key="fig_scatter", config=cfg)
+    c2.plotly_chart(figs["projection"], key="fig_projection", config=cfg)
+    if frame is not None:
+        svc = umap_service(start=False)
+        umap_state = svc.state if svc is not None else "off"
+        c2.caption(f"Frame {frame.method.upper()} in {frame.seconds:.2f} s · UMAP process: {umap_state}")
+
+    results = list(session.baselines.results.values())
+    if results:
+        st.subheader("Comparison on the same split")
+        rows = [{"method": "HRAML (live)", snap.metric_name: last, "fit time": _fmt_time(snap.elapsed_s), "status": snap.status}]
+        if snap.raw_metric is not None:
+            rows.append({"method": "raw features", snap.metric_name: snap.raw_metric, "fit time": "–", "status": "–"})
+        for r in results:
+            rows.append({"method": r.name, snap.metric_name: r.value,
+                         "fit time": "–" if r.seconds is None else _fmt_time(r.seconds),
+                         "status": r.status if not r.message else f"{r.status}: {r.message}"})
+        st.dataframe(rows, hide_index=True)
+
+    if ticking != session.needs_refresh():
+        st.rerun()  # start or stop the periodic refresh
+
+
+# --------------------------------------------------------------------------------------------------
+# the page
+# --------------------------------------------------------------------------------------------------
+def main() -> None:
+    _process_setup()
+    _umap_warm_up()
+    session = _session()
+    data_dir = _data_dir()
+    sidebar(data_dir)
+
+    st.title("HRAML Explorer", anchor=False)
+    st.caption("Relation-alignment metric learning, live: an MLP encoder learns embeddings whose squared "
+               "distances D² match a relation g between labels.")
+    settings, prepared, errors = _selection()
+    if settings is not None:
+        _apply(settings, prepared)
+    for msg in errors:
+        if msg == NO_FILE:
+            st.info(msg, icon="📂")
+        else:
+            st.error(msg, icon="🚫")
+    if st.session_state.get("_build_error"):
+        st.error(st.session_state["_build_error"], icon="🚫")
+
+    if session.prepared is not None:
+        p = session.prepared
+        shown = p.summary()
+        st.markdown(f"**Task: {p.task}** · {shown}")
+        for note in p.notes:
+            st.caption(note)
+        if errors and session.prepared is not prepared:
+            st.caption(f"Still showing {p.name}: the selected data could not be used.")
+
+    snap = session.snapshot()
+    status = snap.status if snap is not None else "idle"
+    started = snap is not None and snap.step > 0
+    c = st.columns([1.2, 1.2, 1, 1, 5])
+    start_label = {PAUSED: "Resume", STOPPED: "Continue", FAILED: "Continue", RUNNING: "Training…"}.get(status, "Start")
+    c[0].button(start_label, key="start", type="primary", on_click=_on_start, icon=":material/play_arrow:",
+                disabled=session.trainer is None)
+    c[1].button("Resume" if status == PAUSED else "Pause", key="pause", on_click=_on_pause,
+                icon=":material/pause:", disabled=status not in (RUNNING, PAUSED))
+    c[2].button("Stop", key="stop", on_click=_on_stop, icon=":material/stop:", disabled=status not in (RUNNING, PAUSED))
+    c[3].button("Reset", key="reset", on_click=_on_reset, icon=":material/restart_alt:",
+                help="Start over from fresh weights with the current settings")
+    pending = session.pending_changes(settings)
+    if pending and started:
+        run_name = session.prepared.name if session.prepared is not None else "the current run"
+        c[4].warning(f"Changed: {', '.join(pending)}. The run on {run_name} keeps its settings; press **Reset** "
+                     "to apply the changes (it starts over from fresh weights).", icon="🔁")
+
+    st.html(LIVE_CSS)
+    ticking = session.needs_refresh()
+    st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
+
+    with st.expander("Compare with a baseline", expanded=False):
+        if session.prepared is not None:
+            from hraml_core.baselines import BASELINES
+
+            task = session.prepared.task
+            names = [n for n, cls in BASELINES.items() if task in getattr(cls, "tasks", ())]
+            c1, c2 = st.columns([3, 1])
+            c1.selectbox("Baseline", names, index=names.index("raml_krr") if "raml_krr" in names else 0, key="baseline",
+                         help="Fitted on the same training part, scored on the same held-out part. "
+                              "LMNN and ITML can take one to two minutes on digits.")
+            c2.button("Fit", key="fit_baseline", on_click=_on_fit_baseline, disabled=session.baselines.busy())
+            st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
+
+    with st.expander("Download", expanded=False):
+        trainer, prep = session.trainer, session.prepared
+        if trainer is not None and prep is not None:
+            settings_now = session.settings
+
+            def emb_csv():
+                return export.embeddings_csv(trainer.embed(np.array(prep.X_train)), trainer.embed(np.array(prep.X_val)), prep)
+
+            def met_csv():
+                return export.metrics_csv(trainer.snapshot(), _baseline_values(session))
+
+            def model():
+                cfg = settings_now.config if settings_now else None
+                return export.model_zip(trainer.to_estimator(), prep, {} if cfg is None else dataclasses.asdict(cfg))
+
+            c1, c2, c3 = st.columns(3)
+            c1.download_button("Embeddings (CSV)", emb_csv, file_name=f"{prep.name}-embeddings.csv", mime="text/csv",
+                               key="dl_embeddings", on_click="ignore")
+            c2.download_button("Metrics (CSV)", met_csv, file_name=f"{prep.name}-metrics.csv", mime="text/csv",
+                               key="dl_metrics", on_click="ignore")
+            c3.download_button("Model (zip)", model, file_name=f"{prep.name}-hraml-model.zip", mime="application/zip",
+                               key="dl_model", on_click="ignore")
+
+
+main()

@@ -1,0 +1,94 @@
+"""Downloads: embeddings (CSV), metrics (CSV) and the trained model (zip). Pure functions."""
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .prepare import Prepared
+
+
+def _label_text(y) -> str:
+    y = np.asarray(y)
+    if y.ndim == 0:
+        return str(y.item())
+    return " ".join(f"{v:g}" for v in y.astype(np.float64))
+
+
+def embeddings_csv(Z_train, Z_val, prepared: Prepared) -> str:
+    """One row per sample of both parts: original row, split, label(s), then z0..z{d-1}."""
+    import pandas as pd
+
+    Z_train, Z_val = np.asarray(Z_train), np.asarray(Z_val)
+    rows = np.concatenate([prepared.train_index, prepared.val_index])
+    split = np.array(["train"] * len(Z_train) + ["held-out"] * len(Z_val))
+    Y = list(prepared.Y_train) + list(prepared.Y_val)
+    Z = np.vstack([Z_train, Z_val])
+    frame = pd.DataFrame({"row": rows, "split": split, "label": [_label_text(y) for y in Y]})
+    frame = pd.concat([frame, pd.DataFrame(Z, columns=[f"z{k}" for k in range(Z.shape[1])])], axis=1)
+    return frame.sort_values("row", kind="stable").to_csv(index=False, float_format="%.6g")
+
+
+def metrics_csv(snapshot, baselines: Mapping[str, float] | None = None) -> str:
+    """The loss curve and the held-out metric by step, plus the raw-feature and baseline values.
+
+    Columns: ``kind`` (loss / heldout / raw / baseline), ``name``, ``step``, ``value``.
+    """
+    import pandas as pd
+
+    s = snapshot
+    parts = [
+        pd.DataFrame({"kind": "loss", "name": "loss", "step": s.loss_steps, "value": s.loss_values}),
+        pd.DataFrame({"kind": "heldout", "name": s.metric_name, "step": s.metric_steps, "value": s.metric_values}),
+    ]
+    extra = []
+    if s.raw_metric is not None:
+        extra.append({"kind": "raw", "name": s.metric_name, "step": np.nan, "value": s.raw_metric})
+    for name, value in (baselines or {}).items():
+        extra.append({"kind": "baseline", "name": f"{name}:{s.metric_name}", "step": np.nan, "value": value})
+    if extra:
+        parts.append(pd.DataFrame(extra))
+    return pd.concat(parts, ignore_index=True).to_csv(index=False, float_format="%.6g")
+
+
+def model_zip(estimator, prepared: Prepared, settings: Mapping | None = None) -> bytes:
+    """A zip of the trained model (``model.safetensors``, loadable with ``hraml_core.HRAML.load``),
+    the preprocessing it expects (``preprocessing.npz``: mean, scale and, for sparse inputs, the
+    SVD components) and a ``README.txt``."""
+    with tempfile.TemporaryDirectory(prefix="hraml-model-") as tmp:
+        path = Path(tmp) / "model.safetensors"
+        estimator.save(path)
+        model_bytes = path.read_bytes()
+    pre = io.BytesIO()
+    arrays = {"mean": np.asarray(prepared.mean), "scale": np.asarray(prepared.scale)}
+    if prepared.svd_components is not None:
+        arrays["svd_components"] = np.asarray(prepared.svd_components)
+    np.savez(pre, **arrays)
+    info = {
+        "dataset": prepared.name,
+        "task": prepared.task,
+        "n_features": prepared.n_features,
+        "train_rows": int(len(prepared.train_index)),
+        "heldout_rows": int(len(prepared.val_index)),
+        "settings": dict(settings or {}),
+    }
+    readme = (
+        "HRAML model trained in the HRAML Explorer dashboard.\n\n"
+        "The encoder expects preprocessed features: x' = ((x @ svd_components.T if present else x) - mean) / scale\n"
+        "(arrays in preprocessing.npz). Then:\n\n"
+        "    from hraml_core import HRAML\n"
+        "    model = HRAML.load('model.safetensors')\n"
+        "    Z = model.transform(x_prime)\n"
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.safetensors", model_bytes)
+        zf.writestr("preprocessing.npz", pre.getvalue())
+        zf.writestr("info.json", json.dumps(info, indent=2, default=str))
+        zf.writestr("README.txt", readme)
+    return out.getvalue()

@@ -1,0 +1,416 @@
+"""The dashboard's figures: pure functions from arrays to plotly figures (no Streamlit, no torch).
+
+Large arrays go in as float32 numpy arrays, never as lists (plotly serialises numpy arrays as
+compact typed arrays; ``.tolist()`` is ~30x slower and 3x larger, see PLATFORM.md). Every figure
+sets ``uirevision`` so that a user's zoom survives the live refreshes.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import numpy as np
+import plotly.graph_objects as go
+
+#: Colours for labels in the projection (plotly's D3 + Alphabet palettes).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#17becf", "#AA0DFE", "#3283FE", "#85660D", "#782AB6", "#565656", "#1C8356", "#16FF32", "#F7E1A0",
+    "#E2E2E2", "#1CBE4F", "#C4451C", "#DEA0FD", "#FE00FA", "#325A9B", "#FEAF16", "#F8A19F", "#90AD1C",
+    "#F6222E", "#1CFFCE", "#2ED9FF",
+)
+#: At most this many labels get their own trace and legend entry in the projection.
+MAX_LEGEND_LABELS = len(PALETTE)
+HEATMAP_SCALE = "Viridis"
+#: Points drawn: the browser redraws every chart on each refresh, and SVG cost grows with points.
+LOSS_POINTS = 600
+SCATTER_PAIRS = 500
+DIFF_SCALE = "RdBu_r"
+_MARGIN = dict(l=10, r=10, t=40, b=10, autoexpand=False)
+
+
+def _margin(l: int = 64, r: int = 12, t: int = 36, b: int = 48) -> dict:
+    """Fixed margins. ``autoexpand=False`` skips plotly's auto-margin passes, which were half of
+    the browser's time to draw these charts (measured in headless Chromium: loss 34 -> 15 ms,
+    D² vs g 74 -> 27 ms); the margins leave room for the tick labels, titles and colour bars."""
+    return dict(l=l, r=r, t=t, b=b, autoexpand=False)
+
+
+def _title(text: str) -> dict:
+    return dict(text=text, x=0, font=dict(size=14))
+
+
+def _figure(data: list, layout: dict) -> go.Figure:
+    """A figure from plain dicts: one validation pass instead of many (update_layout with
+    magic-underscore paths costs ~10x more on every refresh)."""
+    return go.Figure(dict(data=data, layout=layout))
+
+
+def _names(labels, label_names: Mapping | None) -> list[str]:
+    if label_names:
+        return [str(label_names.get(v, v)) for v in labels]
+    return [str(v) for v in labels]
+
+
+# --------------------------------------------------------------------------------------------------
+# curves
+# --------------------------------------------------------------------------------------------------
+def downsample(x, y, max_points: int):
+    """Average (x, y) into at most ``max_points`` equal bins (a curve looks the same, draws faster)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) <= max_points:
+        return x, y
+    edges = np.linspace(0, len(x), max_points + 1).astype(int)
+    counts = np.diff(edges)
+    return np.add.reduceat(x, edges[:-1]) / counts, np.add.reduceat(y, edges[:-1]) / counts
+
+
+def loss_figure(steps, values, title: str = "Training loss", max_points: int = LOSS_POINTS) -> go.Figure:
+    """The loss per step (log scale when every value is positive), at most ``max_points`` points."""
+    steps, values = downsample(steps, values, max_points)
+    log = len(values) > 0 and bool(np.all(values > 0))
+    return _figure(
+        [dict(type="scatter", x=steps, y=values, mode="lines", name="loss", line=dict(width=1.5))],
+        dict(title=_title(title), height=300, margin=_margin(), showlegend=False, uirevision="loss",
+             xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="loss"), type="log" if log else "linear")),
+    )
+
+
+def metric_figure(name: str, steps, values, raw: float | None = None, baselines: Mapping[str, float] | None = None) -> go.Figure:
+    """The held-out ``name`` of the embedding over steps, with the same metric on raw features and
+    any fitted baselines as horizontal lines."""
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    data = [dict(type="scatter", x=steps, y=values, mode="lines+markers", name="HRAML", marker=dict(size=4))]
+    x_end = float(steps[-1]) if len(steps) else 1.0
+    x0 = float(steps[0]) if len(steps) else 0.0
+    lines = []
+    if raw is not None and np.isfinite(raw):
+        lines.append(("raw features", float(raw), "dash", "#7f7f7f"))
+    for i, (bname, bval) in enumerate((baselines or {}).items()):
+        if bval is not None and np.isfinite(bval):
+            lines.append((bname, float(bval), "dot", PALETTE[(i + 1) % len(PALETTE)]))
+    for label, v, dash, colour in lines:
+        data.append(dict(type="scatter", x=[x0, max(x_end, x0 + 1)], y=[v, v], mode="lines", name=f"{label} ({v:.4f})",
+                         line=dict(dash=dash, color=colour, width=1.5)))
+    last = f" — {values[-1]:.4f}" if len(values) else ""
+    return _figure(data, dict(
+        title=_title(f"Held-out {name}{last}"), height=300, margin=_margin(), uirevision="metric",
+        xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text=name)),
+        legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.6)"),
+    ))
+
+
+# --------------------------------------------------------------------------------------------------
+# relation heatmaps
+# --------------------------------------------------------------------------------------------------
+def label_blocks(labels, label_names: Mapping | None = None, max_blocks: int = 30):
+    """Tick positions (block centres) and texts for runs of equal labels in ``labels`` (sorted)."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return [], []
+    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(labels)]])
+    if len(starts) > max_blocks:
+        return [], []
+    centres = ((starts + ends - 1) / 2.0).tolist()
+    return centres, _names(labels[starts], label_names)
+
+
+@lru_cache(maxsize=8)
+def colour_lut(name: str, n: int = 256) -> np.ndarray:
+    """An (n, 3) uint8 lookup table sampled from a plotly colour scale (entry 0 = scale minimum)."""
+    import plotly.colors as pc
+
+    cols = pc.sample_colorscale(pc.get_colorscale(name), np.linspace(0, 1, n), colortype="rgb")
+    lut = np.array([[float(v) for v in c[c.index("(") + 1 : -1].split(",")] for c in cols])
+    lut.setflags(write=False)
+    return np.clip(np.round(lut), 0, 255).astype(np.uint8)
+
+
+def colour_index(M, zmin: float, zmax: float, n: int = 256) -> np.ndarray:
+    """Values -> uint8 indices 0..n-1 into a colour LUT, linear between zmin and zmax (clipped)."""
+    span = (zmax - zmin) or 1.0
+    idx = np.clip(np.rint((np.asarray(M, dtype=np.float32) - zmin) / span * (n - 1)), 0, n - 1)
+    return idx.astype(np.uint8)
+
+
+def colour_map(M, zmin: float, zmax: float, scale: str) -> np.ndarray:
+    """Values -> (h, w, 3) uint8 RGB through ``scale`` between zmin and zmax (clipped), as plotly does."""
+    lut = colour_lut(scale)
+    return lut[colour_index(M, zmin, zmax, len(lut))]
+
+
+def png_data_uri(index: np.ndarray, lut: np.ndarray) -> str:
+    """A palette PNG (one byte per pixel, ``lut`` as palette) as a data URI: ~1.5 ms and ~60 kB for
+    300 x 300, against ~6 ms and ~170 kB as RGB."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(index, dtype=np.uint8), mode="P")
+    img.putpalette(np.ascontiguousarray(lut, dtype=np.uint8).tobytes())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def nice_ceiling(x: float) -> float:
+    """``x`` rounded up to a multiple of a quarter of its decade (2.13 -> 2.25, 0.37 -> 0.375): colour
+    ranges that change rarely, so an unchanged matrix keeps its image between refreshes."""
+    if not np.isfinite(x) or x <= 0:
+        return 1.0
+    step = 10.0 ** np.floor(np.log10(x)) / 4
+    return float(np.ceil(x / step - 1e-9) * step)
+
+
+_static_images: dict = {}
+
+
+def _image_uri(M: np.ndarray, zmin: float, zmax: float, scale: str, cache: bool = False) -> str:
+    """The colour-mapped PNG of M; with ``cache``, reused while the same array object and range
+    come back (E is one read-only array for a whole run)."""
+    key = (id(M), zmin, zmax, scale)
+    if cache:
+        hit = _static_images.get(key)
+        if hit is not None and hit[0]() is M:
+            return hit[1]
+    lut = colour_lut(scale)
+    uri = png_data_uri(colour_index(M, zmin, zmax, len(lut)), lut)
+    if cache:
+        import weakref
+
+        if len(_static_images) > 32:
+            _static_images.clear()
+        try:
+            _static_images[key] = (weakref.ref(M), uri)
+        except TypeError:
+            pass
+    return uri
+
+
+def heatmap_scales(A, E) -> dict[str, float]:
+    """The colour ranges: [0, zmax] shared by A and E, [-dmax, dmax] for A - E (both rounded up by
+    :func:`nice_ceiling`)."""
+    A = np.asarray(A, dtype=np.float32)
+    E = np.asarray(E, dtype=np.float32)
+    zmax = nice_ceiling(float(max(np.max(A, initial=0.0), np.max(E, initial=0.0))))
+    dmax = nice_ceiling(float(np.max(np.abs(A - E), initial=0.0)))
+    return {"zmin": 0.0, "zmax": zmax, "dmin": -dmax, "dmax": dmax}
+
+
+def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, height: int = 380,
+                      as_images: bool = False) -> go.Figure:
+    """A (embedding D^2) | E (label relation g) | A - E, side by side on the probe subset.
+
+    A and E share one colour scale (same zmin / zmax, one colour bar); the difference has its own
+    diverging scale centred on 0.
+
+    - ``as_images=False``: three ``go.Heatmap`` traces of float32 numpy arrays (hover shows values).
+    - ``as_images=True`` (while training): the same colours, pre-rendered server-side into three
+      PNG images (``go.Image``), plus two invisible 1 x 2 heatmaps that carry the colour bars.
+      Streamlit remounts a chart on every data change, and the browser rebuilds three 300 x 300
+      heatmaps in ~250 ms (headless Chromium here) against ~90 ms for three images, which is what
+      lets the page hold 2 refreshes/s. Hover then shows positions only. The image of E (one
+      read-only array per run) is cached between refreshes.
+
+    Both modes use the colour ranges of :func:`heatmap_scales`.
+    """
+    E_in = E
+    A = np.asarray(A, dtype=np.float32)
+    E = np.asarray(E, dtype=np.float32)
+    if A.shape != E.shape or A.ndim != 2:
+        raise ValueError(f"A and E must be square matrices of one shape, got {A.shape} and {E.shape}")
+    D = A - E
+    sc = heatmap_scales(A, E)
+    zmax, dmax = sc["zmax"], sc["dmax"]
+    ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
+    names = ("A = D²", "E = g", "A − E")
+    if as_images:
+        uris = (_image_uri(A, 0.0, zmax, HEATMAP_SCALE),
+                _image_uri(E, 0.0, zmax, HEATMAP_SCALE, cache=E is E_in),
+                _image_uri(D, -dmax, dmax, DIFF_SCALE))
+        data = [
+            dict(type="image", source=uri, name=name, x0=0, dx=1, y0=0, dy=1,
+                 hovertemplate="row %{y}, col %{x}<extra>" + name + "</extra>",
+                 **({} if i == 0 else dict(xaxis=f"x{i + 1}", yaxis=f"y{i + 1}")))
+            for i, (uri, name) in enumerate(zip(uris, names))
+        ]
+        # invisible carriers of the two colour bars
+        data += [
+            dict(type="heatmap", z=np.array([[0.0, zmax]], np.float32), coloraxis="coloraxis", opacity=0.0,
+                 hoverinfo="skip", name="scale"),
+            dict(type="heatmap", z=np.array([[-dmax, dmax]], np.float32), coloraxis="coloraxis2", opacity=0.0,
+                 hoverinfo="skip", name="diff scale", xaxis="x3", yaxis="y3"),
+        ]
+    else:
+        hover = "row %{y}, col %{x}<br>%{z:.3f}<extra>%{fullData.name}</extra>"
+        data = [
+            dict(type="heatmap", z=A, name=names[0], coloraxis="coloraxis", zmin=0.0, zmax=zmax, hovertemplate=hover),
+            dict(type="heatmap", z=E, name=names[1], coloraxis="coloraxis", zmin=0.0, zmax=zmax, xaxis="x2", yaxis="y2",
+                 hovertemplate=hover),
+            dict(type="heatmap", z=D, name=names[2], coloraxis="coloraxis2", zmin=-dmax, zmax=dmax, xaxis="x3", yaxis="y3",
+                 hovertemplate=hover),
+        ]
+    n = A.shape[0]
+    gap = 0.05
+    w = (1 - 2 * gap) / 3
+    axis = dict(showgrid=False, zeroline=False, tickvals=ticks, ticktext=texts, tickfont=dict(size=9),
+                constrain="domain", range=[-0.5, n - 0.5])
+    layout = dict(
+        height=height, margin=_margin(l=40, r=12, t=30, b=64), uirevision="heatmaps",
+        coloraxis=dict(colorscale=HEATMAP_SCALE, cmin=0.0, cmax=zmax,
+                       colorbar=dict(orientation="h", x=(2 * w + gap) / 2, xanchor="center", len=2 * w + gap,
+                                     y=-0.08, yanchor="top", thickness=10, title=dict(text="D², g", side="right"))),
+        coloraxis2=dict(colorscale=DIFF_SCALE, cmin=-dmax, cmax=dmax, cmid=0.0,
+                        colorbar=dict(orientation="h", x=1 - w / 2, xanchor="center", len=w, y=-0.08,
+                                      yanchor="top", thickness=10, title=dict(text="A − E", side="right"))),
+        annotations=[
+            dict(text=t, x=i * (w + gap) + w / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                 yanchor="bottom", showarrow=False, font=dict(size=13))
+            for i, t in enumerate(("A: embedding D²", "E: label relation g", "A − E"))
+        ],
+    )
+    for i in range(3):
+        sx = "" if i == 0 else str(i + 1)
+        layout[f"xaxis{sx}"] = dict(axis, domain=[i * (w + gap), i * (w + gap) + w], anchor=f"y{sx}", scaleanchor=f"y{sx}",
+                                    showticklabels=False)
+        layout[f"yaxis{sx}"] = dict(axis, range=[n - 0.5, -0.5], anchor=f"x{sx}", showticklabels=i == 0)
+    return _figure(data, layout)
+
+
+# --------------------------------------------------------------------------------------------------
+# D^2 against g
+# --------------------------------------------------------------------------------------------------
+def sample_pairs(n: int, n_pairs: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j), i < j, of an n x n matrix's upper triangle: all when there are at most
+    ``n_pairs``, else a seeded sample of distinct pairs (the same for the same n and seed)."""
+    total = n * (n - 1) // 2
+    if total <= n_pairs:
+        i, j = np.triu_indices(n, 1)
+        return i, j
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(total, n_pairs, replace=False)
+    flat.sort()
+    # invert the row-major enumeration of the strict upper triangle
+    row_start = np.concatenate([[0], np.cumsum(np.arange(n - 1, 0, -1))])
+    i = np.searchsorted(row_start, flat, side="right") - 1
+    j = flat - row_start[i] + i + 1
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def alignment_stats(a, e) -> dict[str, float]:
+    """How well D^2 (``a``) matches g (``e``) over pairs: Pearson r and RMSE."""
+    a = np.asarray(a, dtype=np.float64)
+    e = np.asarray(e, dtype=np.float64)
+    rmse = float(np.sqrt(np.mean((a - e) ** 2))) if len(a) else float("nan")
+    if len(a) < 2 or a.std() == 0 or e.std() == 0:
+        r = float("nan")
+    else:
+        r = float(np.corrcoef(a, e)[0, 1])
+    return {"r": r, "rmse": rmse}
+
+
+def alignment_scatter(A, E, n_pairs: int = SCATTER_PAIRS, seed: int = 0, scale: float = 1.0,
+                      max_stat_pairs: int = 500_000) -> go.Figure:
+    """D^2 (y) against g (x) for ``n_pairs`` sampled pairs of the probe subset, with the line D^2 = g.
+
+    The title's r and RMSE are over every pair of the probe subset (a sample of ``max_stat_pairs``
+    when there are more); only the plotted points are sampled. When g takes few distinct values
+    (classes), points get a small fixed horizontal jitter so the columns show their spread; the
+    exact g is in the hover text (customdata).
+    """
+    A = np.asarray(A, dtype=np.float32)
+    E = np.asarray(E, dtype=np.float32)
+    n = len(A)
+    i, j = sample_pairs(n, n_pairs, seed)
+    a, e = A[i, j], E[i, j]
+    si, sj = sample_pairs(n, max_stat_pairs, seed + 1)
+    stats = alignment_stats(A[si, sj], E[si, sj])
+    top = float(max(np.max(a, initial=0.0), np.max(e, initial=0.0))) or 1.0
+    x = e
+    if len(e) and len(np.unique(e)) <= 12:
+        x = (e + np.random.default_rng(seed).uniform(-0.02, 0.02, len(e)) * top).astype(np.float32)
+    data = [
+        dict(type="scatter", x=x, y=a, mode="markers", name="pairs", customdata=e,
+             marker=dict(size=4, opacity=0.35, color="#1f77b4"),
+             hovertemplate="g %{customdata:.3f}<br>D² %{y:.3f}<extra></extra>"),
+        dict(type="scatter", x=[0.0, top], y=[0.0, top], mode="lines", name="D² = g",
+             line=dict(color="#d62728", dash="dash", width=1.5), hoverinfo="skip"),
+    ]
+    xt = "g (label relation)" if scale == 1 else f"g × {scale:.3g} (label relation, scaled)"
+    return _figure(data, dict(
+        title=_title(f"D² vs g: r = {stats['r']:.3f}, RMSE = {stats['rmse']:.3f} over {len(si):,} pairs ({len(a):,} shown)"),
+        height=380, margin=_margin(), xaxis=dict(title=dict(text=xt)), yaxis=dict(title=dict(text="D² (embedding)")),
+        showlegend=False, uirevision="scatter",
+    ))
+
+
+# --------------------------------------------------------------------------------------------------
+# projection
+# --------------------------------------------------------------------------------------------------
+def projection_figure(xy, labels, label_names: Mapping | None = None, title: str = "Embedding projection") -> go.Figure:
+    """A 2-D scatter of the projected embeddings, one colour (and legend entry) per label."""
+    xy = np.asarray(xy, dtype=np.float32)
+    labels = np.asarray(labels)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(labels):
+        raise ValueError(f"xy must be (n, 2) with one label per row, got {xy.shape} and {labels.shape}")
+    uniq = np.unique(labels)
+    traces = []
+    legend_width = 60
+    if len(uniq) <= MAX_LEGEND_LABELS:
+        names = _names(uniq, label_names)
+        legend_width = int(min(220, 48 + 6.5 * max(len(n) for n in names)))
+        for k, (u, name) in enumerate(zip(uniq, names)):
+            m = labels == u
+            traces.append(dict(type="scatter", x=xy[m, 0], y=xy[m, 1], mode="markers", name=name,
+                               marker=dict(size=5, color=PALETTE[k % len(PALETTE)], opacity=0.8),
+                               hovertemplate=f"{name}<extra></extra>"))
+    else:
+        codes = np.searchsorted(uniq, labels).astype(np.float32)
+        traces.append(dict(type="scatter", x=xy[:, 0], y=xy[:, 1], mode="markers", name="samples",
+                           marker=dict(size=5, color=codes, colorscale="Turbo", opacity=0.8),
+                           text=_names(labels, label_names), hovertemplate="%{text}<extra></extra>"))
+    return _figure(traces, dict(
+        title=_title(title), height=380, margin=_margin(l=12, r=legend_width, t=36, b=12), uirevision="projection",
+        xaxis=dict(showticklabels=False, zeroline=False), yaxis=dict(showticklabels=False, zeroline=False, scaleanchor="x"),
+        legend=dict(itemsizing="constant", font=dict(size=10)),
+    ))
+
+
+def empty_figure(text: str, height: int = 300) -> go.Figure:
+    return _figure([], dict(
+        height=height, margin=_MARGIN, xaxis=dict(visible=False), yaxis=dict(visible=False),
+        annotations=[dict(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=13))],
+    ))
+
+
+# --------------------------------------------------------------------------------------------------
+# everything a refresh shows
+# --------------------------------------------------------------------------------------------------
+def live_figures(snapshot, frame=None, label_names: Mapping | None = None, baselines: Mapping[str, float] | None = None,
+                 n_pairs: int = SCATTER_PAIRS, live: bool | None = None) -> dict[str, go.Figure]:
+    """All live figures for one snapshot (and projection frame): what one page refresh draws.
+
+    ``live`` (default: the snapshot's status is "running") draws the heatmaps as images.
+    """
+    s = snapshot
+    figs = {
+        "loss": loss_figure(s.loss_steps, s.loss_values) if len(s.loss_values) else empty_figure("Press Start to train"),
+        "metric": metric_figure(s.metric_name, s.metric_steps, s.metric_values, s.raw_metric, baselines),
+        "heatmaps": relation_heatmaps(s.A, s.E, s.probe_labels, label_names,
+                                      as_images=(s.status == "running") if live is None else live),
+        "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),
+    }
+    if frame is not None:
+        title = f"{'UMAP' if frame.method == 'umap' else 'PCA'} of {len(frame.xy):,} training embeddings at step {frame.step:,}"
+        if frame.note:
+            title += f" — {frame.note}"
+        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, title)
+    else:
+        figs["projection"] = empty_figure("projection: computing the first frame…", 380)
+    return figs
+

@@ -1,0 +1,179 @@
+"""Data preparation for the dashboard: split, reduce, standardise (pure functions, no Streamlit).
+
+:func:`prepare_dataset` turns a :class:`hraml_core.data.Dataset` into what the background trainer
+needs: a seeded train / held-out split (stratified for classes when every class has two members),
+sparse inputs reduced by TruncatedSVD to at most ``max_dims`` dimensions, and features
+standardised by a StandardScaler fitted on the training part only. Every fitted step is kept, so
+:meth:`Prepared.transform` maps raw rows the same way (used for the embedding export and the
+downloaded model).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hraml_core.tasks import CLASSIFICATION
+
+#: Held-out fraction of the split the dashboard trains on.
+DEFAULT_TEST_SIZE = 0.3
+#: Sparse inputs are reduced to at most this many dimensions (TruncatedSVD) before training.
+MAX_SPARSE_DIMS = 100
+#: Fewest samples a dataset needs (a few training rows and a few held-out rows).
+MIN_SAMPLES = 8
+
+
+def _is_sparse(X) -> bool:
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A dataset split and preprocessed for training; arrays are read-only.
+
+    ``X_train`` / ``X_val`` are float32, standardised (after SVD for sparse inputs). ``Y_train`` /
+    ``Y_val`` are the targets as the trainer takes them (1-D class labels, or label matrices).
+    ``train_index`` / ``val_index`` are the rows of the original dataset (after any subsampling,
+    still original row numbers).
+    """
+
+    name: str
+    task: str
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_val: np.ndarray
+    Y_val: np.ndarray
+    train_index: np.ndarray
+    val_index: np.ndarray
+    n_samples: int
+    n_features: int
+    label_names: tuple
+    mean: np.ndarray
+    scale: np.ndarray
+    svd_components: np.ndarray | None = None  # (k, n_features) for sparse inputs
+    notes: tuple = ()
+    stratified: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def n_dims(self) -> int:
+        """Dimensions the encoder sees (after any reduction)."""
+        return int(self.X_train.shape[1])
+
+    def transform(self, X) -> np.ndarray:
+        """Raw feature rows -> the trainer's input space (SVD if sparse, then standardise)."""
+        if self.svd_components is not None:
+            X = X @ self.svd_components.T if _is_sparse(X) else np.asarray(X, np.float64) @ self.svd_components.T
+        elif _is_sparse(X):
+            X = X.toarray()
+        X = np.asarray(X, dtype=np.float64)
+        return ((X - self.mean) / self.scale).astype(np.float32)
+
+    def summary(self) -> str:
+        kind = "classes" if self.task == CLASSIFICATION else "labels"
+        dims = f"{self.n_features} features"
+        if self.svd_components is not None:
+            dims += f" (SVD to {self.n_dims})"
+        return (
+            f"{self.name}: {self.task}, {self.n_samples} samples, {dims}, {self.n_labels} {kind}; "
+            f"train {len(self.train_index)} / held-out {len(self.val_index)}"
+        )
+
+
+def _frozen(a):
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+def _can_stratify(y: np.ndarray, test_size: float) -> bool:
+    _, counts = np.unique(y, return_counts=True)
+    n = len(y)
+    n_test = int(np.ceil(test_size * n))
+    return counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts)
+
+
+def prepare_dataset(
+    ds,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = 0,
+    max_dims: int = MAX_SPARSE_DIMS,
+    max_samples: int | None = None,
+) -> Prepared:
+    """Split ``ds`` into train / held-out and preprocess it (see the module docstring).
+
+    ``max_samples``: keep a seeded (stratified when possible) subset of this many rows first, so
+    that a large dataset stays interactive. Raises ``ValueError`` naming the problem for data the
+    trainer cannot use (too few samples, a single class in the training part, ...).
+    """
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must lie in (0, 1), got {test_size!r}")
+    X, Y, task = ds.X, np.asarray(ds.Y), ds.task
+    n = int(X.shape[0])
+    if n < MIN_SAMPLES:
+        raise ValueError(f"{ds.name}: {n} samples are too few to split into training and held-out parts (need {MIN_SAMPLES})")
+    notes = []
+    rows = np.arange(n)
+    classes = task == CLASSIFICATION
+
+    if max_samples is not None and n > max_samples:
+        strat = Y if classes and _can_stratify(Y, 1 - max_samples / n) else None
+        rows, _ = train_test_split(rows, train_size=int(max_samples), random_state=seed, stratify=strat)
+        rows = np.sort(rows)
+        notes.append(f"subsampled to {len(rows):,} of {n:,} rows to stay interactive")
+
+    y_rows = Y[rows]
+    stratified = bool(classes and _can_stratify(y_rows, test_size))
+    tr, va = train_test_split(rows, test_size=test_size, random_state=seed, stratify=y_rows if stratified else None)
+    tr, va = np.sort(tr), np.sort(va)
+    if classes and not stratified:
+        notes.append("some classes have a single sample: the split is not stratified")
+    if classes and len(np.unique(Y[tr])) < 2:
+        raise ValueError(f"{ds.name}: the training part holds a single class; classification needs at least 2")
+
+    svd = None
+    if _is_sparse(X):
+        X_tr, X_va = X[tr], X[va]
+        k = min(max_dims, X.shape[1] - 1, len(tr) - 1)
+        if X.shape[1] > max_dims and k >= 1:
+            from sklearn.decomposition import TruncatedSVD
+
+            model = TruncatedSVD(n_components=k, random_state=seed).fit(X_tr)
+            svd = model.components_.astype(np.float64)
+            X_tr, X_va = X_tr @ svd.T, X_va @ svd.T
+            notes.append(f"sparse features reduced by TruncatedSVD from {X.shape[1]:,} to {k} dimensions (fit on the training part)")
+        else:
+            X_tr, X_va = X_tr.toarray(), X_va.toarray()
+    else:
+        X_tr, X_va = np.asarray(X[tr], np.float64), np.asarray(X[va], np.float64)
+
+    scaler = StandardScaler().fit(X_tr)
+    mean, scale = scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+    X_tr = ((X_tr - mean) / scale).astype(np.float32)
+    X_va = ((X_va - mean) / scale).astype(np.float32)
+
+    return Prepared(
+        name=ds.name,
+        task=task,
+        X_train=_frozen(X_tr),
+        Y_train=_frozen(Y[tr]),
+        X_val=_frozen(X_va),
+        Y_val=_frozen(Y[va]),
+        train_index=_frozen(tr),
+        val_index=_frozen(va),
+        n_samples=n,
+        n_features=int(X.shape[1]),
+        label_names=tuple(ds.label_names),
+        mean=_frozen(mean),
+        scale=_frozen(scale),
+        svd_components=None if svd is None else _frozen(svd),
+        notes=tuple(notes),
+        stratified=stratified,
+    )

@@ -1,0 +1,382 @@
+"""Per-session state of the dashboard: the trainer, the projection worker, the baseline fits.
+
+No Streamlit here. The app keeps one :class:`Session` per browser session (from a factory under
+``st.cache_resource(scope="session", on_release=close_session)``) and calls its methods from button
+callbacks and script runs; threads only ever publish data, they never call ``st.*``.
+
+Invariants:
+
+- at most one training thread per session: there is one :class:`~hraml_core.trainer.Trainer` at a
+  time, a replaced trainer is stopped first, and ``Trainer.start`` never starts a second thread;
+- settings changes rebuild the trainer by themselves only while it is pristine (never started);
+  otherwise :meth:`Session.pending_changes` lists them and :meth:`Session.reset` applies them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
+from hraml_core.training import TrainConfig, sequence_of_ints
+
+from .prepare import Prepared
+from .projection import ProjectionWorker
+
+#: Widget key -> (TrainConfig field, human name). The app's widgets use these keys.
+CONFIG_FIELDS: dict[str, tuple[str, str]] = {
+    "relation": ("relation", "relation"),
+    "hidden": ("hidden", "hidden sizes"),
+    "dim": ("dim", "embedding size"),
+    "out_activation": ("out_activation", "output activation"),
+    "optimizer": ("optimizer", "optimiser"),
+    "lr": ("lr", "learning rate"),
+    "weight_decay": ("weight_decay", "weight decay"),
+    "batch_size": ("batch_size", "batch size"),
+    "sampler": ("sampler", "pair sampler"),
+    "partners": ("partners", "partners per sample"),
+    "seed": ("seed", "seed"),
+}
+DEFAULTS = TrainConfig()
+#: The loss counts as exploding when it grows this many times above its starting value.
+DIVERGENCE_FACTOR = 1e3
+_session_ids = itertools.count(1)
+_sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
+
+
+def config_from_values(values: Mapping) -> TrainConfig:
+    """A TrainConfig from widget values (keys of :data:`CONFIG_FIELDS`; missing ones default).
+
+    Raises ``ValueError`` with a readable message for a bad value (e.g. hidden sizes "12,x").
+    """
+    kw = {}
+    for key, (field, _) in CONFIG_FIELDS.items():
+        if key not in values or values[key] is None:
+            continue
+        v = values[key]
+        if field == "hidden":
+            v = sequence_of_ints(v, "hidden sizes") if not isinstance(v, tuple) else v
+        elif field in ("dim", "batch_size", "partners", "seed"):
+            v = int(v)
+        elif field in ("lr", "weight_decay"):
+            v = float(v)
+        kw[field] = v
+    return TrainConfig(**kw)
+
+
+def divergence_message(snapshot) -> str | None:
+    """A message when the loss has exploded (finite but DIVERGENCE_FACTOR x its start), else None.
+
+    A NaN / infinite loss already fails the trainer (status "failed"); with Adam a huge learning
+    rate instead drives the weights (and the weight-decay term) to ~1e14 while the loss stays finite.
+    """
+    values = np.asarray(snapshot.loss_values, dtype=np.float64)
+    if len(values) < 2:
+        return None
+    first, last = float(values[0]), float(values[-1])
+    if not np.isfinite(last) or (first > 0 and last > DIVERGENCE_FACTOR * first and last > 1.0):
+        lr = getattr(snapshot.config, "lr", float("nan"))
+        return (f"The loss exploded from {first:.3g} to {last:.3g} at step {snapshot.step:,}: the learning rate "
+                f"({lr:g}) is too large. Training was stopped. Lower the learning rate and press Reset.")
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that defines a trainer: the data (by key), the config and the display sizes."""
+
+    data_key: tuple
+    config: TrainConfig
+    probe_size: int = 300
+    display_size: int = 2000
+
+
+def changed_settings(old: Settings, new: Settings) -> list[str]:
+    """Human names of what differs between two settings (empty when equal)."""
+    out = []
+    if old.data_key != new.data_key:
+        out.append("dataset")
+    for key, (field, name) in CONFIG_FIELDS.items():
+        if getattr(old.config, field) != getattr(new.config, field):
+            out.append(name)
+    if old.probe_size != new.probe_size:
+        out.append("heatmap points")
+    if old.display_size != new.display_size:
+        out.append("projection points")
+    return out
+
+
+@dataclass
+class BaselineResult:
+    name: str
+    status: str  # "fitting", "done", "failed"
+    metric: str
+    value: float | None = None
+    seconds: float | None = None
+    message: str = ""
+
+
+class BaselineRunner:
+    """Fits baselines (hraml_core.baselines) on the session's training part, one at a time, in a
+    daemon thread named ``hraml-baseline-N``; results are kept per dataset."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.data_key = None
+        self.results: dict[str, BaselineResult] = {}
+
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def clear_for(self, data_key) -> None:
+        with self._lock:
+            if data_key != self.data_key:
+                self.data_key = data_key
+                self.results = {}
+
+    def fit(self, name: str, prepared: Prepared, data_key) -> bool:
+        """Start fitting ``name``; False when a fit is already running."""
+        from hraml_core.evaluate import PRIMARY_METRIC
+
+        with self._lock:
+            if self.busy():
+                return False
+            if data_key != self.data_key:
+                self.data_key, self.results = data_key, {}
+            metric = PRIMARY_METRIC[prepared.task]
+            self.results[name] = BaselineResult(name, "fitting", metric)
+            self._thread = threading.Thread(
+                target=self._run, args=(name, prepared, data_key, metric), name=f"hraml-baseline-{next(self._ids)}", daemon=True
+            )
+            self._thread.start()
+            return True
+
+    def _run(self, name, prepared: Prepared, data_key, metric) -> None:
+        from hraml_core.baselines import get_baseline
+        from hraml_core.evaluate import evaluate_embedding
+
+        t0 = time.perf_counter()
+        try:
+            model = get_baseline(name)
+            Xtr, Xva = np.array(prepared.X_train, np.float64), np.array(prepared.X_val, np.float64)
+            model.fit(Xtr, np.array(prepared.Y_train))
+            value = evaluate_embedding(prepared.task, model.transform(Xtr), np.array(prepared.Y_train),
+                                       model.transform(Xva), np.array(prepared.Y_val))[metric]
+            result = BaselineResult(name, "done", metric, float(value), time.perf_counter() - t0)
+        except Exception as exc:  # shown in the app
+            result = BaselineResult(name, "failed", metric, None, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            if self.data_key == data_key:
+                self.results[name] = result
+
+    def join(self, timeout=None) -> None:
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+
+
+class Session:
+    """One browser session: its trainer, projection worker and baseline runner."""
+
+    def __init__(self, projection_interval_s: float = 1.0):
+        self.id = next(_session_ids)
+        self._lock = threading.RLock()
+        self.trainer: Trainer | None = None
+        self.settings: Settings | None = None
+        self.prepared: Prepared | None = None
+        self.generation = 0  # bumps whenever the trainer is rebuilt or reset
+        self.projector = ProjectionWorker(min_interval_s=projection_interval_s)
+        self.baselines = BaselineRunner()
+        self.closed = False
+        self.alert: str | None = None  # a problem found while watching (shown until Reset / Start)
+        self._upload_dir: str | None = None
+        _sessions.add(self)
+
+    def upload_dir(self) -> Path:
+        """A private temporary folder for this session's uploaded files (removed on close)."""
+        if self._upload_dir is None:
+            self._upload_dir = tempfile.mkdtemp(prefix="hraml-upload-")
+        return Path(self._upload_dir)
+
+    # -- building -------------------------------------------------------------------------------
+    def _new_trainer(self, settings: Settings, prepared: Prepared) -> Trainer:
+        # writable float32 copies: torch warns about read-only arrays
+        return Trainer(
+            np.array(prepared.X_train, dtype=np.float32), np.array(prepared.Y_train),
+            config=settings.config,
+            X_val=np.array(prepared.X_val, dtype=np.float32), Y_val=np.array(prepared.Y_val),
+            probe_size=settings.probe_size, display_size=settings.display_size,
+        )
+
+    def _install(self, trainer: Trainer, settings: Settings, prepared: Prepared) -> None:
+        old = self.trainer
+        if old is not None and old is not trainer:
+            old.stop()
+        self.trainer, self.settings, self.prepared = trainer, settings, prepared
+        self.generation += 1
+        self.alert = None
+        self.baselines.clear_for(settings.data_key)
+        self._follow()
+
+    def _follow(self) -> None:
+        trainer = self.trainer
+        if trainer is not None and not self.closed:
+            self.projector.follow(trainer.snapshot, (id(trainer), self.generation))
+
+    def pristine(self) -> bool:
+        """True when the trainer has never trained (a settings change may rebuild it silently)."""
+        t = self.trainer
+        return t is None or (not t.is_alive() and t.status == IDLE and t.snapshot().step == 0)
+
+    def sync(self, settings: Settings, prepared: Prepared) -> bool:
+        """Make the trainer follow ``settings`` if that loses nothing; True when it was (re)built.
+
+        Raises ``ValueError`` when a trainer cannot be built from these settings (the old one stays).
+        """
+        with self._lock:
+            if self.closed:
+                return False
+            if self.trainer is not None and (settings == self.settings or not self.pristine()):
+                return False
+            self._rebuild(settings, prepared)
+            return True
+
+    def _rebuild(self, settings: Settings, prepared: Prepared) -> None:
+        """A new trainer for ``settings`` (built first: if that raises, the old one is untouched;
+        :meth:`_install` then stops the old one)."""
+        self._install(self._new_trainer(settings, prepared), settings, prepared)
+
+    def pending_changes(self, settings: Settings | None) -> list[str]:
+        """Settings that differ from the running trainer's (they wait for Reset)."""
+        if settings is None or self.settings is None:
+            return []
+        return changed_settings(self.settings, settings)
+
+    # -- control (button callbacks) -------------------------------------------------------------
+    def start(self, settings: Settings | None = None, prepared: Prepared | None = None) -> bool:
+        """Start (or resume, or continue after a stop/failure). Never a second thread."""
+        with self._lock:
+            if self.closed:
+                return False
+            if settings is not None and prepared is not None:
+                self.sync(settings, prepared)
+            if self.trainer is None:
+                return False
+            self.alert = None
+            started = self.trainer.start()
+            self._follow()
+            return started
+
+    def pause(self) -> None:
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.pause()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.resume()
+
+    def toggle_pause(self) -> None:
+        with self._lock:
+            t = self.trainer
+            if t is None:
+                return
+            if t.status == PAUSED:
+                t.resume()
+            elif t.status == RUNNING:
+                t.pause()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.trainer is not None:
+                self.trainer.stop()
+            self.projector.poke()
+
+    def reset(self, settings: Settings | None = None, prepared: Prepared | None = None) -> None:
+        """Stop and start over from fresh weights, applying ``settings`` if given."""
+        with self._lock:
+            if self.closed:
+                return
+            if settings is None or prepared is None:
+                if self.trainer is not None:
+                    self.trainer.reset()
+                    self.generation += 1
+                    self.alert = None
+                    self._follow()
+                return
+            self._rebuild(settings, prepared)  # the old trainer stops once the new one exists
+
+    def watch(self, snapshot=None) -> str | None:
+        """Stop a run whose loss exploded (see :func:`divergence_message`); returns the alert."""
+        snap = snapshot if snapshot is not None else self.snapshot()
+        if snap is not None and snap.status == RUNNING:
+            msg = divergence_message(snap)
+            if msg:
+                with self._lock:
+                    if self.trainer is not None:
+                        self.trainer.stop()
+                    self.alert = msg
+        return self.alert
+
+    # -- reading --------------------------------------------------------------------------------
+    def snapshot(self):
+        t = self.trainer
+        return None if t is None else t.snapshot()
+
+    def training(self) -> bool:
+        t = self.trainer
+        return t is not None and t.is_alive() and t.status == RUNNING
+
+    def needs_refresh(self) -> bool:
+        """Whether the page should keep refreshing: training, a projection or a baseline pending."""
+        if self.closed:
+            return False
+        return self.training() or self.baselines.busy() or not self.projector.up_to_date()
+
+    # -- ending ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every thread of this session (the trainer's within its stop timeout)."""
+        with self._lock:
+            self.closed = True
+            if self.trainer is not None:
+                try:
+                    self.trainer.stop()
+                except RuntimeError:
+                    pass
+            self.projector.close()
+            if self._upload_dir is not None:
+                shutil.rmtree(self._upload_dir, ignore_errors=True)
+                self._upload_dir = None
+        _sessions.discard(self)
+
+
+def close_session(session: Session) -> None:
+    """``on_release`` of the session cache: the browser session ended."""
+    session.close()
+
+
+def close_all_sessions() -> None:
+    """Close every open session of this process (tests; shutdown)."""
+    for s in list(_sessions):
+        s.close()
+
+
+def open_sessions() -> list[Session]:
+    return list(_sessions)
+
+
+def replace_config(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, config=settings.config.replace(**changes))

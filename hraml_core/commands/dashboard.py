@@ -1,0 +1,75 @@
+"""``hraml dashboard``: run the live Streamlit dashboard (dashboard/app.py)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+#: Flags that keep the page fast (see ../shared/reference/PLATFORM.md): no full GC after every
+#: script / fragment run, no file watcher, no browser opened by the server.
+STREAMLIT_FLAGS = (
+    "--runner.postScriptGC", "false",
+    "--server.fileWatcherType", "none",
+    "--server.headless", "true",
+    "--browser.gatherUsageStats", "false",
+    "--client.toolbarMode", "minimal",
+)
+
+
+def app_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+
+def streamlit_command(port: int | None = None, address: str | None = None) -> list[str]:
+    """The ``streamlit run`` command line for the dashboard."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), *STREAMLIT_FLAGS]
+    if port is not None:
+        cmd += ["--server.port", str(port)]
+    if address:
+        cmd += ["--server.address", address]
+    return cmd
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dashboard",
+        help="open the live dashboard (Streamlit): train and watch the embedding as it learns",
+        description="Run `streamlit run dashboard/app.py` with the flags that keep the page live. "
+                    "Open the printed URL in a browser.",
+    )
+    p.add_argument("--port", type=int, default=None, help="port to serve on (Streamlit's default: 8501)")
+    p.add_argument("--address", default=None, help="address to bind (default: Streamlit's, all interfaces)")
+    p.add_argument("--data-dir", default=None, help="data directory with file-based datasets (default: "
+                                                    "$HRAML_DATA_DIR, else datasets/files)")
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from hraml_core.cli import CommandError
+
+    app = app_path()
+    if not app.is_file():
+        raise CommandError(f"the dashboard app is missing ({app}); is this a source checkout?")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
+    try:
+        import streamlit  # noqa: F401
+    except ImportError:
+        raise CommandError("the dashboard needs Streamlit: pip install 'hraml-explorer[dashboard]'") from None
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # the app also limits BLAS to one thread itself
+    if args.data_dir:
+        data_dir = Path(args.data_dir).expanduser()
+        if not data_dir.is_dir():
+            raise CommandError(f"--data-dir {data_dir} is not a directory")
+        env["HRAML_DATA_DIR"] = str(data_dir.resolve())
+    cmd = streamlit_command(args.port, args.address)
+    if args.dry_run:
+        prefix = f"HRAML_DATA_DIR={env['HRAML_DATA_DIR']} " if args.data_dir else ""
+        print(prefix + " ".join(cmd))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)  # replaces this process; does not return
+    return 0  # pragma: no cover

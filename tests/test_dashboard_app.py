@@ -1,0 +1,226 @@
+"""The dashboard app driven headless by Streamlit's AppTest (no browser).
+
+``run_every`` does not tick in AppTest, so the tests sleep and call ``at.run()``. Every test closes
+its session's threads and checks that no training thread is left running.
+"""
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT = 60
+
+
+def _threads(part):
+    return [t for t in threading.enumerate() if part in t.name and t.is_alive()]
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """A fresh AppTest session; afterwards no trainer or projection thread may be alive."""
+    monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")  # the UMAP process is tested on its own
+    from dashboard.state import close_all_sessions
+
+    before = set(_threads("train"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    yield at
+    close_all_sessions()
+    for t in _threads("baseline"):
+        t.join(30)
+    left = [t.name for t in set(_threads("train")) - before] + [t.name for t in _threads("projection")]
+    assert not left, f"threads left running: {left}"
+
+
+def metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def step(at) -> int:
+    return int(metrics(at)["Step"].replace(",", ""))
+
+
+def status(at) -> str:
+    return metrics(at)["Status"]
+
+
+def wait_until(at, cond, timeout=30.0, every=0.3):
+    end = time.time() + timeout
+    while time.time() < end:
+        at.run()
+        assert not at.exception, at.exception
+        if cond():
+            return True
+        time.sleep(every)
+    return False
+
+
+def chart_specs(at) -> list[str]:
+    return [c.proto.spec for c in at.get("plotly_chart")]
+
+
+def test_first_screen_is_useful_without_any_data(app):
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="dataset").value == "digits"
+    assert "classification" in app.markdown[0].value or any("Task: classification" in m.value for m in app.markdown)
+    assert status(app) == "idle" and step(app) == 0
+    assert len(app.get("plotly_chart")) == 5  # loss, metric, heatmaps, scatter, projection
+    assert app.button(key="start").disabled is False
+
+
+def test_train_pause_resume_stop_reset(app):
+    app.run()
+    app.selectbox(key="dataset").set_value("wine").run()
+    app.selectbox(key="relation").set_value("l2").run()
+    assert not app.exception
+    assert any("Task: classification" in m.value and "wine" in m.value for m in app.markdown)
+    assert any("√" in m.value for m in app.sidebar.markdown)  # the relation's formula is shown
+    before = chart_specs(app)
+
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: step(app) > 0 and status(app) == "running")
+    first = step(app)
+    assert wait_until(app, lambda: step(app) > first)
+    assert wait_until(app, lambda: metrics(app)["Held-out accuracy"] != "–")
+    after = chart_specs(app)
+    assert len(after) == 5
+    changed = [a != b for a, b in zip(before, after)]
+    assert changed[0] and changed[2] and changed[3], "loss, heatmaps and D²-vs-g charts advance"
+    assert len(_threads("train")) == 1
+
+    app.button(key="pause").click().run()
+    assert status(app) == "paused"
+    paused_at = step(app)
+    time.sleep(0.5)
+    app.run()
+    assert step(app) == paused_at
+    assert app.button(key="pause").label == "Resume"
+    app.button(key="pause").click().run()  # resume
+    assert status(app) == "running"
+    assert wait_until(app, lambda: step(app) > paused_at)
+
+    app.button(key="stop").click().run()
+    assert status(app) == "stopped" and not _threads("train")
+    stopped_at = step(app)
+    assert app.button(key="start").label == "Continue"
+
+    app.button(key="reset").click().run()
+    assert status(app) == "idle" and step(app) == 0 and stopped_at > 0
+    assert not app.exception
+
+
+def test_repeated_start_never_makes_a_second_thread(app):
+    app.run()
+    app.selectbox(key="dataset").set_value("iris").run()
+    for _ in range(5):
+        app.button(key="start").click().run()
+        assert len(_threads("train")) == 1
+    app.button(key="pause").click().run()
+    for _ in range(3):  # Start on a paused run resumes it
+        app.button(key="start").click().run()
+        assert len(_threads("train")) == 1 and status(app) == "running"
+    app.button(key="stop").click().run()
+    assert not _threads("train")
+
+
+def test_setting_change_while_training_asks_for_reset(app):
+    app.run()
+    app.selectbox(key="dataset").set_value("iris").run()
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: step(app) > 0)
+    app.number_input(key="lr").set_value(0.01).run()
+    notes = [w.value for w in app.warning]
+    assert any("learning rate" in n and "Reset" in n for n in notes), notes
+    app.button(key="reset").click().run()
+    assert not [w for w in app.warning if "Reset" in w.value]
+    from dashboard.state import open_sessions
+
+    assert any(s.trainer.config.lr == 0.01 for s in open_sessions() if s.trainer is not None)
+
+
+def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
+    app.run()
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: step(app) > 0)
+    app.button(key="stop").click().run()
+    kept = step(app)
+
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    assert any("Choose a file" in i.value for i in app.info)
+    app.file_uploader(key="upload").set_value(("broken.mat", b"this is not a MATLAB file", "application/octet-stream")).run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert errors and any("broken.mat" in e for e in errors), errors
+    # the earlier run is still there, nothing lost
+    assert step(app) == kept and status(app) == "stopped"
+
+    app.file_uploader(key="upload").set_value(("bad.csv", b"a,b,label\n1,x,0\n2,3,1\n", "text/csv")).run()
+    assert not app.exception and app.error
+
+    app.selectbox(key="dataset").set_value("digits").run()
+    assert not app.error
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: step(app) > kept)
+    app.button(key="stop").click().run()
+
+
+def test_csv_upload_with_label_columns_detects_the_task(app):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    Y = (X[:, :2] > 0).astype(int)
+    lines = ["f1,f2,f3,f4,tag_a,tag_b"] + [",".join(f"{v:.4f}" for v in x) + f",{y[0]},{y[1]}" for x, y in zip(X, Y)]
+    app.run()
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    app.file_uploader(key="upload").set_value(("tags.csv", "\n".join(lines).encode(), "text/csv")).run()
+    assert app.multiselect(key="label_columns").value == ["tag_b"]
+    app.multiselect(key="label_columns").set_value(["tag_a", "tag_b"]).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Task: multilabel" in m.value and "tags" in m.value for m in app.markdown)
+    assert metrics(app)["Held-out average_precision"] == "–"
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: metrics(app)["Held-out average_precision"] != "–")
+    app.button(key="stop").click().run()
+
+
+def test_huge_learning_rate_gives_a_clear_message(app):
+    app.run()
+    app.selectbox(key="dataset").set_value("iris").run()
+    app.selectbox(key="optimizer").set_value("sgd").run()
+    app.number_input(key="lr").set_value(1e9).run()
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: status(app) == "failed")
+    assert any("loss became" in e.value and "Reset" in e.value for e in app.error)
+    assert not _threads("train") and not app.exception
+    # Adam with the same rate: the loss stays finite but explodes; the app stops it and says why
+    app.selectbox(key="optimizer").set_value("adam").run()
+    app.button(key="reset").click().run()
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: any("exploded" in e.value for e in app.error))
+    assert status(app) == "stopped" and not _threads("train")
+    # lower the rate, reset: back to normal
+    app.number_input(key="lr").set_value(1e-3).run()
+    app.button(key="reset").click().run()
+    assert not app.error and status(app) == "idle"
+
+
+def test_compare_with_a_baseline(app):
+    app.run()
+    app.selectbox(key="dataset").set_value("wine").run()
+    assert "gmml" in app.selectbox(key="baseline").options
+    app.selectbox(key="baseline").set_value("gmml").run()
+    app.button(key="fit_baseline").click().run()
+    assert wait_until(app, lambda: any("gmml" in str(df.value) for df in app.dataframe))
+    table = app.dataframe[0].value
+    assert list(table["method"])[:2] == ["HRAML (live)", "raw features"] or "gmml" in list(table["method"])
+    row = table[table["method"] == "gmml"].iloc[0]
+    assert row["status"] == "done" and 0.5 < row["accuracy"] <= 1

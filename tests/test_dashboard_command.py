@@ -1,0 +1,27 @@
+"""`hraml dashboard`: the streamlit command line it runs (without starting a server)."""
+
+from hraml_core.cli import build_parser, main
+from hraml_core.commands import dashboard
+
+
+def test_command_has_the_live_flags(capsys, tmp_path):
+    assert main(["dashboard", "--dry-run", "--port", "8765", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"HRAML_DATA_DIR={tmp_path.resolve()}" in out
+    for flag in ("--runner.postScriptGC false", "--server.fileWatcherType none", "--server.headless true",
+                 "--server.port 8765", "streamlit run", "dashboard/app.py"):
+        assert flag in out
+
+
+def test_parser_and_user_errors(capsys, tmp_path):
+    args = build_parser().parse_args(["dashboard", "--port", "9000"])
+    assert args.port == 9000 and args.func is dashboard.run
+    assert main(["dashboard", "--data-dir", str(tmp_path / "missing")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["dashboard", "--port", "0"]) == 2
+
+
+def test_streamlit_command():
+    cmd = dashboard.streamlit_command(8501, "127.0.0.1")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[-4:] == ["--server.port", "8501", "--server.address", "127.0.0.1"]

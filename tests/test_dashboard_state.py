@@ -1,0 +1,166 @@
+"""The per-session holder: one trainer thread at most, settings sync, exports (no Streamlit)."""
+import io
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dashboard import export  # noqa: E402
+from dashboard.prepare import prepare_dataset  # noqa: E402
+from dashboard.state import Session, Settings, changed_settings, config_from_values  # noqa: E402
+from hraml_core.data import load_dataset  # noqa: E402
+from hraml_core.training import TrainConfig  # noqa: E402
+
+
+def _train_threads():
+    return [t for t in threading.enumerate() if "train" in t.name and t.is_alive()]
+
+
+@pytest.fixture
+def wine():
+    return prepare_dataset(load_dataset("wine"))
+
+
+@pytest.fixture
+def session(monkeypatch):
+    monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")
+    s = Session(projection_interval_s=0.1)
+    yield s
+    s.close()
+    assert not _train_threads()
+    assert not s.projector.is_alive()
+
+
+def _settings(**cfg):
+    return Settings(("named", "wine", None), TrainConfig(hidden=(32,), dim=8, batch_size=64, **cfg), 60, 100)
+
+
+def _wait(cond, timeout=20.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_config_from_widget_values():
+    c = config_from_values({"hidden": "64, 32", "dim": 16.0, "lr": "0.01", "relation": "l2", "seed": 3})
+    assert c.hidden == (64, 32) and c.dim == 16 and c.lr == 0.01 and c.relation == "l2" and c.seed == 3
+    with pytest.raises(ValueError, match="hidden"):
+        config_from_values({"hidden": "64,x"})
+    with pytest.raises(ValueError, match="lr"):
+        config_from_values({"lr": -1})
+
+
+def test_changed_settings_names_what_differs():
+    a = _settings()
+    b = Settings(("named", "iris", None), a.config.replace(lr=0.1, relation="l2"), 60, 200)
+    assert changed_settings(a, b) == ["dataset", "relation", "learning rate", "projection points"]
+    assert changed_settings(a, a) == []
+
+
+def test_one_thread_whatever_is_clicked(session, wine):
+    s = _settings()
+    assert session.sync(s, wine)
+    assert session.start() and not session.start() and not session.start(s, wine)
+    assert len(_train_threads()) == 1
+    assert _wait(lambda: session.snapshot().step > 5)
+    session.pause()
+    assert session.snapshot().status == "paused"
+    session.start()  # resumes; still one thread
+    assert session.snapshot().status == "running" and len(_train_threads()) == 1
+    # a settings change while training waits for Reset
+    s2 = Settings(s.data_key, s.config.replace(relation="l2"), 60, 100)
+    assert not session.sync(s2, wine)
+    assert session.pending_changes(s2) == ["relation"]
+    step = session.snapshot().step
+    session.reset(s2, wine)
+    assert session.snapshot().step == 0 and session.snapshot().config.relation == "l2" and step > 0
+    assert not _train_threads() and session.pending_changes(s2) == []
+    session.start()
+    session.stop()
+    assert session.snapshot().status == "stopped" and not _train_threads()
+
+
+def test_pristine_trainer_follows_settings(session, wine):
+    session.sync(_settings(), wine)
+    t = session.trainer
+    assert session.sync(_settings(lr=0.01), wine)  # never started: rebuilt without asking
+    assert session.trainer.config.lr == 0.01 and session.trainer is not t
+    t = session.trainer
+    with pytest.raises(ValueError):  # a trainer that cannot be built leaves the old one in place
+        session.sync(Settings(("named", "wine", None), _settings(relation="no_such_relation").config, 60, 100), wine)
+    assert session.trainer is t
+    iris = prepare_dataset(load_dataset("iris"))
+    s3 = Settings(("named", "iris", None), _settings().config, 60, 100)
+    assert session.sync(s3, iris) and session.trainer is not t and session.prepared is iris
+
+
+def test_nan_loss_fails_cleanly_and_keeps_weights(session, wine):
+    session.sync(_settings(lr=1e9, optimizer="sgd"), wine)
+    session.start()
+    assert _wait(lambda: session.snapshot().status == "failed")
+    snap = session.snapshot()
+    assert "loss became" in snap.message
+    assert np.isfinite(snap.embeddings).all()
+    assert not _train_threads()
+
+
+def test_exploding_loss_is_caught_and_stops_training(session, wine):
+    session.sync(_settings(lr=1e9), wine)  # Adam: finite but exploding loss
+    session.start()
+    assert _wait(lambda: session.snapshot().step > 3)
+    assert _wait(lambda: session.watch() is not None)
+    assert "exploded" in session.alert and "learning rate" in session.alert
+    assert session.snapshot().status == "stopped" and not _train_threads()
+    session.reset(_settings(), wine)
+    assert session.alert is None
+
+
+def test_exports(session, wine, tmp_path):
+    session.sync(_settings(), wine)
+    session.start()
+    assert _wait(lambda: len(session.snapshot().metric_values) > 0)
+    session.stop()
+    t = session.trainer
+    csv = export.embeddings_csv(t.embed(np.array(wine.X_train)), t.embed(np.array(wine.X_val)), wine)
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith("row,split,label,z0") and len(lines) == 1 + 178
+    assert lines[0].split(",")[-1] == "z7"
+    m = export.metrics_csv(t.snapshot(), {"gmml": 0.9})
+    assert "loss" in m and "heldout,accuracy" in m and "baseline,gmml:accuracy" in m
+    blob = export.model_zip(t.to_estimator(), wine, {"lr": 0.001})
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        assert {"model.safetensors", "preprocessing.npz", "info.json", "README.txt"} <= set(zf.namelist())
+        zf.extract("model.safetensors", tmp_path)
+    from hraml_core import HRAML
+
+    model = HRAML.load(tmp_path / "model.safetensors")
+    np.testing.assert_allclose(model.transform(np.array(wine.X_val)), t.embed(np.array(wine.X_val)), atol=1e-5)
+
+
+def test_baseline_runner(session, wine):
+    session.sync(_settings(), wine)
+    assert session.baselines.fit("gmml", wine, session.settings.data_key)
+    session.baselines.join(60)
+    r = session.baselines.results["gmml"]
+    assert r.status == "done" and 0.5 < r.value <= 1.0 and r.metric == "accuracy"
+    session.baselines.fit("no_such_method", wine, session.settings.data_key)
+    session.baselines.join(10)
+    assert session.baselines.results["no_such_method"].status == "failed"
+
+
+def test_close_removes_the_upload_folder(monkeypatch):
+    monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")
+    s = Session()
+    d = s.upload_dir()
+    (d / "x.csv").write_text("a,b\n1,2\n")
+    s.close()
+    assert not d.exists() and s.closed
