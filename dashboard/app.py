@@ -346,12 +346,8 @@ def _live_body(ticking: bool) -> None:
     if snap is None:
         st.info("Choose a dataset to begin.")
         return
-    alert = session.watch(snap)
-    if alert:
-        snap = session.snapshot()
-        st.error(alert, icon="⚠️")
     if snap.status == FAILED:
-        st.error(f"Training stopped: {snap.message}. The model keeps its last finite weights "
+        st.error(f"Training stopped: {snap.message}. The model keeps the weights of its last good step "
                  "(nothing learned is lost). Lower the learning rate and press Reset to start over, "
                  "or press Start to continue from here.", icon="⚠️")
     elif snap.status == FINISHED:
@@ -490,7 +486,9 @@ def main() -> None:
 
             def model():
                 cfg = settings_now.config if settings_now else None
-                return export.model_zip(trainer.to_estimator(), prep, {} if cfg is None else dataclasses.asdict(cfg))
+                snap = trainer.snapshot()
+                metrics = {} if snap.last_metric is None else {snap.metric_name: snap.last_metric}
+                return export.model_zip(trainer.to_estimator(), prep, {} if cfg is None else dataclasses.asdict(cfg), metrics)
 
             c1, c2, c3 = st.columns(3)
             c1.download_button("Embeddings (CSV)", emb_csv, file_name=f"{prep.name}-embeddings.csv", mime="text/csv",

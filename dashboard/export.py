@@ -56,39 +56,44 @@ def metrics_csv(snapshot, baselines: Mapping[str, float] | None = None) -> str:
     return pd.concat(parts, ignore_index=True).to_csv(index=False, float_format="%.6g")
 
 
-def model_zip(estimator, prepared: Prepared, settings: Mapping | None = None) -> bytes:
-    """A zip of the trained model (``model.safetensors``, loadable with ``hraml_core.HRAML.load``),
-    the preprocessing it expects (``preprocessing.npz``: mean, scale and, for sparse inputs, the
-    SVD components) and a ``README.txt``."""
+def model_zip(estimator, prepared: Prepared, settings: Mapping | None = None, metrics: Mapping | None = None) -> bytes:
+    """A zip of the model folder ``hraml train`` writes, so ``hraml evaluate FOLDER`` reads it:
+    ``model.safetensors`` (``hraml_core.HRAML.load``), ``preprocess.safetensors`` (the fitted
+    ``hraml_core.preprocessing.Preprocessor`` the encoder expects), ``run.json`` (dataset, task,
+    the exact train / held-out rows, metrics, settings) and a ``README.txt``."""
     with tempfile.TemporaryDirectory(prefix="hraml-model-") as tmp:
-        path = Path(tmp) / "model.safetensors"
-        estimator.save(path)
-        model_bytes = path.read_bytes()
-    pre = io.BytesIO()
-    arrays = {"mean": np.asarray(prepared.mean), "scale": np.asarray(prepared.scale)}
-    if prepared.svd_components is not None:
-        arrays["svd_components"] = np.asarray(prepared.svd_components)
-    np.savez(pre, **arrays)
-    info = {
+        estimator.save(Path(tmp) / "model.safetensors")
+        prepared.preprocessor.save(Path(tmp) / "preprocess.safetensors")
+        model_bytes = (Path(tmp) / "model.safetensors").read_bytes()
+        pre_bytes = (Path(tmp) / "preprocess.safetensors").read_bytes()
+    run = {
         "dataset": prepared.name,
+        "data_dir": None,
+        "label_columns": None,
         "task": prepared.task,
-        "n_features": prepared.n_features,
-        "train_rows": int(len(prepared.train_index)),
-        "heldout_rows": int(len(prepared.val_index)),
+        "test_size": len(prepared.val_index) / (len(prepared.train_index) + len(prepared.val_index)),
+        "seed": 0,
+        "knn_k": None,
+        "train_rows": [int(i) for i in prepared.train_index],
+        "test_rows": [int(i) for i in prepared.val_index],
+        "metrics": dict(metrics or {}),
         "settings": dict(settings or {}),
+        "source": "dashboard",
     }
     readme = (
         "HRAML model trained in the HRAML Explorer dashboard.\n\n"
-        "The encoder expects preprocessed features: x' = ((x @ svd_components.T if present else x) - mean) / scale\n"
-        "(arrays in preprocessing.npz). Then:\n\n"
+        "Unzip into a folder, then evaluate it on its held-out rows:\n\n"
+        f"    hraml evaluate FOLDER [--data-dir DIR]        # dataset: {prepared.name}\n\n"
+        "or use it from Python:\n\n"
         "    from hraml_core import HRAML\n"
-        "    model = HRAML.load('model.safetensors')\n"
-        "    Z = model.transform(x_prime)\n"
+        "    from hraml_core.preprocessing import Preprocessor\n"
+        "    pre = Preprocessor.load('preprocess.safetensors')\n"
+        "    Z = HRAML.load('model.safetensors').transform(pre.transform(X_raw))\n"
     )
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("model.safetensors", model_bytes)
-        zf.writestr("preprocessing.npz", pre.getvalue())
-        zf.writestr("info.json", json.dumps(info, indent=2, default=str))
+        zf.writestr("preprocess.safetensors", pre_bytes)
+        zf.writestr("run.json", json.dumps(run, indent=2, default=str))
         zf.writestr("README.txt", readme)
     return out.getvalue()

@@ -2,10 +2,10 @@
 
 :func:`prepare_dataset` turns a :class:`hraml_core.data.Dataset` into what the background trainer
 needs: a seeded train / held-out split (stratified for classes when every class has two members),
-sparse inputs reduced by TruncatedSVD to at most ``max_dims`` dimensions, and features
-standardised by a StandardScaler fitted on the training part only. Every fitted step is kept, so
-:meth:`Prepared.transform` maps raw rows the same way (used for the embedding export and the
-downloaded model).
+then the library's :class:`~hraml_core.preprocessing.Preprocessor` fitted on the training part only
+(sparse inputs reduced by TruncatedSVD to at most ``max_dims`` dimensions, then standardised). The
+fitted preprocessor is kept, so :meth:`Prepared.transform` maps raw rows the same way (used for the
+embedding export and the downloaded model, which ``hraml evaluate`` reads like a ``hraml train`` one).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hraml_core.preprocessing import Preprocessor
 from hraml_core.tasks import CLASSIFICATION
 
 #: Held-out fraction of the split the dashboard trains on.
@@ -48,9 +49,7 @@ class Prepared:
     n_samples: int
     n_features: int
     label_names: tuple
-    mean: np.ndarray
-    scale: np.ndarray
-    svd_components: np.ndarray | None = None  # (k, n_features) for sparse inputs
+    preprocessor: Preprocessor
     notes: tuple = ()
     stratified: bool = False
     extra: dict = field(default_factory=dict)
@@ -66,17 +65,17 @@ class Prepared:
 
     def transform(self, X) -> np.ndarray:
         """Raw feature rows -> the trainer's input space (SVD if sparse, then standardise)."""
-        if self.svd_components is not None:
-            X = X @ self.svd_components.T if _is_sparse(X) else np.asarray(X, np.float64) @ self.svd_components.T
-        elif _is_sparse(X):
-            X = X.toarray()
-        X = np.asarray(X, dtype=np.float64)
-        return ((X - self.mean) / self.scale).astype(np.float32)
+        return self.preprocessor.transform(X).astype(np.float32)
+
+    @property
+    def reduced(self) -> bool:
+        """Whether sparse features were reduced by TruncatedSVD."""
+        return self.preprocessor.components_ is not None
 
     def summary(self) -> str:
         kind = "classes" if self.task == CLASSIFICATION else "labels"
         dims = f"{self.n_features} features"
-        if self.svd_components is not None:
+        if self.reduced:
             dims += f" (SVD to {self.n_dims})"
         return (
             f"{self.name}: {self.task}, {self.n_samples} samples, {dims}, {self.n_labels} {kind}; "
@@ -111,7 +110,6 @@ def prepare_dataset(
     trainer cannot use (too few samples, a single class in the training part, ...).
     """
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
 
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must lie in (0, 1), got {test_size!r}")
@@ -138,26 +136,12 @@ def prepare_dataset(
     if classes and len(np.unique(Y[tr])) < 2:
         raise ValueError(f"{ds.name}: the training part holds a single class; classification needs at least 2")
 
-    svd = None
-    if _is_sparse(X):
-        X_tr, X_va = X[tr], X[va]
-        k = min(max_dims, X.shape[1] - 1, len(tr) - 1)
-        if X.shape[1] > max_dims and k >= 1:
-            from sklearn.decomposition import TruncatedSVD
-
-            model = TruncatedSVD(n_components=k, random_state=seed).fit(X_tr)
-            svd = model.components_.astype(np.float64)
-            X_tr, X_va = X_tr @ svd.T, X_va @ svd.T
-            notes.append(f"sparse features reduced by TruncatedSVD from {X.shape[1]:,} to {k} dimensions (fit on the training part)")
-        else:
-            X_tr, X_va = X_tr.toarray(), X_va.toarray()
-    else:
-        X_tr, X_va = np.asarray(X[tr], np.float64), np.asarray(X[va], np.float64)
-
-    scaler = StandardScaler().fit(X_tr)
-    mean, scale = scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
-    X_tr = ((X_tr - mean) / scale).astype(np.float32)
-    X_va = ((X_va - mean) / scale).astype(np.float32)
+    sparse = _is_sparse(X)
+    pre = Preprocessor("pca+standardize" if sparse else "standardize", n_components=max_dims, random_state=seed)
+    X_tr, X_va = pre.fit_transform(X[tr]).astype(np.float32), pre.transform(X[va]).astype(np.float32)
+    if pre.components_ is not None:
+        notes.append(f"sparse features reduced by TruncatedSVD from {X.shape[1]:,} to {X_tr.shape[1]} "
+                     "dimensions (fit on the training part)")
 
     return Prepared(
         name=ds.name,
@@ -171,9 +155,7 @@ def prepare_dataset(
         n_samples=n,
         n_features=int(X.shape[1]),
         label_names=tuple(ds.label_names),
-        mean=_frozen(mean),
-        scale=_frozen(scale),
-        svd_components=None if svd is None else _frozen(svd),
+        preprocessor=pre,
         notes=tuple(notes),
         stratified=stratified,
     )

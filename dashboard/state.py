@@ -47,8 +47,6 @@ CONFIG_FIELDS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "seed"),
 }
 DEFAULTS = TrainConfig()
-#: The loss counts as exploding when it grows this many times above its starting value.
-DIVERGENCE_FACTOR = 1e3
 _session_ids = itertools.count(1)
 _sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
 
@@ -71,23 +69,6 @@ def config_from_values(values: Mapping) -> TrainConfig:
             v = float(v)
         kw[field] = v
     return TrainConfig(**kw)
-
-
-def divergence_message(snapshot) -> str | None:
-    """A message when the loss has exploded (finite but DIVERGENCE_FACTOR x its start), else None.
-
-    A NaN / infinite loss already fails the trainer (status "failed"); with Adam a huge learning
-    rate instead drives the weights (and the weight-decay term) to ~1e14 while the loss stays finite.
-    """
-    values = np.asarray(snapshot.loss_values, dtype=np.float64)
-    if len(values) < 2:
-        return None
-    first, last = float(values[0]), float(values[-1])
-    if not np.isfinite(last) or (first > 0 and last > DIVERGENCE_FACTOR * first and last > 1.0):
-        lr = getattr(snapshot.config, "lr", float("nan"))
-        return (f"The loss exploded from {first:.3g} to {last:.3g} at step {snapshot.step:,}: the learning rate "
-                f"({lr:g}) is too large. Training was stopped. Lower the learning rate and press Reset.")
-    return None
 
 
 @dataclass(frozen=True)
@@ -200,7 +181,6 @@ class Session:
         self.projector = ProjectionWorker(min_interval_s=projection_interval_s)
         self.baselines = BaselineRunner()
         self.closed = False
-        self.alert: str | None = None  # a problem found while watching (shown until Reset / Start)
         self._upload_dir: str | None = None
         _sessions.add(self)
 
@@ -226,7 +206,6 @@ class Session:
             old.stop()
         self.trainer, self.settings, self.prepared = trainer, settings, prepared
         self.generation += 1
-        self.alert = None
         self.baselines.clear_for(settings.data_key)
         self._follow()
 
@@ -274,7 +253,6 @@ class Session:
                 self.sync(settings, prepared)
             if self.trainer is None:
                 return False
-            self.alert = None
             started = self.trainer.start()
             self._follow()
             return started
@@ -314,22 +292,9 @@ class Session:
                 if self.trainer is not None:
                     self.trainer.reset()
                     self.generation += 1
-                    self.alert = None
                     self._follow()
                 return
             self._rebuild(settings, prepared)  # the old trainer stops once the new one exists
-
-    def watch(self, snapshot=None) -> str | None:
-        """Stop a run whose loss exploded (see :func:`divergence_message`); returns the alert."""
-        snap = snapshot if snapshot is not None else self.snapshot()
-        if snap is not None and snap.status == RUNNING:
-            msg = divergence_message(snap)
-            if msg:
-                with self._lock:
-                    if self.trainer is not None:
-                        self.trainer.stop()
-                    self.alert = msg
-        return self.alert
 
     # -- reading --------------------------------------------------------------------------------
     def snapshot(self):

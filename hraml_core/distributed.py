@@ -14,7 +14,6 @@ The engine is torch's own: process groups, DDP and ``torchrun`` for launching::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 import numpy as np
@@ -49,7 +48,7 @@ class DistributedRun(TrainingRun):
         self.encoder = DistributedDataParallel(self.module, device_ids=device_ids)
 
     def _loss_is_finite(self, value: float) -> bool:
-        flag = torch.tensor([1.0 if math.isfinite(value) else 0.0], device=self.device)
+        flag = torch.tensor([1.0 if super()._loss_is_finite(value) else 0.0], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item() == 1.0)
 

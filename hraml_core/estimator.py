@@ -20,9 +20,11 @@ from .encoder import MLPEncoder
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
 from .tasks import CLASSIFICATION, encode_targets
-from .training import NonFiniteLossError, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+from .training import TrainingDiverged, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
 
 FORMAT = "hraml-explorer/1"
+#: One source for the defaults shared with TrainConfig (the Trainer and the dashboard use it).
+_DEFAULTS = TrainConfig()
 
 
 def _can_stratify(y, fraction: float) -> bool:
@@ -95,22 +97,22 @@ class HRAML(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden=(256,),
-        dim=64,
-        relation="l1",
-        scale="auto",
-        sampler="batch",
-        batch_size=256,
+        hidden=_DEFAULTS.hidden,
+        dim=_DEFAULTS.dim,
+        relation=_DEFAULTS.relation,
+        scale=_DEFAULTS.scale,
+        sampler=_DEFAULTS.sampler,
+        batch_size=_DEFAULTS.batch_size,
         max_epochs=100,
-        lr=3e-3,
-        weight_decay=5e-5,
-        optimizer="adam",
-        momentum=0.9,
-        out_activation="tanh",
-        init="paper",
-        partners=4,
-        balance=0.5,
-        sampling_power=1.0,
+        lr=_DEFAULTS.lr,
+        weight_decay=_DEFAULTS.weight_decay,
+        optimizer=_DEFAULTS.optimizer,
+        momentum=_DEFAULTS.momentum,
+        out_activation=_DEFAULTS.out_activation,
+        init=_DEFAULTS.init,
+        partners=_DEFAULTS.partners,
+        balance=_DEFAULTS.balance,
+        sampling_power=_DEFAULTS.sampling_power,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -223,7 +225,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         for epoch in range(self.max_epochs):
             try:
                 losses = [run.step() for _ in range(steps)]
-            except NonFiniteLossError as exc:
+            except TrainingDiverged as exc:
                 warnings.warn(f"HRAML stopped early: {exc}", ConvergenceWarning, stacklevel=3)
                 break
             self.n_iter_ = epoch + 1

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import PCA, TruncatedSVD
-from sklearn.preprocessing import StandardScaler
 
 KINDS = ("none", "standardize", "pca", "pca+standardize")
 FORMAT = "hraml-explorer-preprocessing/1"
@@ -43,6 +41,10 @@ class Preprocessor:
         return self
 
     def fit_transform(self, X) -> np.ndarray:
+        # scikit-learn is imported here, not at module level: the CLI reads KINDS at start-up.
+        from sklearn.decomposition import PCA, TruncatedSVD
+        from sklearn.preprocessing import StandardScaler
+
         self.n_features_in_ = X.shape[1]
         Z = X
         if self.kind.startswith("pca") and X.shape[1] > self.n_components:

@@ -19,7 +19,7 @@ import torch
 
 from .evaluate import PRIMARY_METRIC, evaluate_embedding
 from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
-from .training import NonFiniteLossError, TrainConfig, TrainingRun
+from .training import TrainingDiverged, TrainConfig, TrainingRun
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
 #: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
@@ -294,7 +294,7 @@ class Trainer:
                 if done:
                     self._set_status(FINISHED, f"finished {self.max_epochs:g} epochs ({run.state.step} steps)")
                     return
-        except NonFiniteLossError as exc:
+        except TrainingDiverged as exc:
             self._set_status(FAILED, str(exc))
         except Exception as exc:  # keep the UI informed rather than dying silently in a thread
             self._set_status(FAILED, f"training failed: {type(exc).__name__}: {exc}")

@@ -26,7 +26,7 @@ def test_digits_split_is_stratified_seeded_and_scaled_on_train():
     # scaler fit on the training part only
     assert p.X_train.dtype == np.float32
     np.testing.assert_allclose(p.X_train.mean(0), 0, atol=1e-4)
-    np.testing.assert_allclose(p.mean, ds.X[p.train_index].mean(0))
+    np.testing.assert_allclose(p.preprocessor.scale_mean_, ds.X[p.train_index].mean(0))
     np.testing.assert_allclose(p.transform(ds.X[p.val_index]), p.X_val, atol=1e-5)
     # seeded
     q = prepare_dataset(ds, test_size=0.3, seed=0)
@@ -41,7 +41,7 @@ def test_sparse_inputs_are_reduced_by_svd_fit_on_train():
     y = rng.integers(0, 3, 300)
     ds = Dataset(name="sparse", X=X, Y=y, task="classification")
     p = prepare_dataset(ds, max_dims=20)
-    assert p.X_train.shape == (210, 20) and p.svd_components.shape == (20, 500)
+    assert p.X_train.shape == (210, 20) and p.preprocessor.components_.shape == (20, 500) and p.reduced
     assert any("TruncatedSVD" in n for n in p.notes)
     np.testing.assert_allclose(p.transform(X[p.val_index]), p.X_val, atol=1e-4)
 

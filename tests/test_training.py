@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hraml_core.tasks import encode_targets
-from hraml_core.training import NonFiniteLossError, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+from hraml_core.training import TrainingDiverged, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
 
 
 def blobs(n=120, d=6, classes=3, seed=0):
@@ -72,7 +72,7 @@ def test_a_diverging_run_raises_and_keeps_the_last_finite_weights():
     t = encode_targets(y)
     run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, optimizer="sgd", lr=1e12, batch_size=40))
     states = []
-    with pytest.raises(NonFiniteLossError, match="weights restored"):
+    with pytest.raises(TrainingDiverged, match="weights restored"):
         for _ in range(50):
             states.append(run.state_dict())
             run.step()
@@ -84,6 +84,21 @@ def test_a_diverging_run_raises_and_keeps_the_last_finite_weights():
         assert torch.equal(after[k], states[-2][k])
     assert math.isfinite(run.state.last_loss)
     assert run.state.step == len(states) - 1
+
+
+def test_an_exploding_but_finite_loss_counts_as_diverged():
+    # Adam normalises its steps: lr = 1e9 moves every weight by ~1e9 and tanh saturates, so the
+    # alignment term stays finite while the weight penalty explodes.
+    X, y = blobs()
+    t = encode_targets(y)
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, lr=1e9, batch_size=40))
+    start = run.state_dict()
+    first = run.step()
+    with pytest.raises(TrainingDiverged, match=r"exploded from .* at step 2: the learning rate \(1e\+09\)"):
+        run.step()
+    for k, v in run.state_dict().items():
+        assert torch.equal(v, start[k])  # the weights that gave the first, sane loss
+    assert run.state.losses == [first]
 
 
 def test_config_validation_names_every_problem():

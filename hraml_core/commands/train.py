@@ -137,6 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
     run = {
         "dataset": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
         "task": ds.task, "test_size": args.test_size, "seed": args.seed, "knn_k": args.knn_k,
+        "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test],
         "metrics": learned, "raw_metrics": raw, "loss_curve": [float(v) for v in np.asarray(model.loss_curve_)],
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -165,13 +166,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
     test_size = args.test_size if args.test_size is not None else run["test_size"]
     seed = args.seed if args.seed is not None else run["seed"]
     k = args.knn_k if args.knn_k is not None else run.get("knn_k")
-    train, test = _split(ds, test_size, seed)
+    same_split = args.dataset is None and args.test_size is None and args.seed is None
+    if same_split and "test_rows" in run:  # the exact rows the model was trained and held out on
+        train, test = run["train_rows"], run["test_rows"]
+    else:
+        train, test = _split(ds, test_size, seed)
     try:
         X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     learned = _metrics(ds.task, model.transform(X_train), ds.Y[train], model.transform(X_test), ds.Y[test], k)
     raw = _metrics(ds.task, X_train, ds.Y[train], X_test, ds.Y[test], k)
-    print(f"{ds.name}: evaluating {folder} on {len(test)} held-out samples (split seed {seed})")
+    print(f"{ds.name}: evaluating {folder} on {len(test)} held-out samples"
+          + (" (its own held-out rows)" if same_split and "test_rows" in run else f" (split seed {seed})"))
     _print_metrics(ds.task, learned, raw)
     return 0
