@@ -51,3 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+if __name__ == "__main__":  # `python -m hraml_core.cli`; `python -m hraml_core` works too
+    # Re-import by name: run as __main__, this file's CommandError would be a second class,
+    # distinct from the one the command modules raise.
+    from hraml_core.cli import main as _main
+
+    sys.exit(_main())
