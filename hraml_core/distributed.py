@@ -78,6 +78,30 @@ def fit_distributed(X_shard, Y_shard, task: str, config: TrainConfig, max_epochs
     return run
 
 
+def _train_and_save(args, rank: int, world: int, device: str) -> None:
+    # A function of its own so that the run, and DDP's reducer with it, is gone before the
+    # process group is destroyed (a reducer outliving its group aborts the process at exit).
+    from .data import load_dataset
+    from .estimator import HRAML
+    from .preprocessing import Preprocessor
+
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    rows = shard_rows(ds.n_samples, rank, world, args.seed)
+    # Preprocessing statistics come from rank 0's shard and are broadcast, so that every rank
+    # feeds the encoder the same transform.
+    pre = [Preprocessor(args.preprocessing, random_state=args.seed).fit(ds.X[rows]) if rank == 0 else None]
+    dist.broadcast_object_list(pre, src=0)
+    X = pre[0].transform(ds.X[rows])
+    targets = ds.targets()
+    config = TrainConfig(batch_size=args.batch_size, lr=args.lr, relation=args.relation, seed=args.seed, device=device)
+    run = fit_distributed(X, targets.Y[rows], targets.task, config, args.epochs)
+    if rank == 0:
+        model = HRAML.from_training_run(run, targets.classes)
+        model.save(args.out)
+        pre[0].save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
+        print(f"{world} ranks, {run.state.step} steps each; saved {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``torchrun ... -m hraml_core.distributed``."""
     ap = argparse.ArgumentParser(prog="python -m hraml_core.distributed", description=__doc__.split("\n\n")[0])
@@ -92,10 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="model.safetensors")
     args = ap.parse_args(argv)
 
-    from .data import load_dataset
-    from .estimator import HRAML
-    from .preprocessing import Preprocessor
-
     cuda = torch.cuda.is_available()
     dist.init_process_group("nccl" if cuda else "gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -105,23 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         torch.set_num_threads(1)
     try:
-        ds = load_dataset(args.dataset, data_dir=args.data_dir)
-        rows = shard_rows(ds.n_samples, rank, world, args.seed)
-        # Preprocessing statistics come from rank 0's shard and are broadcast, so that every rank
-        # feeds the encoder the same transform.
-        pre = [Preprocessor(args.preprocessing, random_state=args.seed).fit(ds.X[rows]) if rank == 0 else None]
-        dist.broadcast_object_list(pre, src=0)
-        X = pre[0].transform(ds.X[rows])
-        targets = ds.targets()
-        config = TrainConfig(batch_size=args.batch_size, lr=args.lr, relation=args.relation, seed=args.seed, device=device)
-        run = fit_distributed(X, targets.Y[rows], targets.task, config, args.epochs)
-        if rank == 0:
-            model = HRAML.from_training_run(run, targets.classes)
-            model.encoder_ = model.encoder_.cpu()
-            model.save(args.out)
-            pre[0].save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
-            print(f"{world} ranks, {run.state.step} steps each; saved {args.out}")
+        _train_and_save(args, rank, world, device)
     finally:
+        dist.barrier()  # rank 0 may still be saving; no rank tears the group down under another
         dist.destroy_process_group()
     return 0
 

@@ -17,3 +17,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data directory {SHARED_DATA} not present")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest runs the app as ``__main__`` and leaves it registered there; a later
+    ``multiprocessing`` spawn (the distributed tests) would then re-run the app in each child."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

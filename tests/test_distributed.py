@@ -40,7 +40,9 @@ def _one_step(rank, world, port, out, X, Y):
         init = run.state_dict()
         run.step()
         torch.save({"init": init, "after": run.state_dict()}, os.path.join(out, f"rank{rank}.pt"))
+        del run  # DDP's reducer must go before its process group
     finally:
+        dist.barrier()  # no rank tears gloo down while another still talks to it
         dist.destroy_process_group()
 
 
@@ -53,7 +55,9 @@ def _train(rank, world, port, out, X, Y):
         run = fit_distributed(X[rows], Y[rows], "classification", CONFIG.replace(optimizer="adam", lr=1e-2), max_epochs=10)
         torch.save({"state": run.state_dict(), "losses": run.state.losses, "steps": run.state.step},
                    os.path.join(out, f"rank{rank}.pt"))
+        del run  # DDP's reducer must go before its process group
     finally:
+        dist.barrier()  # no rank tears gloo down while another still talks to it
         dist.destroy_process_group()
 
 
