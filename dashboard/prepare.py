@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hraml_core.preprocessing import Preprocessor
-from hraml_core.tasks import CLASSIFICATION
+from hraml_core.tasks import CLASSIFICATION, can_stratify
 
 #: Held-out fraction of the split the dashboard trains on.
 DEFAULT_TEST_SIZE = 0.3
@@ -89,13 +89,6 @@ def _frozen(a):
     return a
 
 
-def _can_stratify(y: np.ndarray, test_size: float) -> bool:
-    _, counts = np.unique(y, return_counts=True)
-    n = len(y)
-    n_test = int(np.ceil(test_size * n))
-    return counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts)
-
-
 def prepare_dataset(
     ds,
     test_size: float = DEFAULT_TEST_SIZE,
@@ -122,13 +115,13 @@ def prepare_dataset(
     classes = task == CLASSIFICATION
 
     if max_samples is not None and n > max_samples:
-        strat = Y if classes and _can_stratify(Y, 1 - max_samples / n) else None
+        strat = Y if classes and can_stratify(Y, 1 - max_samples / n) else None
         rows, _ = train_test_split(rows, train_size=int(max_samples), random_state=seed, stratify=strat)
         rows = np.sort(rows)
         notes.append(f"subsampled to {len(rows):,} of {n:,} rows to stay interactive")
 
     y_rows = Y[rows]
-    stratified = bool(classes and _can_stratify(y_rows, test_size))
+    stratified = bool(classes and can_stratify(y_rows, test_size))
     tr, va = train_test_split(rows, test_size=test_size, random_state=seed, stratify=y_rows if stratified else None)
     tr, va = np.sort(tr), np.sort(va)
     if classes and not stratified:

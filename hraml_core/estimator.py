@@ -19,18 +19,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .encoder import MLPEncoder
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
-from .tasks import CLASSIFICATION, encode_targets
+from .tasks import CLASSIFICATION, can_stratify, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
 
 FORMAT = "hraml-explorer/1"
 #: One source for the defaults shared with TrainConfig (the Trainer and the dashboard use it).
 _DEFAULTS = TrainConfig()
-
-
-def _can_stratify(y, fraction: float) -> bool:
-    """A stratified split needs two members per class and room for every class in the held-out part."""
-    _, counts = np.unique(y, return_counts=True)
-    return counts.min() >= 2 and len(y) * fraction >= len(counts)
 
 
 class HRAML(TransformerMixin, BaseEstimator):
@@ -200,7 +194,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         if self.early_stopping:
             if not 0 < self.validation_fraction < 1:
                 raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
-            stratify = Y if self.task_ == CLASSIFICATION and _can_stratify(Y, self.validation_fraction) else None
+            stratify = Y if self.task_ == CLASSIFICATION and can_stratify(Y, self.validation_fraction) else None
             X_fit, X_val, Y_fit, Y_val, y_fit, y_val = train_test_split(
                 X, targets.Y, Y, test_size=self.validation_fraction, random_state=seed, stratify=stratify
             )

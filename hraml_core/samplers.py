@@ -10,7 +10,8 @@ current squared distances A and label relations G between those rows, the pairs 
 - ``hard``: the authors' mining, inside the mini-batch. Per anchor, ``partners`` partners:
   for classes, the nearest same-class and nearest other-class samples in the *current* embedding
   space, ``balance`` of them same-class; for multi-label sets and distributions, partners drawn
-  with probability proportional to (1 / (g + 1e-6)) ** ``sampling_power``.
+  with probability proportional to (1 / (g + 1e-6)) ** ``sampling_power`` (0 draws partners
+  uniformly: a random subset of the batch's pairs, which the protocol uses for label sets).
 """
 from __future__ import annotations
 

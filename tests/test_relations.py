@@ -111,3 +111,4 @@ def test_relation_max_rejects_negative_relations():
     bad = get_relation(lambda a, b: -torch.cdist(a, b))
     with pytest.raises(ValueError, match="negative"):
         relation_max(bad, SETS)
+

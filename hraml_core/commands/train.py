@@ -68,17 +68,11 @@ def _split(ds, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
     from ..cli import CommandError
-    from ..tasks import CLASSIFICATION
+    from ..tasks import CLASSIFICATION, can_stratify
 
     if not 0 < test_size < 1:
         raise CommandError(f"--test-size must lie between 0 and 1, got {test_size}")
-    stratify = None
-    if ds.task == CLASSIFICATION:
-        import numpy as np
-
-        _, counts = np.unique(ds.Y, return_counts=True)
-        if counts.min() >= 2:
-            stratify = ds.Y
+    stratify = ds.Y if ds.task == CLASSIFICATION and can_stratify(ds.Y, test_size) else None
     idx = list(range(ds.n_samples))
     return train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
 

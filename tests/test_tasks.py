@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from hraml_core.tasks import can_stratify, detect_task, encode_targets, label_order
+
+
+def test_can_stratify_needs_two_per_class_and_room_on_both_sides():
+    y = np.array([0] * 5 + [1] * 5 + [2] * 5)
+    assert can_stratify(y, 0.2)  # 3 held out, 12 kept, 3 classes
+    assert not can_stratify(y, 0.1)  # 2 held out < 3 classes
+    assert not can_stratify(np.array([0, 0, 0, 1]), 0.5)  # class 1 has one member
+
+
+@pytest.mark.parametrize(
+    "y, task",
+    [
+        (np.array([3, 1, 3]), "classification"),
+        (np.array(["a", "b"]), "classification"),
+        (np.array([[1], [2]]), "classification"),
+        (np.array([[1, 0, 1], [0, 0, 1]]), "multilabel"),
+        (np.array([[0.2, 0.8], [0.5, 0.5]]), "distribution"),
+    ],
+)
+def test_detect_task(y, task):
+    assert detect_task(y) == task
+
+
+def test_encode_targets_builds_the_label_matrix():
+    enc = encode_targets(np.array(["b", "a", "b"]))
+    assert enc.task == "classification" and list(enc.classes) == ["a", "b"]
+    assert enc.Y.tolist() == [[0, 1], [1, 0], [0, 1]]
+    assert encode_targets(np.array([[0.3, 0.7], [1.0, 0.0]])).classes is None
+
+
+@pytest.mark.parametrize(
+    "y, task, message",
+    [
+        (np.array([[0.5, 0.7], [0.2, 0.1]]), "auto", "neither 0/1 indicators nor"),
+        (np.array([1, 1, 1]), "auto", "single class"),
+        (np.array([1.0, np.nan]), "auto", "NaN"),
+        (np.array([[1, 0], [1, 0]]), "multilabel", "same label set"),
+        (np.array([[0.5, 0.6], [0.1, 0.9]]), "distribution", "sum to 1; 1 rows do not"),
+        (np.array([], dtype=float), "auto", "empty"),
+        (np.array([0, 1]), "regression", "unknown task"),
+    ],
+)
+def test_bad_targets_name_the_problem(y, task, message):
+    with pytest.raises(ValueError, match=message):
+        encode_targets(y, task)
+
+
+def test_label_order_groups_classes():
+    Y = encode_targets(np.array([2, 0, 1, 0, 2])).Y
+    assert Y[label_order(Y)].argmax(1).tolist() == [0, 0, 1, 2, 2]
