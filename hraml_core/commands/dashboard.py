@@ -1,6 +1,7 @@
 """``hraml dashboard``: run the live Streamlit dashboard (dashboard/app.py)."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -53,10 +54,8 @@ def run(args) -> int:
         raise CommandError(f"the dashboard app is missing ({app}); is this a source checkout?")
     if args.port is not None and not 1 <= args.port <= 65535:
         raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
-    try:
-        import streamlit  # noqa: F401
-    except ImportError:
-        raise CommandError("the dashboard needs Streamlit: pip install 'hraml-explorer[dashboard]'") from None
+    if importlib.util.find_spec("streamlit") is None:  # looked up, not imported: the library never imports the UI
+        raise CommandError("the dashboard needs Streamlit: pip install 'hraml-explorer[dashboard]'")
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")  # the app also limits BLAS to one thread itself
     if args.data_dir:
