@@ -116,6 +116,8 @@ class ProtocolConfig:
     def __post_init__(self):
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds}")
+        if self.pca_components < 0:
+            raise ValueError(f"pca_components must be >= 0 (0: no PCA), got {self.pca_components}")
         if self.knn_k < 1:
             raise ValueError(f"knn_k must be positive, got {self.knn_k}")
         if not 0 < self.validation_fraction < 1:
@@ -134,6 +136,12 @@ class ProtocolConfig:
 
     def preprocessing_for_baselines(self, task: str) -> str:
         return self.baseline_preprocessing or self.candidates_for(task)[0].preprocessing
+
+    def preprocessor(self, kind: str, seed: int) -> Preprocessor:
+        """The preprocessing ``kind`` of a candidate; ``pca_components=0`` turns its PCA step off."""
+        if not self.pca_components:
+            kind = {"pca": "none", "pca+standardize": "standardize"}.get(kind, kind)
+        return Preprocessor(kind, self.pca_components or 1, random_state=seed)
 
     def repeats_for(self, n_train: int) -> int:
         """Validation splits per candidate: ``validation_repeats``, or (0) enough for about
@@ -246,7 +254,7 @@ def fit_hraml(task, X_train, Y_train, config: ProtocolConfig, seed: int):
     fitted_pre: dict[str, tuple[Preprocessor, np.ndarray]] = {}
     for cand in config.candidates_for(task):
         if cand.preprocessing not in fitted_pre:
-            pre = Preprocessor(cand.preprocessing, config.pca_components, random_state=seed)
+            pre = config.preprocessor(cand.preprocessing, seed)
             fitted_pre[cand.preprocessing] = (pre, pre.fit_transform(X_train))
         pre, Z = fitted_pre[cand.preprocessing]
         params = {"task": task, "random_state": seed, **config.hraml_params, **cand.params}
@@ -292,7 +300,7 @@ def run_method(method: str, task: str, X_train, Y_train, X_test, Y_test, config:
         pre, model, cand, scores = fit_hraml(task, X_train, Y_train, config, seed)
         Z_train, Z_test = model.transform(pre.transform(X_train)), model.transform(pre.transform(X_test))
         return _evaluate(task, Z_train, Y_train, Z_test, Y_test, config), f"{cand.label()}@{scores[cand.label()][1]}"
-    pre = Preprocessor(config.preprocessing_for_baselines(task), config.pca_components, random_state=seed)
+    pre = config.preprocessor(config.preprocessing_for_baselines(task), seed)
     P_train, P_test = pre.fit_transform(X_train), pre.transform(X_test)
     if method == "raw":
         return _evaluate(task, P_train, Y_train, P_test, Y_test, config), pre.kind

@@ -137,6 +137,17 @@ def test_config_checks_and_helpers():
         ProtocolConfig(smoothing=-1)
 
 
+def test_pca_is_optional():
+    X = np.random.default_rng(0).normal(size=(30, 120))
+    assert ProtocolConfig().preprocessor("pca", 0).fit_transform(X).shape == (30, 29)  # min(100, n - 1)
+    off = ProtocolConfig(pca_components=0)
+    assert off.preprocessor("pca", 0).fit_transform(X).shape == (30, 120)
+    Z = off.preprocessor("pca+standardize", 0).fit_transform(X)
+    assert Z.shape == (30, 120) and np.allclose(Z.std(0), 1)
+    with pytest.raises(ValueError, match="pca_components"):
+        ProtocolConfig(pca_components=-5)
+
+
 def test_smooth_curve_averages_neighbouring_checkpoints():
     from hraml_core.protocol import smooth_curve
 

@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--methods", default="hraml,raw", help="comma-separated: hraml, raw and baseline names (default hraml,raw)")
     p.add_argument("--folds", type=int, default=10, help="cross-validation folds (default 10)")
     p.add_argument("--max-folds", type=int, default=None, help="run only the first N folds (quick looks)")
-    p.add_argument("--pca", type=int, default=100, help="PCA components for candidates that use PCA (default 100)")
+    p.add_argument("--pca", type=int, default=100, help="PCA components for candidates that use PCA (default 100; 0 turns PCA off)")
     p.add_argument("--knn-k", type=int, default=4, help="k of the kNN classifier for accuracy (default 4, the authors')")
     p.add_argument("--max-epochs", type=int, default=None,
                    help="largest number of epochs model selection considers (default: the protocol's, 200)")
