@@ -11,7 +11,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\n"
     "Measured numbers, rewritten by the scripts in `bench/` (`python bench/<script>.py --write`).\n"
-    "Each comparison is run side by side in one process. Machine: see each section.\n"
+    "Every ratio compares runs measured side by side in the same session on the same machine\n(in one process where the comparison allows). Machine and load: see each section.\n"
 )
 
 
