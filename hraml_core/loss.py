@@ -19,11 +19,6 @@ def pairwise_sq_dists(Z: torch.Tensor) -> torch.Tensor:
     return (sq[:, None] + sq[None, :] - 2.0 * (Z @ Z.T)).clamp_min(0)
 
 
-def paired_sq_dists(Za: torch.Tensor, Zb: torch.Tensor) -> torch.Tensor:
-    """D_p^2 = ||a_p - b_p||^2 for row-aligned pairs."""
-    return (Za - Zb).square().sum(1)
-
-
 class _AllPairsAlignment(torch.autograd.Function):
     """1/4 * mean over i != j of (||z_i - z_j||^2 - G_ij)^2, with a closed-form backward.
 

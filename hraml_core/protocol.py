@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from .evaluate import LDL_METRICS, METRIC_DIRECTIONS, MULTILABEL_METRICS, evaluate_embedding
+from .evaluate import LDL_METRICS, METRIC_DIRECTIONS, MULTILABEL_METRICS, PRIMARY_METRIC, evaluate_embedding
 from .paper import PAPER_RESULTS, paper_best, paper_value
 from .preprocessing import Preprocessor
 from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL, can_stratify
@@ -207,7 +207,7 @@ def validation_curve(task, Z, Y, params: dict, config: ProtocolConfig, seed: int
     from .training import TrainingRun
 
     points = config.epoch_checkpoints()
-    metric = _primary(task)
+    metric = PRIMARY_METRIC[task]
     k = config.knn_k if task == CLASSIFICATION else None
     curves, states, first_run = [], [], None
     for r in range(config.repeats_for(len(Z))):
@@ -248,7 +248,7 @@ def fit_hraml(task, X_train, Y_train, config: ProtocolConfig, seed: int):
     """
     from .estimator import HRAML
 
-    sign = 1 if METRIC_DIRECTIONS[_primary(task)] == "max" else -1
+    sign = 1 if METRIC_DIRECTIONS[PRIMARY_METRIC[task]] == "max" else -1
     best = None
     scores = {}
     fitted_pre: dict[str, tuple[Preprocessor, np.ndarray]] = {}
@@ -286,12 +286,6 @@ def fit_hraml(task, X_train, Y_train, config: ProtocolConfig, seed: int):
         # training fold for the number of epochs that validation picked.
         model = HRAML(**{**params, "early_stopping": False, "max_epochs": epochs}).fit(Z, Y_train)
     return pre, model, cand, scores
-
-
-def _primary(task: str) -> str:
-    from .evaluate import PRIMARY_METRIC
-
-    return PRIMARY_METRIC[task]
 
 
 def run_method(method: str, task: str, X_train, Y_train, X_test, Y_test, config: ProtocolConfig, seed: int):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .evaluate import PRIMARY_METRIC, evaluate_embedding
+from .loss import pairwise_sq_dists
 from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
 from .training import TrainingDiverged, TrainConfig, TrainingRun
 
@@ -314,9 +315,7 @@ class Trainer:
         with self._model_lock:  # a control thread may publish while a step is in progress
             probe = run.embed(self.X[self.probe_index])
             embeddings = run.embed(self.X[self.display_index])
-        sq = (probe**2).sum(1)
-        A = np.maximum(sq[:, None] + sq[None, :] - 2 * probe @ probe.T, 0)
-        np.fill_diagonal(A, 0)
+        A = pairwise_sq_dists(torch.from_numpy(probe)).fill_diagonal_(0).numpy()
         loss_steps, loss_values = _binned(np.asarray(run.state.losses, dtype=np.float64), MAX_CURVE_POINTS)
         pairs_rate, steps_rate = self._rate if self._status == RUNNING else (0.0, 0.0)
         with self._snapshot_lock:
