@@ -5,11 +5,10 @@
 A background trainer (hraml_core.trainer.Trainer, one per browser session) trains the encoder
 while the page shows what it does. This file only composes: data preparation is in
 ``prepare.py``, figures in ``figures.py``, projections in ``projection.py``, the per-session
-threads in ``state.py`` and downloads in ``export.py``.
+threads and what the downloads serve in ``state.py``, the download formats in ``export.py``.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import sys
@@ -22,7 +21,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ on the path, no
 import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import export, figures  # noqa: E402
+from dashboard import figures  # noqa: E402
 from dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset  # noqa: E402
 from dashboard.projection import PCA, UMAP, umap_enabled, umap_service  # noqa: E402
 from dashboard.state import Session, Settings, close_session, config_from_values  # noqa: E402
@@ -474,29 +473,17 @@ def main() -> None:
             st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
 
     with st.expander("Download", expanded=False):
-        trainer, prep = session.trainer, session.prepared
-        if trainer is not None and prep is not None:
-            settings_now = session.settings
-
-            def emb_csv():
-                return export.embeddings_csv(trainer.embed(np.array(prep.X_train)), trainer.embed(np.array(prep.X_val)), prep)
-
-            def met_csv():
-                return export.metrics_csv(trainer.snapshot(), _baseline_values(session))
-
-            def model():
-                cfg = settings_now.config if settings_now else None
-                snap = trainer.snapshot()
-                metrics = {} if snap.last_metric is None else {snap.metric_name: snap.last_metric}
-                return export.model_zip(trainer.to_estimator(), prep, {} if cfg is None else dataclasses.asdict(cfg), metrics)
-
+        files = session.downloads(_baseline_values(session))
+        if files is None:
+            st.caption("Start training: the embeddings, the metrics and the model can be downloaded from the first step on.")
+        else:
+            name = session.prepared.name
             c1, c2, c3 = st.columns(3)
-            c1.download_button("Embeddings (CSV)", emb_csv, file_name=f"{prep.name}-embeddings.csv", mime="text/csv",
-                               key="dl_embeddings", on_click="ignore")
-            c2.download_button("Metrics (CSV)", met_csv, file_name=f"{prep.name}-metrics.csv", mime="text/csv",
+            c1.download_button("Embeddings (CSV)", files["embeddings"], file_name=f"{name}-embeddings.csv",
+                               mime="text/csv", key="dl_embeddings", on_click="ignore")
+            c2.download_button("Metrics (CSV)", files["metrics"], file_name=f"{name}-metrics.csv", mime="text/csv",
                                key="dl_metrics", on_click="ignore")
-            c3.download_button("Model (zip)", model, file_name=f"{prep.name}-hraml-model.zip", mime="application/zip",
-                               key="dl_model", on_click="ignore")
-
+            c3.download_button("Model (zip)", files["model"], file_name=f"{name}-hraml-model.zip",
+                               mime="application/zip", key="dl_model", on_click="ignore")
 
 main()

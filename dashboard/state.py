@@ -29,6 +29,7 @@ import numpy as np
 from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
 from hraml_core.training import TrainConfig, sequence_of_ints
 
+from . import export
 from .prepare import Prepared
 from .projection import ProjectionWorker
 
@@ -182,6 +183,8 @@ class Session:
         self.baselines = BaselineRunner()
         self.closed = False
         self._upload_dir: str | None = None
+        self._downloads_key = None
+        self._downloads: dict[str, bytes] = {}
         _sessions.add(self)
 
     def upload_dir(self) -> Path:
@@ -304,6 +307,45 @@ class Session:
     def training(self) -> bool:
         t = self.trainer
         return t is not None and t.is_alive() and t.status == RUNNING
+
+    def downloads(self, baselines: Mapping[str, float]) -> dict | None:
+        """What the Download buttons serve, by name: ``embeddings`` (CSV), ``metrics`` (CSV), ``model`` (zip).
+
+        None before the first step (an untrained model is nothing to keep). While training: functions
+        that Streamlit calls when a button is clicked, so the file holds the state of that moment.
+        Otherwise: the bytes themselves, built once per (trainer, step, baseline results). Streamlit
+        names a file by the hash of its content, so the same bytes keep the same address on every
+        rerun, and a click that meets a rerun (the one that ends the periodic refresh a moment after
+        Stop, say) still finds its file; a deferred function is revoked at every full rerun instead.
+        """
+        with self._lock:
+            trainer, prep, settings = self.trainer, self.prepared, self.settings
+            if trainer is None or prep is None:
+                return None
+            snap = trainer.snapshot()
+            if snap.step == 0:
+                return None
+            X_train, X_val = np.array(prep.X_train, dtype=np.float32), np.array(prep.X_val, dtype=np.float32)
+            config = {} if settings is None else dataclasses.asdict(settings.config)
+            baselines = dict(baselines)
+
+            def model() -> bytes:
+                s = trainer.snapshot()
+                metrics = {} if s.last_metric is None else {s.metric_name: s.last_metric}
+                return export.model_zip(trainer.to_estimator(), prep, config, metrics)
+
+            makers = {
+                "embeddings": lambda: export.embeddings_csv(trainer.embed(X_train), trainer.embed(X_val), prep),
+                "metrics": lambda: export.metrics_csv(trainer.snapshot(), baselines),
+                "model": model,
+            }
+            if self.training():
+                return makers
+            key = (id(trainer), self.generation, snap.step, snap.status, tuple(sorted(baselines.items())))
+            if key != self._downloads_key:
+                self._downloads = {name: make() for name, make in makers.items()}
+                self._downloads_key = key
+            return dict(self._downloads)
 
     def needs_refresh(self) -> bool:
         """Whether the page should keep refreshing: training, a projection or a baseline pending."""

@@ -97,6 +97,20 @@ def _wait(cond, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def _download(page, key: str, tmp_path: Path) -> Path:
+    """Click the download button with this key; the file. On failure, say what the page and server said."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        with page.expect_download(timeout=30_000) as dl:
+            page.click(f".st-key-{key} button")
+        return Path(dl.value.path())
+    except PlaywrightTimeout:
+        shown = page.locator(f'.st-key-{key} [data-testid="stDownloadButtonError"]').all_inner_texts()
+        log = (tmp_path / "streamlit.log").read_text()[-3000:]
+        raise AssertionError(f"no download from {key}; the button said {shown!r}; streamlit's log ends:\n{log}") from None
+
+
 ALL_DRAWN = """() => {
   const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
   const heat = plots.some(p => p.querySelectorAll(".heatmaplayer image, .imagelayer image").length >= 3);
@@ -147,15 +161,11 @@ def test_dashboard_trains_live_in_chromium(server, tmp_path):
             page.click(".st-key-stop button")
             _wait(lambda: _metric(page, "Status") == "stopped", 30, "the run to stop")
 
-            # downloads are generated when clicked (deferred), from the stopped model
+            # a stopped run serves fixed bytes: the same address on every rerun
             page.get_by_text("Download", exact=True).click()
-            with page.expect_download(timeout=30_000) as dl:
-                page.click(".st-key-dl_embeddings button")
-            head = Path(dl.value.path()).read_text().splitlines()
+            head = _download(page, "dl_embeddings", tmp_path).read_text().splitlines()
             assert head[0].startswith("row,split,label,z0") and len(head) == 1 + 1797
-            with page.expect_download(timeout=30_000) as dl:
-                page.click(".st-key-dl_model button")
-            assert Path(dl.value.path()).read_bytes()[:2] == b"PK"  # a zip
+            assert _download(page, "dl_model", tmp_path).read_bytes()[:2] == b"PK"  # a zip
             assert not errors, errors
         finally:
             browser.close()

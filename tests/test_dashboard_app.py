@@ -74,6 +74,7 @@ def test_first_screen_is_useful_without_any_data(app):
     assert status(app) == "idle" and step(app) == 0
     assert len(app.get("plotly_chart")) == 5  # loss, metric, heatmaps, scatter, projection
     assert app.button(key="start").disabled is False
+    assert any("Start training: the embeddings" in c.value for c in app.caption)  # no download of nothing
 
 
 def test_train_pause_resume_stop_reset(app):
@@ -111,6 +112,8 @@ def test_train_pause_resume_stop_reset(app):
     assert status(app) == "stopped" and not _threads("train")
     stopped_at = step(app)
     assert app.button(key="start").label == "Continue"
+    downloads = [e for e in app.get("download_button")]
+    assert len(downloads) == 3 and not any("Start training: the embeddings" in c.value for c in app.caption)
 
     app.button(key="reset").click().run()
     assert status(app) == "idle" and step(app) == 0 and stopped_at > 0

@@ -154,6 +154,34 @@ def test_exports(session, wine, tmp_path, capsys):
     assert f"on {len(wine.val_index)} held-out samples (its own held-out rows)" in capsys.readouterr().out
 
 
+def test_downloads_follow_the_run(session, wine):
+    session.sync(_settings(), wine)
+    assert session.downloads({}) is None  # nothing trained yet: nothing to keep
+    session.start()
+    assert _wait(lambda: session.snapshot().step > 0)
+    live = session.downloads({})
+    assert session.training() and all(callable(f) for f in live.values())  # built when clicked
+    assert live["embeddings"]().startswith("row,split,label,z0")
+    session.stop()
+    step = session.snapshot().step
+    files = session.downloads({"gmml": 0.9})
+    assert set(files) == {"embeddings", "metrics", "model"}
+    assert all(isinstance(f, (str, bytes)) for f in files.values())
+    # the same bytes on every rerun while nothing changes: Streamlit's file id is a content hash,
+    # so a click racing a rerun still finds its file
+    again = session.downloads({"gmml": 0.9})
+    assert all(again[k] is files[k] for k in files)
+    assert f",{step}," in files["metrics"] and "baseline,gmml:accuracy,,0.9" in files["metrics"]
+    Z = session.trainer.embed(np.array(wine.X_train, dtype=np.float32))
+    first_train_row = next(line for line in files["embeddings"].splitlines()[1:] if ",train," in line)
+    assert float(first_train_row.split(",")[3]) == pytest.approx(Z[np.argsort(wine.train_index)[0], 0], abs=1e-5)
+    with zipfile.ZipFile(io.BytesIO(files["model"])) as zf:
+        assert "model.safetensors" in zf.namelist()
+    assert session.downloads({"gmml": 0.95})["metrics"] != files["metrics"]  # a new baseline result
+    session.reset()
+    assert session.downloads({}) is None
+
+
 def test_baseline_runner(session, wine):
     session.sync(_settings(), wine)
     assert session.baselines.fit("gmml", wine, session.settings.data_key)
