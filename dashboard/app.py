@@ -227,6 +227,10 @@ def _on_fit_baseline() -> None:
         session.baselines.fit(name, session.prepared, session.settings.data_key)
 
 
+def _on_cancel_baseline() -> None:
+    _session().baselines.cancel()
+
+
 # --------------------------------------------------------------------------------------------------
 # the sidebar
 # --------------------------------------------------------------------------------------------------
@@ -404,6 +408,32 @@ def _live_body(ticking: bool) -> None:
         st.rerun()  # start or stop the periodic refresh
 
 
+def baseline_panel(busy: bool) -> None:
+    """Choose, fit and cancel a baseline. While a fit runs (in a child process) this panel refreshes
+    itself once a second to show its elapsed time."""
+    session = _session()
+    fit = session.baselines.running()
+    if session.prepared is not None:
+        from hraml_core.baselines import BASELINES
+
+        task = session.prepared.task
+        names = [n for n, cls in BASELINES.items() if task in getattr(cls, "tasks", ())]
+        c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+        c1.selectbox("Baseline", names, index=names.index("raml_krr") if "raml_krr" in names else 0, key="baseline",
+                     help="Fitted on the same training part, scored on the same held-out part. "
+                          "LMNN and ITML can take one to two minutes on digits.")
+        buttons = c2.container(horizontal=True)
+        buttons.button("Fit", key="fit_baseline", on_click=_on_fit_baseline, disabled=fit is not None)
+        buttons.button("Cancel", key="cancel_baseline", on_click=_on_cancel_baseline, disabled=fit is None)
+        if fit is not None:
+            doing = "Fitting" if fit.phase == "fitting" else "Starting the process for"
+            st.caption(f"⏳ {doing} **{fit.name}**: {fit.elapsed():.0f} s")
+        else:
+            st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
+    if busy != (fit is not None):
+        st.rerun()  # start or stop this panel's refresh; the page shows the result
+
+
 # --------------------------------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------------------------------
@@ -460,17 +490,8 @@ def main() -> None:
     st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
 
     with st.expander("Compare with a baseline", expanded=False):
-        if session.prepared is not None:
-            from hraml_core.baselines import BASELINES
-
-            task = session.prepared.task
-            names = [n for n, cls in BASELINES.items() if task in getattr(cls, "tasks", ())]
-            c1, c2 = st.columns([3, 1])
-            c1.selectbox("Baseline", names, index=names.index("raml_krr") if "raml_krr" in names else 0, key="baseline",
-                         help="Fitted on the same training part, scored on the same held-out part. "
-                              "LMNN and ITML can take one to two minutes on digits.")
-            c2.button("Fit", key="fit_baseline", on_click=_on_fit_baseline, disabled=session.baselines.busy())
-            st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
+        busy = session.baselines.busy()
+        st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)
 
     with st.expander("Download", expanded=False):
         files = session.downloads(_baseline_values(session))

@@ -20,15 +20,14 @@ import itertools
 import os
 import pickle
 import select
-import struct
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from . import child
 
 UMAP, PCA = "umap", "pca"
 METHODS = (UMAP, PCA)
@@ -129,36 +128,13 @@ def _warm_up_data(n: int = 300, d: int = 16, seed: int = 0) -> np.ndarray:
     return (centres[rng.integers(0, 5, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
 
 
-def _read_exact(f, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = f.read(n - len(buf))
-        if not chunk:
-            raise EOFError("pipe closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def _send(f, obj) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    f.write(struct.pack("<Q", len(data)) + data)
-    f.flush()
-
-
-def _recv(f):
-    (n,) = struct.unpack("<Q", _read_exact(f, 8))
-    return pickle.loads(_read_exact(f, n))
-
-
 def serve(nice: int = 0) -> None:
     """The UMAP process's main loop: frames over stdin / stdout (length-prefixed pickles).
 
     Started by :class:`UmapService` as ``python -c "...serve()"``; stdout is kept for the protocol
     (anything printed goes to stderr). Exits when stdin closes (the parent is gone).
     """
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    inp = os.fdopen(os.dup(0), "rb")
+    out, inp = child.streams()
     try:
         if nice:
             os.nice(nice)
@@ -171,13 +147,13 @@ def serve(nice: int = 0) -> None:
     try:
         Z = _warm_up_data()
         umap_2d(Z, init=pca_2d(Z), n_epochs=10)  # compiles what later frames use
-        _send(out, ("ready", time.perf_counter() - t0))
+        child.send(out, ("ready", time.perf_counter() - t0))
     except BaseException as exc:  # report, then exit
-        _send(out, ("error", f"{type(exc).__name__}: {exc}"))
+        child.send(out, ("error", f"{type(exc).__name__}: {exc}"))
         return
     while True:
         try:
-            msg = _recv(inp)
+            msg = child.recv(inp)
         except (EOFError, OSError):  # the parent is gone
             return
         if msg is None:
@@ -186,9 +162,9 @@ def serve(nice: int = 0) -> None:
         try:
             t = time.perf_counter()
             xy = umap_2d(Z, init=init, seed=seed, n_epochs=n_epochs)
-            _send(out, ("ok", xy, time.perf_counter() - t))
+            child.send(out, ("ok", xy, time.perf_counter() - t))
         except Exception as exc:
-            _send(out, ("error", f"{type(exc).__name__}: {exc}"))
+            child.send(out, ("error", f"{type(exc).__name__}: {exc}"))
 
 
 class UmapService:
@@ -217,24 +193,15 @@ class UmapService:
         return self
 
     def _spawn(self) -> None:
-        root = str(Path(__file__).resolve().parents[1])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = "1"  # n_jobs=1 anyway; extra threads only spin on 2 vCPUs
         self.ready.clear()
         self.failed = None
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", f"from dashboard.projection import serve; serve({int(self.nice)})"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=root, env=env,
-            close_fds=True,
-        )
+        self._proc = child.spawn(f"from dashboard.projection import serve; serve({int(self.nice)})")
         self._waiter = threading.Thread(target=self._wait_ready, args=(self._proc,), name="hraml-umap-warmup", daemon=True)
         self._waiter.start()
 
     def _wait_ready(self, proc) -> None:
         try:
-            msg = _recv(proc.stdout)
+            msg = child.recv(proc.stdout)
         except (EOFError, OSError, pickle.UnpicklingError):
             msg = ("error", "the UMAP process exited during warm-up")
         if proc is not self._proc:
@@ -267,11 +234,11 @@ class UmapService:
         with self._lock:
             proc = self._proc
             try:
-                _send(proc.stdin, (Z, init, int(seed), int(n_epochs)))
+                child.send(proc.stdin, (Z, init, int(seed), int(n_epochs)))
                 ready, _, _ = select.select([proc.stdout], [], [], timeout)
                 if not ready:
                     raise TimeoutError(f"no UMAP frame within {timeout} s")
-                msg = _recv(proc.stdout)
+                msg = child.recv(proc.stdout)
             except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
                 self._restart(str(exc))
                 raise RuntimeError(f"UMAP process failed ({exc}); restarting it") from None
@@ -288,18 +255,7 @@ class UmapService:
         proc = self._proc
         self._proc = None
         self.ready.clear()
-        if proc is None:
-            return
-        for f in (proc.stdin, proc.stdout):
-            try:
-                f.close()
-            except Exception:
-                pass
-        try:
-            proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        child.end(proc)  # closing its stdin ends the serve loop; terminate only if it lingers
 
     def close(self) -> None:
         with self._lock:

@@ -14,11 +14,11 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import shutil
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
 from hraml_core.training import TrainConfig, sequence_of_ints
 
 from . import export
+from .baseline_process import BaselineFit
 from .prepare import Prepared
 from .projection import ProjectionWorker
 
@@ -100,7 +101,7 @@ def changed_settings(old: Settings, new: Settings) -> list[str]:
 @dataclass
 class BaselineResult:
     name: str
-    status: str  # "fitting", "done", "failed"
+    status: str  # "fitting", "done", "failed", "cancelled"
     metric: str
     value: float | None = None
     seconds: float | None = None
@@ -108,65 +109,71 @@ class BaselineResult:
 
 
 class BaselineRunner:
-    """Fits baselines (hraml_core.baselines) on the session's training part, one at a time, in a
-    daemon thread named ``hraml-baseline-N``; results are kept per dataset."""
-
-    _ids = itertools.count(1)
+    """Fits baselines (hraml_core.baselines) on the session's training part, one at a time, each in a
+    child process (:class:`~dashboard.baseline_process.BaselineFit`: a thread cannot be cancelled);
+    results are kept per dataset."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._fit: BaselineFit | None = None
+        self._closed = False
         self.data_key = None
         self.results: dict[str, BaselineResult] = {}
 
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.running() is not None
+
+    def running(self) -> BaselineFit | None:
+        """The fit in progress (``name``, ``phase``, ``elapsed()``), or None."""
+        fit = self._fit
+        return fit if fit is not None and fit.alive() else None
 
     def clear_for(self, data_key) -> None:
+        """Forget the results of another dataset, cancelling a fit on it."""
         with self._lock:
-            if data_key != self.data_key:
-                self.data_key = data_key
-                self.results = {}
+            if data_key == self.data_key:
+                return
+            self.data_key, self.results, fit = data_key, {}, self._fit
+        if fit is not None:
+            fit.cancel()
 
     def fit(self, name: str, prepared: Prepared, data_key) -> bool:
         """Start fitting ``name``; False when a fit is already running."""
         from hraml_core.evaluate import PRIMARY_METRIC
 
         with self._lock:
-            if self.busy():
+            if self._closed or self.busy():
                 return False
             if data_key != self.data_key:
                 self.data_key, self.results = data_key, {}
             metric = PRIMARY_METRIC[prepared.task]
             self.results[name] = BaselineResult(name, "fitting", metric)
-            self._thread = threading.Thread(
-                target=self._run, args=(name, prepared, data_key, metric), name=f"hraml-baseline-{next(self._ids)}", daemon=True
-            )
-            self._thread.start()
+            data = (prepared.X_train, prepared.Y_train, prepared.X_val, prepared.Y_val)
+            on_end = functools.partial(self._publish, data_key, metric)
+            self._fit = BaselineFit(name, prepared.task, metric, data, on_end)
+            self._fit.start()
             return True
 
-    def _run(self, name, prepared: Prepared, data_key, metric) -> None:
-        from hraml_core.baselines import get_baseline
-        from hraml_core.evaluate import evaluate_embedding
-
-        t0 = time.perf_counter()
-        try:
-            model = get_baseline(name)
-            Xtr, Xva = np.array(prepared.X_train, np.float64), np.array(prepared.X_val, np.float64)
-            model.fit(Xtr, np.array(prepared.Y_train))
-            value = evaluate_embedding(prepared.task, model.transform(Xtr), np.array(prepared.Y_train),
-                                       model.transform(Xva), np.array(prepared.Y_val))[metric]
-            result = BaselineResult(name, "done", metric, float(value), time.perf_counter() - t0)
-        except Exception as exc:  # shown in the app
-            result = BaselineResult(name, "failed", metric, None, time.perf_counter() - t0, f"{type(exc).__name__}: {exc}")
+    def _publish(self, data_key, metric, fit: BaselineFit, status, value, message, seconds) -> None:
         with self._lock:
-            if self.data_key == data_key:
-                self.results[name] = result
+            if self.data_key == data_key:  # a result for data no longer shown is dropped
+                self.results[fit.name] = BaselineResult(fit.name, status, metric, value, seconds, message)
+
+    def cancel(self, timeout: float = 5.0) -> None:
+        """Cancel the running fit (it shows "cancelled"); returns once its process is gone."""
+        fit = self._fit
+        if fit is not None:
+            fit.cancel(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self.cancel()
 
     def join(self, timeout=None) -> None:
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
+        fit = self._fit
+        if fit is not None:
+            fit.thread.join(timeout)
 
 
 class Session:
@@ -287,10 +294,12 @@ class Session:
             self.projector.poke()
 
     def reset(self, settings: Settings | None = None, prepared: Prepared | None = None) -> None:
-        """Stop and start over from fresh weights, applying ``settings`` if given."""
+        """Stop and start over from fresh weights, applying ``settings`` if given; a baseline fit
+        in progress is cancelled."""
         with self._lock:
             if self.closed:
                 return
+            self.baselines.cancel()
             if settings is None or prepared is None:
                 if self.trainer is not None:
                     self.trainer.reset()
@@ -355,9 +364,10 @@ class Session:
 
     # -- ending ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop every thread of this session (the trainer's within its stop timeout)."""
+        """Stop every thread and process of this session (the trainer's within its stop timeout)."""
         with self._lock:
             self.closed = True
+            self.baselines.close()
             if self.trainer is not None:
                 try:
                     self.trainer.stop()

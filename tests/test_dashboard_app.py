@@ -3,6 +3,7 @@
 ``run_every`` does not tick in AppTest, so the tests sleep and call ``at.run()``. Every test closes
 its session's threads and checks that no training thread is left running.
 """
+import re
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
+from processes import baseline_children  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 60
@@ -37,6 +39,7 @@ def app(monkeypatch):
         t.join(30)
     left = [t.name for t in set(_threads("train")) - before] + [t.name for t in _threads("projection")]
     assert not left, f"threads left running: {left}"
+    assert not baseline_children(), "a baseline process was left running"
 
 
 def metrics(at) -> dict:
@@ -222,8 +225,23 @@ def test_compare_with_a_baseline(app):
     assert "gmml" in app.selectbox(key="baseline").options
     app.selectbox(key="baseline").set_value("gmml").run()
     app.button(key="fit_baseline").click().run()
-    assert wait_until(app, lambda: any("gmml" in str(df.value) for df in app.dataframe))
+    done = lambda: any("gmml" in str(df.value) and "fitting" not in str(df.value) for df in app.dataframe)  # noqa: E731
+    assert wait_until(app, done)
     table = app.dataframe[0].value
     assert list(table["method"])[:2] == ["HRAML (live)", "raw features"] or "gmml" in list(table["method"])
     row = table[table["method"] == "gmml"].iloc[0]
     assert row["status"] == "done" and 0.5 < row["accuracy"] <= 1
+
+
+def test_cancel_a_slow_baseline_fit(app):
+    app.run()  # digits
+    app.selectbox(key="baseline").set_value("lmnn").run()  # about 1.5 min on digits
+    app.button(key="fit_baseline").click().run()
+    assert app.button(key="fit_baseline").disabled and not app.button(key="cancel_baseline").disabled
+    fitting = re.compile(r"Fitting \*\*lmnn\*\*: \d+ s")
+    assert wait_until(app, lambda: any(fitting.search(c.value) for c in app.caption))  # what runs, how long
+    app.button(key="cancel_baseline").click().run()
+    assert not app.exception and not baseline_children()
+    table = app.dataframe[0].value
+    assert table[table["method"] == "lmnn"].iloc[0]["status"] == "cancelled"
+    assert not app.button(key="fit_baseline").disabled and app.button(key="cancel_baseline").disabled

@@ -1,5 +1,7 @@
 """The per-session holder: one trainer thread at most, settings sync, exports (no Streamlit)."""
 import io
+import os
+import signal
 import sys
 import threading
 import time
@@ -16,6 +18,7 @@ from dashboard.prepare import prepare_dataset  # noqa: E402
 from dashboard.state import Session, Settings, changed_settings, config_from_values  # noqa: E402
 from hraml_core.data import load_dataset  # noqa: E402
 from hraml_core.training import TrainConfig  # noqa: E402
+from processes import baseline_children  # noqa: E402
 
 
 def _train_threads():
@@ -35,6 +38,7 @@ def session(monkeypatch):
     s.close()
     assert not _train_threads()
     assert not s.projector.is_alive()
+    assert not s.baselines.busy() and not baseline_children()
 
 
 def _settings(**cfg):
@@ -182,15 +186,76 @@ def test_downloads_follow_the_run(session, wine):
     assert session.downloads({}) is None
 
 
-def test_baseline_runner(session, wine):
+WINE = ("named", "wine", None)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare_dataset(load_dataset("digits"))
+
+
+def test_baseline_fit_in_a_child_matches_in_process(session, wine):
+    from hraml_core.baselines import get_baseline
+    from hraml_core.evaluate import evaluate_embedding
+
+    runner = session.baselines
+    assert runner.fit("gmml", wine, WINE)
+    assert not runner.fit("raml_krr", wine, WINE)  # one fit at a time
+    assert runner.busy() and runner.running().name == "gmml" and runner.results["gmml"].status == "fitting"
+    runner.join(30)
+    r = runner.results["gmml"]
+    Xtr, Xva = np.array(wine.X_train, np.float64), np.array(wine.X_val, np.float64)
+    model = get_baseline("gmml").fit(Xtr, np.array(wine.Y_train))
+    expected = evaluate_embedding(wine.task, model.transform(Xtr), np.array(wine.Y_train),
+                                  model.transform(Xva), np.array(wine.Y_val))["accuracy"]
+    assert r.status == "done" and r.metric == "accuracy" and r.value == pytest.approx(expected) and r.seconds > 0
+    assert not runner.busy() and not baseline_children()
+
+
+def test_a_failed_fit_says_why(session, wine):
+    runner = session.baselines
+    assert runner.fit("no_such_method", wine, WINE)
+    runner.join(30)
+    r = runner.results["no_such_method"]
+    assert r.status == "failed" and r.message.startswith("ValueError: unknown baseline 'no_such_method'")
+    # a child that dies (here killed during its start) is a failure too, with a message
+    assert runner.fit("gmml", wine, WINE)
+    assert _wait(lambda: runner.running().pid is not None)
+    os.kill(runner.running().pid, signal.SIGKILL)
+    runner.join(10)
+    r = runner.results["gmml"]
+    assert r.status == "failed" and r.message == "the fitting process ended unexpectedly (exit code -9)"
+    assert not baseline_children()
+
+
+def test_cancel_a_long_fit(session, digits):
+    runner = session.baselines
+    assert runner.fit("lmnn", digits, ("named", "digits", None))  # about 1.5 min
+    assert _wait(lambda: runner.busy() and runner.running().phase == "fitting", 30)
+    assert baseline_children() == [runner.running().pid]  # the check below can see a child
+    t0 = time.monotonic()
+    runner.cancel()
+    assert time.monotonic() - t0 < 2
+    assert not runner.busy() and not baseline_children()
+    r = runner.results["lmnn"]
+    assert r.status == "cancelled" and r.value is None and r.message == ""
+
+
+def test_dataset_change_reset_and_close_end_the_fit(session, wine, digits):
+    runner = session.baselines
     session.sync(_settings(), wine)
-    assert session.baselines.fit("gmml", wine, session.settings.data_key)
-    session.baselines.join(60)
-    r = session.baselines.results["gmml"]
-    assert r.status == "done" and 0.5 < r.value <= 1.0 and r.metric == "accuracy"
-    session.baselines.fit("no_such_method", wine, session.settings.data_key)
-    session.baselines.join(10)
-    assert session.baselines.results["no_such_method"].status == "failed"
+    assert runner.fit("lmnn", digits, session.settings.data_key)
+    iris = prepare_dataset(load_dataset("iris"))
+    session.sync(Settings(("named", "iris", None), _settings().config, 60, 100), iris)  # another dataset
+    assert not runner.busy() and not baseline_children() and runner.results == {}
+    assert runner.fit("lmnn", digits, session.settings.data_key)
+    session.reset()
+    assert not runner.busy() and not baseline_children()
+    assert runner.results["lmnn"].status == "cancelled"
+    assert runner.fit("lmnn", digits, session.settings.data_key)
+    session.close()
+    assert not runner.busy() and not baseline_children()
+    assert not runner.fit("lmnn", digits, session.settings.data_key)  # a closed session starts nothing
 
 
 def test_close_removes_the_upload_folder(monkeypatch):
