@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from hraml_core import HRAML
-from hraml_core.distributed import DistributedRun, fit_distributed, shard_rows
+from hraml_core.distributed import DistributedRun, close_process_group, fit_distributed, shard_rows
+from hraml_core.loss import alignment_loss, all_pairs_alignment_loss, pairwise_sq_dists
 from hraml_core.tasks import encode_targets
 from hraml_core.training import TrainConfig, TrainingRun
 
@@ -36,14 +37,13 @@ def _one_step(rank, world, port, out, X, Y):
     torch.set_num_threads(1)
     try:
         rows = shard_rows(len(X), rank, world)
-        run = DistributedRun(X[rows], Y[rows], "classification", CONFIG, global_scale=1.0)
+        run = DistributedRun(X[rows], Y[rows], "classification", CONFIG, global_scale=1.0, cross_rank_pairs=False)
         init = run.state_dict()
         run.step()
         torch.save({"init": init, "after": run.state_dict()}, os.path.join(out, f"rank{rank}.pt"))
         del run  # DDP's reducer must go before its process group
     finally:
-        dist.barrier()  # no rank tears gloo down while another still talks to it
-        dist.destroy_process_group()
+        close_process_group()
 
 
 def _train(rank, world, port, out, X, Y):
@@ -52,13 +52,49 @@ def _train(rank, world, port, out, X, Y):
     torch.set_num_threads(1)
     try:
         rows = shard_rows(len(X), rank, world)
-        run = fit_distributed(X[rows], Y[rows], "classification", CONFIG.replace(optimizer="adam", lr=1e-2), max_epochs=10)
+        run = fit_distributed(X[rows], Y[rows], "classification", CONFIG.replace(optimizer="adam", lr=1e-2), max_epochs=10,
+                              cross_rank_pairs=False)
         torch.save({"state": run.state_dict(), "losses": run.state.losses, "steps": run.state.step},
                    os.path.join(out, f"rank{rank}.pt"))
         del run  # DDP's reducer must go before its process group
     finally:
-        dist.barrier()  # no rank tears gloo down while another still talks to it
-        dist.destroy_process_group()
+        close_process_group()
+
+
+def _cross_rank_step(rank, world, port, out, X, Y):
+    """One cross-rank step per sampler; saves the batch drawn, the loss and the DDP-averaged gradient."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        rows = shard_rows(len(X), rank, world)
+        saved = {}
+        for sampler in ("batch", "hard"):
+            run = DistributedRun(X[rows], Y[rows], "classification", CONFIG.replace(sampler=sampler), global_scale=1.0)
+            draw, drawn = run.sampler.batch_indices, []  # record the batch the step draws
+            run.sampler.batch_indices = lambda: drawn.append(draw()) or drawn[-1]
+            loss = run.step()
+            grads = {k: p.grad.clone() for k, p in run.module.named_parameters()}
+            saved[sampler] = {"rows": torch.as_tensor(rows[drawn[0].numpy()]), "loss": loss, "grads": grads}
+            del run  # DDP's reducer must go before its process group
+        torch.save(saved, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        close_process_group()
+
+
+def _train_cross_rank(rank, world, port, out, X, Y, train):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        rows = train[shard_rows(len(train), rank, world)]
+        config = TrainConfig(hidden=(32,), dim=8, batch_size=32, lr=1e-2, weight_decay=0.0, seed=0)
+        run = fit_distributed(X[rows], Y[rows], "classification", config, max_epochs=40)
+        torch.save({"state": run.state_dict(), "losses": run.state.losses, "Z": torch.as_tensor(run.embed(X))},
+                   os.path.join(out, f"rank{rank}.pt"))
+        del run  # DDP's reducer must go before its process group
+    finally:
+        close_process_group()
 
 
 def test_shards_partition_the_rows():
@@ -100,6 +136,54 @@ def test_distributed_training_learns_and_ranks_stay_identical(tmp_path):
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
 
 
+def test_cross_rank_pairs_refuse_the_pairs_sampler():
+    # Checked before anything distributed, so no process group is needed to see it.
+    X, Y = blobs()
+    with pytest.raises(ValueError, match="cross_rank_pairs needs.*not sampler 'pairs'.*cross_rank_pairs=False"):
+        DistributedRun(X, Y, "classification", CONFIG.replace(sampler="pairs"), global_scale=1.0)
+
+
+def test_cross_rank_step_is_the_single_process_step_on_the_union_batch(tmp_path):
+    # Each rank's loss is W times its anchors' share of the union loss and DDP divides the summed
+    # gradient by W, so the factor between the two is 1: the ranks' mean loss is the union loss
+    # and their (identical) gradient is the union loss's gradient.
+    X, Y = blobs(n=31)  # shards of 16 and 15 rows, batch_size 16: batches of unequal length
+    mp.spawn(_cross_rank_step, args=(2, free_port(), str(tmp_path), X, Y), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for sampler in ("batch", "hard"):
+        union = torch.cat([ranks[r][sampler]["rows"] for r in range(2)]).numpy()
+        assert len(union) == len(set(union.tolist())) == 31  # the two batches are disjoint
+        single = TrainingRun(X[union], Y[union], "classification", CONFIG.replace(sampler=sampler, scale=1.0))
+        Z, G = single.encoder(single.X), single.batch_relation(torch.arange(len(union)))
+        if sampler == "batch":
+            loss = all_pairs_alignment_loss(Z, G)
+        else:
+            A = pairwise_sq_dists(Z)
+            pairs = single.sampler.select_pairs(A.detach(), G)
+            loss = alignment_loss(A[pairs], G[pairs], reduction="mean")
+        loss.backward()
+        assert np.mean([ranks[r][sampler]["loss"] for r in range(2)]) == pytest.approx(loss.detach().item(), rel=1e-5)
+        for k, p in single.encoder.named_parameters():
+            for r in range(2):
+                torch.testing.assert_close(ranks[r][sampler]["grads"][k], p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_cross_rank_training_learns_and_ranks_stay_identical(tmp_path):
+    from sklearn.datasets import load_wine
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = load_wine(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    train, test = np.arange(len(X))[np.arange(len(X)) % 3 != 0], np.arange(len(X))[::3]
+    mp.spawn(_train_cross_rank, args=(2, free_port(), str(tmp_path), X, encode_targets(y).Y, train), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for k, v in ranks[0]["state"].items():
+        torch.testing.assert_close(ranks[1]["state"][k], v, rtol=0, atol=0)
+    losses, Z = ranks[0]["losses"], ranks[0]["Z"].numpy()
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+    assert KNeighborsClassifier(1).fit(Z[train], y[train]).score(Z[test], y[test]) > 0.9
+
+
 @pytest.mark.slow
 def test_torchrun_entry_point_saves_a_usable_model(tmp_path):
     out = tmp_path / "iris.safetensors"
@@ -116,6 +200,9 @@ def test_torchrun_entry_point_saves_a_usable_model(tmp_path):
 
     pre = Preprocessor.load(tmp_path / "iris.preprocess.safetensors")
     X, y = load_iris(return_X_y=True)
+    # The standardisation is fitted on the rows of both shards, not on rank 0's alone.
+    np.testing.assert_allclose(pre.scale_mean_, X.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(pre.scale_, X.std(0), rtol=1e-12)
     Z = model.transform(pre.transform(X))
     assert Z.shape == (150, 64) and list(model.classes_) == [0, 1, 2]
     from sklearn.neighbors import KNeighborsClassifier
