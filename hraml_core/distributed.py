@@ -24,7 +24,6 @@ preprocessing's PCA (if any) on rank 0's shard and its standardisation on the ro
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 
@@ -33,9 +32,9 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .loss import l2_penalty, pairwise_sq_dists
+from .loss import pairwise_sq_dists
 from .relations import get_relation, relation_max, relation_scale
-from .training import DIVERGENCE_FACTOR, TrainConfig, TrainingDiverged, TrainingRun
+from .training import TrainConfig, TrainingRun
 
 #: Samplers whose pairs lie inside a batch, and so extend to the union of the ranks' batches.
 CROSS_RANK_SAMPLERS = ("batch", "hard")
@@ -142,11 +141,10 @@ class DistributedRun(TrainingRun):
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.encoder = DistributedDataParallel(self.module, device_ids=device_ids)
 
-    def step(self) -> float:
+    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
         if not self.cross_rank_pairs:
-            return super().step()
-        fit, n_pairs = self._union_fit(self.sampler.batch_indices())
-        return self._take_step(fit, n_pairs)
+            return super().batch_loss(idx)
+        return self._union_fit(idx)
 
     def _union_fit(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
         """This rank's part of the loss on the union batch U (N rows), and its number of pairs.
@@ -176,37 +174,8 @@ class DistributedRun(TrainingRun):
         d2 = (Z[a - first] - Zu[p]).square().sum(1)
         return W * 0.25 * (d2 - Eu[a, p]).square().sum() / len(anchors), len(a)
 
-    def _take_step(self, fit: torch.Tensor, n_pairs: int) -> float:
-        # TrainingRun.step from its loss on (it has no hook for another loss): the same guard
-        # against divergence, the same step and the same record.
-        value = float(fit.detach())
-        if self.config.weight_decay:
-            with torch.no_grad():
-                value += self.config.weight_decay * float(l2_penalty(self.encoder))
-        if self.state.step == 0:
-            self._divergence_limit = DIVERGENCE_FACTOR * max(value, 1.0) if math.isfinite(value) else -math.inf
-        if not self._loss_is_finite(value):
-            self._restore_last_finite()
-            what = f"became {value}" if not math.isfinite(value) else f"exploded from {self.state.losses[0]:.3g} to {value:.3g}"
-            raise TrainingDiverged(
-                f"the loss {what} at step {self.state.step + 1}: the learning rate ({self.config.lr:g}) is "
-                f"too large; weights restored to the last good step"
-            )
-        with torch.no_grad():
-            for saved, p in zip(self._last_finite, self.encoder.parameters()):
-                saved.copy_(p)
-        self.optimizer.zero_grad(set_to_none=True)
-        fit.backward()
-        self.optimizer.step()
-        st = self.state
-        st.step += 1
-        st.pairs_seen += n_pairs
-        st.last_loss = value
-        st.losses.append(value)
-        return value
-
-    def _loss_is_finite(self, value: float) -> bool:
-        flag = torch.tensor([1.0 if super()._loss_is_finite(value) else 0.0], device=self.device)
+    def _losses_ok(self, values: list[float]) -> bool:
+        flag = torch.tensor([1.0 if super()._losses_ok(values) else 0.0], device=self.device)
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item() == 1.0)
 
@@ -235,6 +204,7 @@ def fit_distributed(X_shard, Y_shard, task: str, config: TrainConfig, max_epochs
     dist.all_reduce(steps, op=dist.ReduceOp.MIN)
     for _ in range(int(steps.item()) * max_epochs):
         run.step()
+    run.flush()  # every rank checks the last steps together
     return run
 
 

@@ -218,12 +218,14 @@ class HRAML(TransformerMixin, BaseEstimator):
         self.n_iter_ = 0
         for epoch in range(self.max_epochs):
             try:
-                losses = [run.step() for _ in range(steps)]
+                for _ in range(steps):
+                    run.step()
+                run.flush()
             except TrainingDiverged as exc:
                 warnings.warn(f"HRAML stopped early: {exc}", ConvergenceWarning, stacklevel=3)
                 break
             self.n_iter_ = epoch + 1
-            self.loss_curve_.append(float(np.mean(losses)))
+            self.loss_curve_.append(float(np.mean(run.state.losses[-steps:])))
             if self.verbose:
                 print(f"epoch {epoch + 1}: loss {self.loss_curve_[-1]:.5f}")
             if X_val is None:

@@ -219,6 +219,7 @@ def validation_curve(task, Z, Y, params: dict, config: ProtocolConfig, seed: int
         for epoch in range(1, config.max_epochs + 1):
             for _ in range(steps):
                 run.step()
+            run.flush()
             if epoch in points:
                 scores = evaluate_embedding(task, run.embed(Z[fit]), Y[fit], run.embed(Z[val]), Y[val], k=k)
                 curve.append(scores[metric])

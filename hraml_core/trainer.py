@@ -274,6 +274,8 @@ class Trainer:
             t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
             while not self._stop_requested.is_set():
                 if not self._unpaused.is_set():
+                    with self._model_lock:
+                        run.flush()  # a paused run shows every step it took
                     self._unpaused.wait(0.1)
                     t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
                     continue
@@ -284,6 +286,8 @@ class Trainer:
                 self._elapsed += now - t0
                 done = self.max_epochs is not None and run.epoch >= self.max_epochs
                 if done or now - last_publish >= self.publish_every_s:
+                    with self._model_lock:
+                        run.flush()  # the snapshot reads the checked losses
                     if now > t_prev:
                         self._rate = ((run.state.pairs_seen - p_prev) / (now - t_prev), (run.state.step - s_prev) / (now - t_prev))
                     t_prev, s_prev, p_prev = now, run.state.step, run.state.pairs_seen
@@ -295,6 +299,8 @@ class Trainer:
                 if done:
                     self._set_status(FINISHED, f"finished {self.max_epochs:g} epochs ({run.state.step} steps)")
                     return
+            with self._model_lock:
+                run.flush()  # stopped: the last steps are checked (and shown) too
         except TrainingDiverged as exc:
             self._set_status(FAILED, str(exc))
         except Exception as exc:  # keep the UI informed rather than dying silently in a thread

@@ -45,6 +45,9 @@ class TrainConfig:
     weight_decay: float = 5e-5
     seed: int | None = 0
     device: str = "cpu"
+    #: Steps between reads of the loss for the divergence guard; None: every step on the CPU, every
+    #: 16 on a GPU, where each read waits for the device to finish its queue (docs/BENCHMARKS.md).
+    check_every: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -67,11 +70,18 @@ class TrainConfig:
             problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.momentum < 1:
             problems.append(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.check_every is not None and not (isinstance(self.check_every, int) and self.check_every >= 1):
+            problems.append(f"check_every must be a positive int or None, got {self.check_every!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def loss_check_interval(self) -> int:
+        if self.check_every is not None:
+            return self.check_every
+        return 1 if torch.device(self.device).type == "cpu" else 16
 
 
 #: A loss this many times above the first step's (and above 1) counts as diverged. The alignment
@@ -81,7 +91,7 @@ DIVERGENCE_FACTOR = 1e3
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN, infinite or exploded; the weights were restored to the last good step."""
+    """The loss became NaN, infinite or exploded; the weights were restored to the last checked step."""
 
 
 @contextlib.contextmanager
@@ -107,7 +117,7 @@ class RunState:
     step: int = 0
     pairs_seen: int = 0
     last_loss: float = math.nan
-    losses: list[float] = field(default_factory=list)  # one per step
+    losses: list[float] = field(default_factory=list)  # one per step, once checked (TrainingRun.flush)
 
 
 class TrainingRun:
@@ -155,7 +165,10 @@ class TrainingRun:
         # exactly what the optimisers' (coupled, L2) weight_decay adds: cheaper than a graph term.
         decay = 2.0 * config.weight_decay
         if config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=decay)
+            # On a GPU a step is bound by kernel launches, not arithmetic (docs/BENCHMARKS.md): the
+            # fused Adam updates every tensor in one kernel instead of a dozen per tensor.
+            fused = True if self.device.type == "cuda" else None
+            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=decay, fused=fused)
         else:
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay)
         # The sampler draws on its own generator so that initialisation and sampling are separately
@@ -170,7 +183,10 @@ class TrainingRun:
             config.balance,
             config.sampling_power,
         )
-        self._last_finite = [p.detach().clone() for p in params]
+        self.check_every = config.loss_check_interval()
+        self._pending: list[torch.Tensor] = []  # losses of steps taken but not yet checked
+        self._checkpoint = [p.detach().clone() for p in params]  # weights whose loss was checked
+        self._checkpoint_state = (0, 0)  # (step, pairs_seen) of those weights
         self._divergence_limit = math.inf
         self.state = RunState()
 
@@ -190,53 +206,84 @@ class TrainingRun:
         c = self._codes[idx]
         return self._G_rows.index_select(0, c).index_select(1, c)
 
-    def step(self) -> float:
-        """One optimisation step; returns the step's objective (eq. 5, averaged over its pairs)."""
+    def step(self) -> None:
+        """One optimisation step. Its objective (eq. 5, averaged over its pairs) joins
+        ``state.losses`` once checked: at once on the CPU, every ``check_every`` steps otherwise
+        (call :meth:`flush` before reading). Raises :class:`TrainingDiverged` from a check that
+        finds a NaN, infinite or exploded loss, with the weights back at the last checked step."""
         idx = self.sampler.batch_indices()
-        Z = self.encoder(self.X[idx])
-        G = self.batch_relation(idx)
-        if self.sampler.all_pairs:
-            pairs = None
-            fit = all_pairs_alignment_loss(Z, G)
-        else:
-            A = pairwise_sq_dists(Z)
-            pairs = self.sampler.select_pairs(A.detach(), G)
-            fit = alignment_loss(A[pairs], G[pairs], reduction="mean")
-        value = float(fit.detach())
+        if self.device.type == "cuda":  # a pageable copy would wait for the GPU to drain its queue
+            idx = idx.pin_memory().to(self.device, non_blocking=True)
+        fit, n_pairs = self.batch_loss(idx)
+        value = fit.detach()
         if self.config.weight_decay:
             with torch.no_grad():
-                value += self.config.weight_decay * float(l2_penalty(self.encoder))
-        if self.state.step == 0:
-            self._divergence_limit = DIVERGENCE_FACTOR * max(value, 1.0) if math.isfinite(value) else -math.inf
-        if not self._loss_is_finite(value):
-            self._restore_last_finite()
-            what = f"became {value}" if not math.isfinite(value) else f"exploded from {self.state.losses[0]:.3g} to {value:.3g}"
-            raise TrainingDiverged(
-                f"the loss {what} at step {self.state.step + 1}: the learning rate ({self.config.lr:g}) is "
-                f"too large; weights restored to the last good step"
-            )
-        with torch.no_grad():
-            for saved, p in zip(self._last_finite, self.encoder.parameters()):
-                saved.copy_(p)
+                value = value + self.config.weight_decay * l2_penalty(self.encoder)
+        self._pending.append(value)
+        if len(self._pending) >= self.check_every:
+            # Checked before this step's update: the current weights have a finite loss and become
+            # the checkpoint that a later divergence returns to.
+            self.flush()
+            with torch.no_grad():
+                for saved, p in zip(self._checkpoint, self.encoder.parameters()):
+                    saved.copy_(p)
+            self._checkpoint_state = (self.state.step, self.state.pairs_seen)
         self.optimizer.zero_grad(set_to_none=True)
         fit.backward()
         self.optimizer.step()
+        self.state.step += 1
+        self.state.pairs_seen += n_pairs
+
+    def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The alignment loss of the step on training rows ``idx`` (to minimise), and its number of pairs."""
+        Z = self.encoder(self.X[idx])
+        G = self.batch_relation(idx)
+        if self.sampler.all_pairs:
+            return all_pairs_alignment_loss(Z, G), self.sampler.pairs_in_step(len(idx), None)
+        A = pairwise_sq_dists(Z)
+        pairs = self.sampler.select_pairs(A.detach(), G)
+        return alignment_loss(A[pairs], G[pairs], reduction="mean"), self.sampler.pairs_in_step(len(idx), pairs)
+
+    def flush(self) -> None:
+        """Read the losses of the steps not yet checked (one wait for the device) and check them.
+
+        Raises :class:`TrainingDiverged` for a NaN, infinite or exploded loss, after restoring the
+        weights, the step count and the record of the last checked step (the optimiser's moments
+        are cleared: those built from the failed steps are poisoned too)."""
+        if not self._pending:
+            return
+        values = torch.stack(self._pending).tolist()
+        self._pending.clear()
         st = self.state
-        st.step += 1
-        st.pairs_seen += self.sampler.pairs_in_step(len(idx), pairs)
-        st.last_loss = value
-        st.losses.append(value)
-        return value
+        if not st.losses:
+            first = values[0]
+            self._divergence_limit = DIVERGENCE_FACTOR * max(first, 1.0) if math.isfinite(first) else -math.inf
+        if not self._losses_ok(values):
+            bad = next((i for i, v in enumerate(values) if not (math.isfinite(v) and v <= self._divergence_limit)), 0)
+            value, at = values[bad], len(st.losses) + bad + 1
+            start = (st.losses or values)[0]
+            self._restore_checkpoint()
+            what = f"became {value}" if not math.isfinite(value) else f"exploded from {start:.3g} to {value:.3g}"
+            raise TrainingDiverged(
+                f"the loss {what} at step {at}: the learning rate ({self.config.lr:g}) is too large; "
+                f"weights restored to step {st.step}"
+            )
+        st.losses.extend(values)
+        st.last_loss = values[-1]
 
-    def _loss_is_finite(self, value: float) -> bool:
-        """Whether to take this step (a distributed run makes every rank agree)."""
-        return math.isfinite(value) and value <= self._divergence_limit
+    def _losses_ok(self, values: list[float]) -> bool:
+        """Whether every loss is finite and below the divergence limit (a distributed run makes every rank agree)."""
+        return all(math.isfinite(v) and v <= self._divergence_limit for v in values)
 
-    def _restore_last_finite(self) -> None:
+    def _restore_checkpoint(self) -> None:
         with torch.no_grad():
-            for saved, p in zip(self._last_finite, self.encoder.parameters()):
+            for saved, p in zip(self._checkpoint, self.encoder.parameters()):
                 p.copy_(saved)
-        self.optimizer.state.clear()  # moments built from the failed step are poisoned too
+        self.optimizer.state.clear()
+        st = self.state
+        st.step, st.pairs_seen = self._checkpoint_state
+        del st.losses[st.step :]
+        st.last_loss = st.losses[-1] if st.losses else math.nan
 
     # -- reading the model --------------------------------------------------------------------
     @torch.no_grad()
@@ -250,10 +297,12 @@ class TrainingRun:
         return {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.flush()
         self.encoder.load_state_dict(state)
         with torch.no_grad():
-            for saved, p in zip(self._last_finite, self.encoder.parameters()):
+            for saved, p in zip(self._checkpoint, self.encoder.parameters()):
                 saved.copy_(p)
+        self._checkpoint_state = (self.state.step, self.state.pairs_seen)
 
 
 def sequence_of_ints(value, name: str) -> tuple[int, ...]:

@@ -73,7 +73,9 @@ def _cross_rank_step(rank, world, port, out, X, Y):
             run = DistributedRun(X[rows], Y[rows], "classification", CONFIG.replace(sampler=sampler), global_scale=1.0)
             draw, drawn = run.sampler.batch_indices, []  # record the batch the step draws
             run.sampler.batch_indices = lambda: drawn.append(draw()) or drawn[-1]
-            loss = run.step()
+            run.step()
+            run.flush()
+            loss = run.state.losses[-1]
             grads = {k: p.grad.clone() for k, p in run.module.named_parameters()}
             saved[sampler] = {"rows": torch.as_tensor(rows[drawn[0].numpy()]), "loss": loss, "grads": grads}
             del run  # DDP's reducer must go before its process group

@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -20,8 +18,10 @@ def run_for(config, X=None, y=None, steps=30):
         X, y = blobs()
     t = encode_targets(y)
     run = TrainingRun(X, t.Y, t.task, config)
-    losses = [run.step() for _ in range(steps)]
-    return run, losses
+    for _ in range(steps):
+        run.step()
+    run.flush()
+    return run, run.state.losses
 
 
 def test_seeded_runs_are_reproducible_and_seeds_matter():
@@ -61,7 +61,9 @@ def test_multilabel_and_distribution_targets_train(task):
         logits = X[:, :3] * 2
         Y = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     run = TrainingRun(X, Y, task, TrainConfig(hidden=(32,), dim=8, batch_size=50, lr=1e-2, relation="l1"))
-    losses = [run.step() for _ in range(80)]
+    for _ in range(80):
+        run.step()
+    losses = run.state.losses
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     if task == "multilabel":
         assert run.g_max == 4.0 and run.scale == pytest.approx(0.5)  # 4 labels can differ -> 2
@@ -82,8 +84,7 @@ def test_a_diverging_run_raises_and_keeps_the_last_finite_weights():
     # weights of the step before, the last whose loss was finite.
     for k in after:
         assert torch.equal(after[k], states[-2][k])
-    assert math.isfinite(run.state.last_loss)
-    assert run.state.step == len(states) - 1
+    assert run.state.step == len(states) - 2 == len(run.state.losses)  # the count goes back with them
 
 
 def test_an_exploding_but_finite_loss_counts_as_diverged():
@@ -93,12 +94,49 @@ def test_an_exploding_but_finite_loss_counts_as_diverged():
     t = encode_targets(y)
     run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, lr=1e9, batch_size=40))
     start = run.state_dict()
-    first = run.step()
-    with pytest.raises(TrainingDiverged, match=r"exploded from .* at step 2: the learning rate \(1e\+09\)"):
+    run.step()
+    first = run.state.losses[0]
+    with pytest.raises(TrainingDiverged, match=rf"exploded from {first:.3g} to .* at step 2: the learning rate \(1e\+09\)"):
         run.step()
     for k, v in run.state_dict().items():
         assert torch.equal(v, start[k])  # the weights that gave the first, sane loss
-    assert run.state.losses == [first]
+    assert run.state.losses == [] and run.state.step == 0 and run.state.pairs_seen == 0
+
+
+def test_deferred_loss_checks_change_nothing_but_when_losses_are_read():
+    X, y = blobs()
+    t = encode_targets(y)
+    every = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, batch_size=40, check_every=1))
+    deferred = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, batch_size=40, check_every=5))
+    for _ in range(7):
+        every.step()
+        deferred.step()
+    assert len(every.state.losses) == 7 and len(deferred.state.losses) == 5  # read at the 5th step
+    assert deferred.state.step == 7
+    deferred.flush()
+    assert deferred.state.losses == every.state.losses and deferred.state.last_loss == every.state.losses[-1]
+    for k, v in every.state_dict().items():
+        assert torch.equal(v, deferred.state_dict()[k])
+
+
+def test_a_deferred_check_goes_back_to_the_last_checked_weights():
+    X, y = blobs()
+    t = encode_targets(y)
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, optimizer="sgd", lr=1e-2, batch_size=40,
+                                                     check_every=4))
+    states = []
+    for _ in range(6):
+        states.append(run.state_dict())
+        run.step()
+    # steps 1-4 were checked at step 4, before its update: the checkpoint is the weights of step 4
+    run.optimizer.param_groups[0]["lr"] = 1e12  # steps 7 and on blow up
+    with pytest.raises(TrainingDiverged, match=r"at step 8: .* weights restored to step 3"):
+        for _ in range(4):
+            run.step()
+    for k, v in run.state_dict().items():
+        assert torch.equal(v, states[3][k])
+    assert run.state.step == 3 == len(run.state.losses) and run.state.pairs_seen == 3 * (40 * 39 // 2)
+    assert not run.optimizer.state  # moments from the failed steps are dropped
 
 
 def test_config_validation_names_every_problem():
@@ -107,6 +145,12 @@ def test_config_validation_names_every_problem():
     assert "lr must be a positive" in str(e.value)
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="lbfgs")
+    for bad in (0, 2.5, "4"):
+        with pytest.raises(ValueError, match="check_every must be a positive int"):
+            TrainConfig(check_every=bad)
+    assert TrainConfig().loss_check_interval() == 1  # the CPU: every step
+    assert TrainConfig(device="cuda").loss_check_interval() == 16  # a GPU: each read waits for it
+    assert TrainConfig(device="cuda", check_every=3).loss_check_interval() == 3
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=1)
     with pytest.raises(ValueError, match="rows"):
