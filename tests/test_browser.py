@@ -8,13 +8,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("HRAML_CHROMIUM", "/usr/bin/chromium")
@@ -22,12 +22,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:
@@ -43,7 +37,7 @@ def server(tmp_path):
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     assert not _healthy(url), f"something already answers on port {port}"
     log = open(tmp_path / "streamlit.log", "w")
@@ -86,15 +80,8 @@ def _step(page) -> int:
 
 
 def _wait(cond, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if cond():
-                return
-        except Exception:  # an element being replaced mid-read
-            pass
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    if not wait_for(cond, timeout, every=0.25, ignore=(Exception,)):  # an element replaced mid-read
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _download(page, key: str, tmp_path: Path) -> Path:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
-from processes import baseline_children  # noqa: E402
+from support import baseline_children  # noqa: E402
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 60

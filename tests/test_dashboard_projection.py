@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboard import projection  # noqa: E402
 from dashboard.projection import PCA, UMAP, ProjectionWorker, pca_2d, procrustes_align  # noqa: E402
+from support import wait_for  # noqa: E402
 
 
 def _rotation(theta):
@@ -61,35 +62,26 @@ def _snapshots(n=120, d=8, seed=0):
     return source, advance
 
 
-def _wait(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_worker_publishes_aligned_pca_frames_off_the_caller_thread():
     source, advance = _snapshots()
     w = ProjectionWorker(min_interval_s=0.05, service_getter=lambda: None)
     w.set_method(PCA)
     try:
         w.follow(source, "trainer-1")
-        assert _wait(lambda: w.latest() is not None and w.latest().version == 1)
+        assert wait_for(lambda: w.latest() is not None and w.latest().version == 1)
         first = w.latest()
         assert first.method == PCA and first.xy.shape == (120, 2) and "projection" in w.name
         assert any(t.name == w.name for t in threading.enumerate())
         advance()
         w.poke()
-        assert _wait(lambda: w.latest().version == 2)
+        assert wait_for(lambda: w.latest().version == 2)
         second = w.latest()
         # aligned onto the previous frame: small drift, not a jump
         assert np.abs(second.xy - first.xy).mean() < 0.2 * np.abs(first.xy).mean()
         assert w.up_to_date()
         # a new trainer starts a new sequence
         w.follow(source, "trainer-2")
-        assert _wait(lambda: w.latest() is not None and w.latest().source == "trainer-2")
+        assert wait_for(lambda: w.latest() is not None and w.latest().source == "trainer-2")
     finally:
         w.close()
     assert not w.is_alive()
@@ -102,7 +94,7 @@ def test_worker_shows_pca_with_a_note_while_umap_is_not_ready():
     w.set_method(UMAP)
     try:
         w.follow(source, "t")
-        assert _wait(lambda: w.latest() is not None)
+        assert wait_for(lambda: w.latest() is not None)
         f = w.latest()
         assert f.method == PCA and f.requested == UMAP and "warms up" in f.note
     finally:
@@ -121,11 +113,11 @@ def test_umap_service_warms_up_in_another_process_and_frames_are_warm_started():
         w = ProjectionWorker(min_interval_s=0.05, service_getter=lambda: svc)
         try:
             w.follow(source, "t")
-            assert _wait(lambda: w.latest() is not None and w.latest().method == UMAP, 60)
+            assert wait_for(lambda: w.latest() is not None and w.latest().method == UMAP, 60)
             first = w.latest()
             advance()
             w.poke()
-            assert _wait(lambda: w.latest().version == 2, 60)
+            assert wait_for(lambda: w.latest().version == 2, 60)
             second = w.latest()
             assert second.method == UMAP and second.xy.shape == (300, 2)
             assert np.isfinite(second.xy).all()
@@ -154,13 +146,13 @@ def test_a_failing_umap_falls_back_to_pca_once_per_snapshot():
     w.set_method(UMAP)
     try:
         w.follow(source, "t")
-        assert _wait(lambda: w.latest() is not None)
+        assert wait_for(lambda: w.latest() is not None)
         f = w.latest()
         assert f.method == PCA and f.fallback and "UMAP failed" in f.note
         time.sleep(0.5)
         assert len(calls) == 1 and w.up_to_date()  # no retry loop on the same snapshot
         advance()
         w.poke()
-        assert _wait(lambda: w.latest().version == 2) and len(calls) == 2
+        assert wait_for(lambda: w.latest().version == 2) and len(calls) == 2
     finally:
         w.close()

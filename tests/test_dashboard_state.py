@@ -18,7 +18,7 @@ from dashboard.prepare import prepare_dataset  # noqa: E402
 from dashboard.state import Session, Settings, changed_settings, config_from_values  # noqa: E402
 from hraml_core.data import load_dataset  # noqa: E402
 from hraml_core.training import TrainConfig  # noqa: E402
-from processes import baseline_children  # noqa: E402
+from support import baseline_children, wait_for  # noqa: E402
 
 
 def _train_threads():
@@ -45,15 +45,6 @@ def _settings(**cfg):
     return Settings(("named", "wine", None), TrainConfig(hidden=(32,), dim=8, batch_size=64, **cfg), 60, 100)
 
 
-def _wait(cond, timeout=20.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_config_from_widget_values():
     c = config_from_values({"hidden": "64, 32", "dim": 16.0, "lr": "0.01", "relation": "l2", "seed": 3})
     assert c.hidden == (64, 32) and c.dim == 16 and c.lr == 0.01 and c.relation == "l2" and c.seed == 3
@@ -75,7 +66,7 @@ def test_one_thread_whatever_is_clicked(session, wine):
     assert session.sync(s, wine)
     assert session.start() and not session.start() and not session.start(s, wine)
     assert len(_train_threads()) == 1
-    assert _wait(lambda: session.snapshot().step > 5)
+    assert wait_for(lambda: session.snapshot().step > 5)
     session.pause()
     assert session.snapshot().status == "paused"
     session.start()  # resumes; still one thread
@@ -110,7 +101,7 @@ def test_pristine_trainer_follows_settings(session, wine):
 def test_nan_loss_fails_cleanly_and_keeps_weights(session, wine):
     session.sync(_settings(lr=1e9, optimizer="sgd"), wine)
     session.start()
-    assert _wait(lambda: session.snapshot().status == "failed")
+    assert wait_for(lambda: session.snapshot().status == "failed")
     snap = session.snapshot()
     assert "loss became" in snap.message or "exploded" in snap.message
     assert np.isfinite(snap.embeddings).all()
@@ -120,7 +111,7 @@ def test_nan_loss_fails_cleanly_and_keeps_weights(session, wine):
 def test_exploding_loss_fails_cleanly_and_keeps_weights(session, wine):
     session.sync(_settings(lr=1e9), wine)  # Adam: the loss stays finite but explodes
     session.start()
-    assert _wait(lambda: session.snapshot().status == "failed")
+    assert wait_for(lambda: session.snapshot().status == "failed")
     snap = session.snapshot()
     assert "exploded" in snap.message and "learning rate" in snap.message
     assert np.isfinite(snap.embeddings).all() and not _train_threads()
@@ -131,7 +122,7 @@ def test_exploding_loss_fails_cleanly_and_keeps_weights(session, wine):
 def test_exports(session, wine, tmp_path, capsys):
     session.sync(_settings(), wine)
     session.start()
-    assert _wait(lambda: len(session.snapshot().metric_values) > 0)
+    assert wait_for(lambda: len(session.snapshot().metric_values) > 0)
     session.stop()
     t = session.trainer
     csv = export.embeddings_csv(t.embed(np.array(wine.X_train)), t.embed(np.array(wine.X_val)), wine)
@@ -162,7 +153,7 @@ def test_downloads_follow_the_run(session, wine):
     session.sync(_settings(), wine)
     assert session.downloads({}) is None  # nothing trained yet: nothing to keep
     session.start()
-    assert _wait(lambda: session.snapshot().step > 0)
+    assert wait_for(lambda: session.snapshot().step > 0)
     live = session.downloads({})
     assert session.training() and all(callable(f) for f in live.values())  # built when clicked
     assert live["embeddings"]().startswith("row,split,label,z0")
@@ -220,7 +211,7 @@ def test_a_failed_fit_says_why(session, wine):
     assert r.status == "failed" and r.message.startswith("ValueError: unknown baseline 'no_such_method'")
     # a child that dies (here killed during its start) is a failure too, with a message
     assert runner.fit("gmml", wine, WINE)
-    assert _wait(lambda: runner.running().pid is not None)
+    assert wait_for(lambda: runner.running().pid is not None)
     os.kill(runner.running().pid, signal.SIGKILL)
     runner.join(10)
     r = runner.results["gmml"]
@@ -231,7 +222,7 @@ def test_a_failed_fit_says_why(session, wine):
 def test_cancel_a_long_fit(session, digits):
     runner = session.baselines
     assert runner.fit("lmnn", digits, ("named", "digits", None))  # about 1.5 min
-    assert _wait(lambda: runner.busy() and runner.running().phase == "fitting", 30)
+    assert wait_for(lambda: runner.busy() and runner.running().phase == "fitting", 30)
     assert baseline_children() == [runner.running().pid]  # the check below can see a child
     t0 = time.monotonic()
     runner.cancel()

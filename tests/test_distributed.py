@@ -1,6 +1,5 @@
 """Data-parallel training on torch.distributed (gloo on CPU), two real processes."""
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,14 +14,9 @@ from hraml_core.distributed import DistributedRun, close_process_group, fit_dist
 from hraml_core.loss import alignment_loss, all_pairs_alignment_loss, pairwise_sq_dists
 from hraml_core.tasks import encode_targets
 from hraml_core.training import TrainConfig, TrainingRun
+from support import free_port
 
 CONFIG = TrainConfig(hidden=(8,), dim=4, batch_size=16, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.0, seed=0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def blobs(n=80, d=5, seed=0):

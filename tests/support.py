@@ -1,0 +1,52 @@
+"""Helpers the tests share: waiting for a condition, a free loopback port, child processes."""
+import os
+import socket
+import time
+from pathlib import Path
+
+
+def wait_for(cond, timeout: float = 20.0, every: float = 0.02, ignore: tuple = ()) -> bool:
+    """Poll ``cond()`` until it is true (True) or ``timeout`` seconds pass (False); exceptions of the
+    types in ``ignore`` count as not yet (a page element replaced while it was read, say)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            if cond():
+                return True
+        except ignore:
+            pass
+        if time.monotonic() >= end:
+            return False
+        time.sleep(every)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(marker: str) -> list[int]:
+    """Pids of this process's live children whose command line contains ``marker``, read from /proc
+    (the dashboard starts plain ``python -c`` children, which multiprocessing does not know)."""
+    pids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:  # the thread ended meanwhile
+            continue
+    found = []
+    for pid in sorted(pids):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile
+            continue
+        if marker in cmd and state != "Z":
+            found.append(pid)
+    return found
+
+
+def baseline_children() -> list[int]:
+    return children("dashboard.baseline_process")
