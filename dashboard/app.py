@@ -427,7 +427,7 @@ def baseline_panel(busy: bool) -> None:
         buttons.button("Cancel", key="cancel_baseline", on_click=_on_cancel_baseline, disabled=fit is None)
         if fit is not None:
             doing = "Fitting" if fit.phase == "fitting" else "Starting the process for"
-            st.caption(f"⏳ {doing} **{fit.name}**: {fit.elapsed():.0f} s")
+            st.caption(f"{doing} **{fit.name}**: {fit.elapsed():.0f} s")
         else:
             st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
     if busy != (fit is not None):

@@ -400,7 +400,9 @@ def live_figures(snapshot, frame=None, label_names: Mapping | None = None, basel
     s = snapshot
     figs = {
         "loss": loss_figure(s.loss_steps, s.loss_values) if len(s.loss_values) else empty_figure("Press Start to train"),
-        "metric": metric_figure(s.metric_name, s.metric_steps, s.metric_values, s.raw_metric, baselines),
+        "metric": metric_figure(s.metric_name, s.metric_steps, s.metric_values, s.raw_metric, baselines)
+        if len(s.metric_values) or s.raw_metric is not None or baselines
+        else empty_figure(f"The held-out {s.metric_name} is measured while training runs"),
         "heatmaps": relation_heatmaps(s.A, s.E, s.probe_labels, label_names,
                                       as_images=(s.status == "running") if live is None else live),
         "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),

@@ -150,5 +150,9 @@ def test_live_figures_from_a_trainer_snapshot():
     figs = figures.live_figures(t.snapshot(), None)
     assert set(figs) == {"loss", "metric", "heatmaps", "scatter", "projection"}
     assert figs["heatmaps"].data[0].z.shape == (30, 30)  # idle: real heatmaps with hover values
+    # nothing measured yet: the metric chart says so instead of showing empty axes
+    assert not figs["metric"].data and "measured while training runs" in figs["metric"].layout.annotations[0].text
+    with_baseline = figures.live_figures(t.snapshot(), None, baselines={"gmml": 0.9})["metric"]
+    assert [d.name for d in with_baseline.data] == ["HRAML", "gmml (0.9000)"]
     live = figures.live_figures(t.snapshot(), None, live=True)
     assert live["heatmaps"].data[0].type == "image"
