@@ -184,7 +184,8 @@ def test_cross_rank_training_learns_and_ranks_stay_identical(tmp_path):
 def test_torchrun_entry_point_saves_a_usable_model(tmp_path):
     out = tmp_path / "iris.safetensors"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
-           "-m", "hraml_core.distributed", "--dataset", "iris", "--epochs", "20", "--batch-size", "32", "--out", str(out)]
+           "-m", "hraml_core.distributed", "--dataset", "iris", "--epochs", "20", "--batch-size", "32",
+           "--sampler", "hard", "--hidden", "64", "--dim", "16", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -200,7 +201,21 @@ def test_torchrun_entry_point_saves_a_usable_model(tmp_path):
     np.testing.assert_allclose(pre.scale_mean_, X.mean(0), rtol=1e-12)
     np.testing.assert_allclose(pre.scale_, X.std(0), rtol=1e-12)
     Z = model.transform(pre.transform(X))
-    assert Z.shape == (150, 64) and list(model.classes_) == [0, 1, 2]
+    assert Z.shape == (150, 16) and list(model.classes_) == [0, 1, 2] and model.sampler == "hard"
     from sklearn.neighbors import KNeighborsClassifier
 
     assert KNeighborsClassifier(1).fit(Z[::2], y[::2]).score(Z[1::2], y[1::2]) > 0.85
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sampler", "pairs"], "--sampler pairs draws one pair per step and cannot pair across ranks: add --no-cross-rank-pairs"),
+    (["--hidden", "64,x"], "--hidden must be integers separated by commas, got '64,x'"),
+    (["--lr", "-1"], "lr must be a positive finite number"),
+])
+def test_torchrun_entry_point_refuses_bad_settings_before_starting(args, message, capsys):
+    from hraml_core.distributed import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)  # no process group exists: the check comes first
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not dist.is_initialized()
