@@ -434,6 +434,21 @@ def baseline_panel(busy: bool) -> None:
         st.rerun()  # start or stop this panel's refresh; the page shows the result
 
 
+def downloads_panel(session: Session) -> None:
+    with st.expander("Download", expanded=False):
+        files = session.downloads(_baseline_values(session))
+        if files is None:
+            st.caption("Start training: the embeddings, the metrics and the model can be downloaded from the first step on.")
+            return
+        name = session.prepared.name
+        c1, c2, c3 = st.columns(3)
+        c1.download_button("Embeddings (CSV)", files["embeddings"], file_name=f"{name}-embeddings.csv",
+                           mime="text/csv", key="dl_embeddings", on_click="ignore")
+        c2.download_button("Metrics (CSV)", files["metrics"], file_name=f"{name}-metrics.csv", mime="text/csv",
+                           key="dl_metrics", on_click="ignore")
+        c3.download_button("Model (zip)", files["model"], file_name=f"{name}-hraml-model.zip",
+                           mime="application/zip", key="dl_model", on_click="ignore")
+
 # --------------------------------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------------------------------
@@ -486,25 +501,18 @@ def main() -> None:
                      "to apply the changes (it starts over from fresh weights).", icon="🔁")
 
     st.html(LIVE_CSS)
+    live_slot, compare_slot, download_slot = st.container(), st.container(), st.container()
+    # Drawn first, in its place at the bottom: a full rerun revokes the previous run's download ids
+    # when it ends, so the new ones reach the browser early in the run, and a click that still
+    # carries an old id is served while the rest of the page is drawn.
+    with download_slot:
+        downloads_panel(session)
     ticking = session.needs_refresh()
-    st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
-
-    with st.expander("Compare with a baseline", expanded=False):
+    with live_slot:
+        st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
+    with compare_slot, st.expander("Compare with a baseline", expanded=False):
         busy = session.baselines.busy()
         st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)
 
-    with st.expander("Download", expanded=False):
-        files = session.downloads(_baseline_values(session))
-        if files is None:
-            st.caption("Start training: the embeddings, the metrics and the model can be downloaded from the first step on.")
-        else:
-            name = session.prepared.name
-            c1, c2, c3 = st.columns(3)
-            c1.download_button("Embeddings (CSV)", files["embeddings"], file_name=f"{name}-embeddings.csv",
-                               mime="text/csv", key="dl_embeddings", on_click="ignore")
-            c2.download_button("Metrics (CSV)", files["metrics"], file_name=f"{name}-metrics.csv", mime="text/csv",
-                               key="dl_metrics", on_click="ignore")
-            c3.download_button("Model (zip)", files["model"], file_name=f"{name}-hraml-model.zip",
-                               mime="application/zip", key="dl_model", on_click="ignore")
 
 main()
