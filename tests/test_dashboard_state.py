@@ -226,7 +226,7 @@ def test_cancel_a_long_fit(session, digits):
     assert baseline_children() == [runner.running().pid]  # the check below can see a child
     t0 = time.monotonic()
     runner.cancel()
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 20  # not a speed target: LMNN alone would take about 90 s more
     assert not runner.busy() and not baseline_children()
     r = runner.results["lmnn"]
     assert r.status == "cancelled" and r.value is None and r.message == ""
