@@ -149,7 +149,7 @@ def curve_job(job):
     Z, Zt = pre.fit_transform(X[train]), pre.transform(X[test])
     model = HRAML(task=task, **job["params"])
     targets = encode_targets(Y[train], task)
-    run = TrainingRun(Z, targets.Y, targets.task, model._train_config(seed))
+    run = TrainingRun(Z, targets.Y, targets.task, model.train_config(seed))
     t0 = time.perf_counter()
     out = []
     steps = run.sampler.steps_per_epoch
@@ -205,7 +205,7 @@ def selection_job(job):
 
         def curve(rows, eval_rows=None, Xeval=None, Yeval=None):
             targets = encode_targets(Ytr[rows], task)
-            run = TrainingRun(Z[rows], targets.Y, targets.task, HRAML(**params)._train_config(seed))
+            run = TrainingRun(Z[rows], targets.Y, targets.task, HRAML(**params).train_config(seed))
             res = []
             for epoch in range(1, config.max_epochs + 1):
                 for _ in range(run.sampler.steps_per_epoch):

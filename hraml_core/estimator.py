@@ -153,7 +153,12 @@ class HRAML(TransformerMixin, BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _train_config(self, seed: int) -> TrainConfig:
+    def train_config(self, seed: int | None = None) -> TrainConfig:
+        """The :class:`~hraml_core.training.TrainConfig` that ``fit`` trains with for these parameters
+        (``seed``: the run's seed; by default the one ``random_state`` gives). For driving a
+        ``TrainingRun`` yourself, e.g. a validation curve, without the two drifting apart."""
+        if seed is None:
+            seed = self._seed()
         return TrainConfig(
             hidden=sequence_of_ints(self.hidden, "hidden"),
             dim=int(self.dim),
@@ -187,7 +192,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         if targets.classes is not None:
             self.classes_ = targets.classes
         seed = self._seed()
-        config = self._train_config(seed)
+        config = self.train_config(seed)
 
         X_val = Y_val = None
         X_fit, Y_fit, y_fit = X, targets.Y, Y

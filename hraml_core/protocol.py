@@ -214,7 +214,7 @@ def validation_curve(task, Z, Y, params: dict, config: ProtocolConfig, seed: int
         fit, val = _validation_split(task, len(Z), Y, config.validation_fraction, seed + 7919 * r)
         targets = encode_targets(Y[fit], task)
         model = HRAML(**params)
-        run = TrainingRun(Z[fit], targets.Y, targets.task, model._train_config(seed))
+        run = TrainingRun(Z[fit], targets.Y, targets.task, model.train_config(seed))
         steps, curve = run.sampler.steps_per_epoch, []
         for epoch in range(1, config.max_epochs + 1):
             for _ in range(steps):

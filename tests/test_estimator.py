@@ -157,3 +157,13 @@ def test_each_sampler_fits():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         HRAML(max_epochs=1, random_state=0).fit(X.astype(np.float32), y)
+
+
+def test_train_config_is_what_fit_trains_with():
+    model = HRAML(hidden="32,16", dim=8, lr=0.01, sampler="hard", relation="jaccard", weight_decay=0.0, random_state=3)
+    config = model.train_config()
+    assert (config.hidden, config.dim, config.lr, config.sampler, config.relation, config.seed) == (
+        (32, 16), 8, 0.01, "hard", "jaccard", 3)
+    assert model.train_config(seed=7).seed == 7
+    with pytest.raises(ValueError, match="hidden must be integers"):
+        HRAML(hidden="32,x").train_config()

@@ -67,7 +67,7 @@ def run(ds_name, folds, configs, checkpoints=(10,20,50,100,150,200), seed0=1):
                 n=lambda A:A/np.linalg.norm(A,axis=1,keepdims=True)
                 res.setdefault((name,0),[]).append(evaluate_embedding(task,n(Z),Y[tr],n(Zt),Y[te],k=4)["accuracy"]); continue
             m=HRAML(task=task,**params); t=encode_targets(Y[tr],task)
-            r=TrainingRun(Z,t.Y,t.task,m._train_config(seed))
+            r=TrainingRun(Z,t.Y,t.task,m.train_config(seed))
             if samp is not None:
                 r.sampler=KnnPairs(Z,Y[tr],torch.Generator().manual_seed(seed+1),**samp)
             t0=time.perf_counter()

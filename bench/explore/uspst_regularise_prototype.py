@@ -52,7 +52,7 @@ def run(ds_name, folds, configs, checkpoints=(20,50,100,150,200), seed0=1):
         pre=Preprocessor("pca",100,random_state=seed); Z=pre.fit_transform(X[tr]); Zt=pre.transform(X[te])
         for name,(params,extra) in configs.items():
             m=HRAML(task=task,**params); t=encode_targets(Y[tr],task)
-            r=NoisyRun(Z,t.Y,t.task,m._train_config(seed))
+            r=NoisyRun(Z,t.Y,t.task,m.train_config(seed))
             for k,v in extra.items(): setattr(r,k,v)
             r._rms=float(r.X.std(0).pow(2).mean().sqrt())
             r._ema=[p.detach().clone() for p in r.encoder.parameters()]
