@@ -277,7 +277,9 @@ def sidebar(data_dir: str | None) -> None:
 
     sb.header("Optimiser")
     c1, c2 = sb.columns(2)
-    c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer), key="optimizer")
+    c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer), key="optimizer",
+                 help="amsgrad: Adam without the sudden loss spikes that Adam makes in long runs, after it "
+                      "has converged; sgd: with momentum 0.9, the authors' choice")
     c2.number_input("Learning rate", min_value=1e-8, max_value=1e12, value=DEFAULTS.lr, step=1e-4, format="%.1e", key="lr")
     c1, c2 = sb.columns(2)
     c1.number_input("Weight decay", min_value=0.0, max_value=10.0, value=DEFAULTS.weight_decay, step=1e-5, format="%.1e", key="weight_decay")

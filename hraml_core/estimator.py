@@ -55,7 +55,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         Learning rate.
     weight_decay : float, default 5e-5
         lambda of eq. 5, on the per-pair mean of the alignment term.
-    optimizer : {"adam", "sgd"}, default "adam"
+    optimizer : {"adam", "amsgrad", "sgd"}, default "adam"
         "sgd" uses ``momentum`` (the authors' choice: SGD, momentum 0.9).
     out_activation : {"tanh", "none"}, default "tanh"
         Activation of the output layer before normalisation (tanh as the authors' code).

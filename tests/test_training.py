@@ -167,3 +167,27 @@ def test_sequence_of_ints_and_thread_context():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_amsgrad_is_adam_that_keeps_the_largest_second_moment():
+    X, y = blobs()
+    t = encode_targets(y)
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, batch_size=40, optimizer="amsgrad"))
+    group = run.optimizer.param_groups[0]
+    assert isinstance(run.optimizer, torch.optim.Adam) and group["amsgrad"] and group["weight_decay"] == 2 * 5e-5
+    for _ in range(3):
+        run.step()
+    assert all("max_exp_avg_sq" in st for st in run.optimizer.state.values())
+
+
+def test_read_only_inputs_are_copied_not_shared():
+    # torch cannot share a read-only buffer safely (it warns once per process): the run copies it
+    X, y = blobs()
+    t = encode_targets(y)
+    X = np.asarray(X, dtype=np.float32)
+    X.flags.writeable = False
+    writable = np.array(X)
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(8,), dim=4))
+    assert not np.shares_memory(run.X.numpy(), X)
+    assert np.shares_memory(TrainingRun(writable, t.Y, t.task, TrainConfig(hidden=(8,), dim=4)).X.numpy(), writable)
+    run.step()

@@ -36,7 +36,9 @@ def register(sub) -> None:
     t.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--weight-decay", type=float, default=5e-5)
-    t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    # hraml_core.training.OPTIMIZERS, spelled out: importing it would load torch for every `hraml --help`
+    t.add_argument("--optimizer", choices=("adam", "amsgrad", "sgd"), default="adam",
+                   help="amsgrad avoids the late loss spikes that Adam makes in long runs")
     t.add_argument("--early-stopping", action="store_true", help="stop on a validation part of the training split")
     t.add_argument("--device", default="cpu", help="torch device (default cpu)")
     t.add_argument("--out", default=None, help="folder to save the model in (default runs/<dataset>)")
