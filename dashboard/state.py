@@ -334,9 +334,11 @@ class Session:
             snap = trainer.snapshot()
             if snap.step == 0:
                 return None
-            X_train, X_val = np.array(prep.X_train, dtype=np.float32), np.array(prep.X_val, dtype=np.float32)
             config = {} if settings is None else dataclasses.asdict(settings.config)
             baselines = dict(baselines)
+
+            def embeddings() -> str:
+                return export.embeddings_csv(trainer.embed(prep.X_train), trainer.embed(prep.X_val), prep)
 
             def model() -> bytes:
                 s = trainer.snapshot()
@@ -344,7 +346,7 @@ class Session:
                 return export.model_zip(trainer.to_estimator(), prep, config, metrics)
 
             makers = {
-                "embeddings": lambda: export.embeddings_csv(trainer.embed(X_train), trainer.embed(X_val), prep),
+                "embeddings": embeddings,
                 "metrics": lambda: export.metrics_csv(trainer.snapshot(), baselines),
                 "model": model,
             }
