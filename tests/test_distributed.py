@@ -1,4 +1,5 @@
 """Data-parallel training on torch.distributed (gloo on CPU), two real processes."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,42 +26,41 @@ def blobs(n=80, d=5, seed=0):
     return (rng.normal(size=(n, d)) + 3 * np.eye(3, d)[y]).astype(np.float32), encode_targets(y).Y
 
 
-def _one_step(rank, world, port, out, X, Y):
+@contextlib.contextmanager
+def _gloo_group(rank, world, port):
+    """A worker's process group on loopback, closed however the worker ends."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
+        yield
+    finally:
+        close_process_group()
+
+
+def _one_step(rank, world, port, out, X, Y):
+    with _gloo_group(rank, world, port):
         rows = shard_rows(len(X), rank, world)
         run = DistributedRun(X[rows], Y[rows], "classification", CONFIG, global_scale=1.0, cross_rank_pairs=False)
         init = run.state_dict()
         run.step()
         torch.save({"init": init, "after": run.state_dict()}, os.path.join(out, f"rank{rank}.pt"))
         del run  # DDP's reducer must go before its process group
-    finally:
-        close_process_group()
 
 
 def _train(rank, world, port, out, X, Y):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
+    with _gloo_group(rank, world, port):
         rows = shard_rows(len(X), rank, world)
         run = fit_distributed(X[rows], Y[rows], "classification", CONFIG.replace(optimizer="adam", lr=1e-2), max_epochs=10,
                               cross_rank_pairs=False)
         torch.save({"state": run.state_dict(), "losses": run.state.losses, "steps": run.state.step},
                    os.path.join(out, f"rank{rank}.pt"))
         del run  # DDP's reducer must go before its process group
-    finally:
-        close_process_group()
 
 
 def _cross_rank_step(rank, world, port, out, X, Y):
     """One cross-rank step per sampler; saves the batch drawn, the loss and the DDP-averaged gradient."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
+    with _gloo_group(rank, world, port):
         rows = shard_rows(len(X), rank, world)
         saved = {}
         for sampler in ("batch", "hard"):
@@ -74,23 +74,16 @@ def _cross_rank_step(rank, world, port, out, X, Y):
             saved[sampler] = {"rows": torch.as_tensor(rows[drawn[0].numpy()]), "loss": loss, "grads": grads}
             del run  # DDP's reducer must go before its process group
         torch.save(saved, os.path.join(out, f"rank{rank}.pt"))
-    finally:
-        close_process_group()
 
 
 def _train_cross_rank(rank, world, port, out, X, Y, train):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    try:
+    with _gloo_group(rank, world, port):
         rows = train[shard_rows(len(train), rank, world)]
         config = TrainConfig(hidden=(32,), dim=8, batch_size=32, lr=1e-2, weight_decay=0.0, seed=0)
         run = fit_distributed(X[rows], Y[rows], "classification", config, max_epochs=40)
         torch.save({"state": run.state_dict(), "losses": run.state.losses, "Z": torch.as_tensor(run.embed(X))},
                    os.path.join(out, f"rank{rank}.pt"))
         del run  # DDP's reducer must go before its process group
-    finally:
-        close_process_group()
 
 
 def test_shards_partition_the_rows():
