@@ -132,7 +132,6 @@ def export(names, folder):
 def curve_job(job):
     """Train one configuration on one fold; test-fold metrics at each checkpoint."""
     _setup()
-    import numpy as np
 
     from hraml_core import HRAML
     from hraml_core.evaluate import evaluate_embedding

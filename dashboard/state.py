@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
 from hraml_core.training import TrainConfig, sequence_of_ints
@@ -202,11 +201,8 @@ class Session:
 
     # -- building -------------------------------------------------------------------------------
     def _new_trainer(self, settings: Settings, prepared: Prepared) -> Trainer:
-        # writable float32 copies: torch warns about read-only arrays
         return Trainer(
-            np.array(prepared.X_train, dtype=np.float32), np.array(prepared.Y_train),
-            config=settings.config,
-            X_val=np.array(prepared.X_val, dtype=np.float32), Y_val=np.array(prepared.Y_val),
+            prepared.X_train, prepared.Y_train, config=settings.config, X_val=prepared.X_val, Y_val=prepared.Y_val,
             probe_size=settings.probe_size, display_size=settings.display_size,
         )
 
