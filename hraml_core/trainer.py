@@ -20,7 +20,7 @@ import torch
 from .evaluate import PRIMARY_METRIC, evaluate_embedding
 from .loss import pairwise_sq_dists
 from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
-from .training import TrainingDiverged, TrainConfig, TrainingRun
+from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
 #: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
@@ -264,8 +264,11 @@ class Trainer:
         self._publish()
 
     def _loop(self) -> None:
-        if self.n_threads:
-            torch.set_num_threads(int(self.n_threads))
+        # torch's thread count is process-wide: set for the loop, restored when it ends.
+        with torch_threads(self.n_threads):
+            self._train()
+
+    def _train(self) -> None:
         try:
             if self.X_val is not None and self._raw_metric is None:
                 self._raw_metric = self._metric(self.X, self.X_val)
