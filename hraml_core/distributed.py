@@ -16,15 +16,20 @@ are formed inside each rank's mini-batch.
 
 The engine is torch's own: process groups, DDP and ``torchrun`` for launching::
 
-    torchrun --nproc-per-node 4 -m hraml_core.distributed --dataset uspst --data-dir DIR --out model.safetensors
+    torchrun --nproc-per-node 4 -m hraml_core.distributed --dataset uspst --data-dir DIR --out runs/uspst
 
 ``gloo`` serves CPUs, ``nccl`` GPUs (one per rank, chosen by LOCAL_RANK). The entry point fits the
 preprocessing's PCA (if any) on rank 0's shard and its standardisation on the rows of all shards.
+``--out DIR`` writes a run directory (docs/RUNS.md) as training goes, from rank 0 only: the loss of
+every step averaged over the ranks, snapshots of rank 0's probe rows, and at the end the model
+folder that ``hraml evaluate DIR`` reads; ``--out FILE.safetensors`` saves only the model (and
+FILE.preprocess.safetensors beside it).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -35,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .loss import pairwise_sq_dists
 from . import params
 from .relations import get_relation, relation_max, relation_scale
-from .training import TrainConfig, TrainingRun
+from .training import TrainConfig, TrainingRun, _as_float_tensor
 
 #: Samplers whose pairs lie inside a batch, and so extend to the union of the ranks' batches.
 CROSS_RANK_SAMPLERS = ("batch", "hard")
@@ -183,6 +188,22 @@ class DistributedRun(TrainingRun):
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
 
+    @torch.no_grad()
+    def embed(self, X, chunk: int = 4096) -> np.ndarray:
+        """Embeddings through the plain module, not DDP: one rank may embed alone (rank 0's
+        snapshots), and a DDP forward may join collectives the other ranks never enter."""
+        Xt = _as_float_tensor(X, self.device)
+        out = [self.module(Xt[s : s + chunk]) for s in range(0, len(Xt), chunk)]
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.dim), np.float32)
+
+
+def mean_over_ranks(values: list[float], device="cpu") -> list[float]:
+    """Each value averaged over the ranks (a collective: every rank calls it with as many values;
+    ``device``: where the group's backend reduces, a GPU for NCCL)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).tolist()
+
 
 def global_relation_scale(config: TrainConfig, Y_shard, device) -> float:
     """The ``scale`` factor from the largest g over all shards (every rank gets the same)."""
@@ -192,21 +213,47 @@ def global_relation_scale(config: TrainConfig, Y_shard, device) -> float:
 
 
 def fit_distributed(X_shard, Y_shard, task: str, config: TrainConfig, max_epochs: int,
-                    cross_rank_pairs: bool = True) -> DistributedRun:
+                    cross_rank_pairs: bool = True, recorder=None) -> DistributedRun:
     """Train on this rank's shard for ``max_epochs`` (every rank must call it).
 
     All ranks run the same number of steps, the fewest any shard needs per epoch times
-    ``max_epochs`` (DDP needs every rank in every all-reduce).
+    ``max_epochs`` (DDP needs every rank in every all-reduce). ``recorder(run, steps_per_epoch,
+    total_steps)``, if given (on every rank), returns a :class:`~hraml_core.runs.RunRecorder`
+    that is told of each step (see :func:`run_recorder`).
     """
     device = torch.device(config.device)
     scale = global_relation_scale(config, Y_shard, device)
     run = DistributedRun(X_shard, Y_shard, task, config, scale, cross_rank_pairs=cross_rank_pairs)
     steps = torch.tensor([run.sampler.steps_per_epoch], device=device)
     dist.all_reduce(steps, op=dist.ReduceOp.MIN)
-    for _ in range(int(steps.item()) * max_epochs):
+    total = int(steps.item()) * max_epochs
+    rec = recorder(run, int(steps.item()), total) if recorder is not None else None
+    if rec is not None:
+        rec.begin()
+    for _ in range(total):
         run.step()
+        if rec is not None:
+            rec.after_step()
     run.flush()  # every rank checks the last steps together
+    if rec is not None:
+        rec.end()
     return run
+
+
+def run_recorder(writer, X_shard, Y_shard, row_ids=None, classes=None, sync_every: int = 16, **options):
+    """A ``recorder`` for :func:`fit_distributed`: rank 0 passes its RunWriter, the other ranks
+    None. Every rank averages the losses over the ranks every ``sync_every`` steps (a
+    collective); rank 0 logs them and snapshots its own probe rows (``row_ids``: their rows in
+    the dataset). A write that fails stops the recording with a warning: a rank that raised
+    would leave the others waiting."""
+    from .runs.recorder import RunRecorder
+
+    def make(run, steps_per_epoch: int, total_steps: int):
+        return RunRecorder(writer, run, X_shard, Y_shard, total_steps=total_steps, row_ids=row_ids, classes=classes,
+                           steps_per_epoch=steps_per_epoch, reduce_losses=lambda v: mean_over_ranks(v, run.device),
+                           sync_every=sync_every, tolerate_errors=True, **options)
+
+    return make
 
 
 def standardise_over_shards(pre, X_shard, device) -> None:
@@ -248,6 +295,36 @@ def close_process_group() -> None:
     time.sleep(0.05)
 
 
+class RunDirectoryRefused(ValueError):
+    """Rank 0 could not open the run directory; every rank raises it, so that all stop together."""
+
+
+def _open_run_directory(args, rank: int, world: int, config: TrainConfig, ds, task: str, train, test):
+    """Rank 0's RunWriter for ``args.out`` (None on the other ranks); a refusal reaches every rank."""
+    from .evaluate import PRIMARY_METRIC
+    from .runs.writer import RunWriter
+
+    writer, error = None, None
+    if rank == 0:
+        settings = {**config.to_dict(), "device": config.device.split(":")[0], "max_epochs": args.max_epochs,
+                    "world_size": world, "cross_rank_pairs": args.cross_rank_pairs, "test_size": args.test_size}
+        try:
+            writer = RunWriter(args.out, config=settings, task=task, metric=PRIMARY_METRIC[task] if len(test) else None,
+                               source="torchrun", info={"world_size": world},
+                               dataset={"name": args.dataset, "data_dir": args.data_dir, "n_samples": ds.n_samples,
+                                        "preprocessing": args.preprocessing})
+            writer.write_split({"test_size": args.test_size, "seed": args.seed, "train_rows": train, "test_rows": test})
+        except (OSError, ValueError) as exc:
+            if writer is not None:
+                writer.finish("failed", str(exc))
+            error = str(exc)
+    message = [error]
+    dist.broadcast_object_list(message, src=0)
+    if message[0] is not None:
+        raise RunDirectoryRefused(message[0])
+    return writer
+
+
 def _train_and_save(args, rank: int, world: int, device: str) -> None:
     # A function of its own so that the run, and DDP's reducer with it, is gone before the
     # process group is destroyed (a reducer outliving its group aborts the process at exit).
@@ -256,7 +333,13 @@ def _train_and_save(args, rank: int, world: int, device: str) -> None:
     from .preprocessing import Preprocessor
 
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    rows = shard_rows(ds.n_samples, rank, world, args.seed)
+    if args.test_size:
+        from .commands.train import split_rows
+
+        train, test = (np.asarray(r, dtype=np.int64) for r in split_rows(ds, args.test_size, args.seed))
+    else:
+        train, test = np.arange(ds.n_samples), np.zeros(0, dtype=np.int64)
+    rows = train[shard_rows(len(train), rank, world, args.seed)]
     # Every rank must feed the encoder the same transform. A PCA is fitted on rank 0's shard and
     # broadcast (a distributed PCA is beyond this module); the standardisation after it is cheap
     # to fit on all rows, and so it is.
@@ -267,12 +350,40 @@ def _train_and_save(args, rank: int, world: int, device: str) -> None:
     X = pre.transform(ds.X[rows])
     targets = ds.targets()
     config = _config(args).replace(device=device)
-    run = fit_distributed(X, targets.Y[rows], targets.task, config, args.max_epochs, args.cross_rank_pairs)
-    if rank == 0:
+    in_folder = not args.out.endswith(".safetensors")
+    writer = _open_run_directory(args, rank, world, config, ds, targets.task, train, test) if in_folder else None
+    try:
+        recorder = run_recorder(writer, X, targets.Y[rows], row_ids=rows, classes=targets.classes) if in_folder else None
+        run = fit_distributed(X, targets.Y[rows], targets.task, config, args.max_epochs, args.cross_rank_pairs, recorder)
+        if rank != 0:
+            return
         model = HRAML.from_training_run(run, targets.classes)
-        model.save(args.out)
-        pre.save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
+        if writer is None:
+            model.save(args.out)
+            pre.save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
+        else:
+            _finish_run_directory(writer, model, pre, ds, train, test, run.state.step, world)
         print(f"{world} ranks, {run.state.step} steps each; saved {args.out}")
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _finish_run_directory(writer, model, pre, ds, train, test, step: int, world: int) -> None:
+    """Rank 0, after training: the model folder files, the held-out metrics, status finished."""
+    from .evaluate import PRIMARY_METRIC, evaluate_embedding
+
+    writer.checkpoint(model, step)
+    writer.save_model(model, pre)
+    if len(test):
+        X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
+        learned = evaluate_embedding(ds.task, model.transform(X_train), ds.Y[train], model.transform(X_test), ds.Y[test])
+        raw = evaluate_embedding(ds.task, X_train, ds.Y[train], X_test, ds.Y[test])
+        metric = PRIMARY_METRIC[ds.task]
+        writer.log(step, **{metric: learned[metric]})
+        writer.update(raw_metric=raw[metric], results={"metrics": learned, "raw_metrics": raw, "knn_k": None})
+    writer.finish("finished", f"{world} ranks, {step} steps each")
 
 
 def _entry_point_flag(p: params.Param) -> bool:
@@ -296,9 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the shards and of training (default 0)")
     ap.add_argument("--cross-rank-pairs", action=argparse.BooleanOptionalAction, default=True,
                     help="pair rows across the ranks' batches (default), or only inside each rank's batch")
-    ap.add_argument("--out", default="model.safetensors")
+    ap.add_argument("--test-size", type=float, default=0.0,
+                    help="held-out fraction, evaluated at the end (default 0: train on every row)")
+    ap.add_argument("--out", default="model.safetensors",
+                    help="a run directory to write (rank 0), or FILE.safetensors for the model alone")
     params.add_arguments(ap, helps={"batch_size": "Rows per rank and step."}, select=_entry_point_flag)
     args = ap.parse_args(argv)
+    if not 0 <= args.test_size < 1:
+        ap.error(f"--test-size must lie in [0, 1), got {args.test_size}")
     # Bad settings fail here, once, before any process group: not as one traceback per rank.
     try:
         config = _config(args)
@@ -316,11 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.set_device(device)
     else:
         torch.set_num_threads(1)
+    status = 0
     try:
         _train_and_save(args, rank, world, device)
+    except RunDirectoryRefused as exc:
+        if rank == 0:
+            print(f"{ap.prog}: error: {exc}", file=sys.stderr)
+        status = 2
     finally:
         close_process_group()
-    return 0
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover - launched by torchrun

@@ -98,14 +98,55 @@ class HRAML(TransformerMixin, BaseEstimator):
 
         with torch_threads(self.n_threads):
             run = TrainingRun(X_fit, Y_fit, self.task_, config)
-            self._fit_epochs(run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val if self.early_stopping else None)
-        self.encoder_ = run.encoder.cpu().eval()
-        self.relation_scale_ = run.scale
-        self.n_pairs_seen_ = run.state.pairs_seen
-        self.n_steps_ = run.state.step
+            recorder = self._recorder(run, config, X_fit, Y_fit, targets.classes)
+            try:
+                stopped = self._fit_epochs(run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val if self.early_stopping else None,
+                                           recorder)
+                self.encoder_ = run.encoder.cpu().eval()
+                self.relation_scale_ = run.scale
+                self.n_pairs_seen_ = run.state.pairs_seen
+                self.n_steps_ = run.state.step
+            except BaseException as exc:
+                if recorder is not None:
+                    recorder.writer.finish("failed", f"{type(exc).__name__}: {exc}")
+                raise
+        if recorder is not None:
+            self._end_recording(recorder.writer, stopped)
         return self
 
-    def _fit_epochs(self, run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val) -> None:
+    def _recorder(self, run, config, X_fit, Y_fit, classes):
+        """A RunRecorder writing this fit to ``log_dir`` (None without one)."""
+        if self.log_dir is None:
+            return None
+        from .runs.recorder import RunRecorder
+        from .runs.writer import RunWriter
+
+        fit_options = {p.name: getattr(self, p.name) for p in self.__declared_params__ if p.group == "training"}
+        settings = {**config.to_dict(describe_objects=True), **fit_options}
+        writer = RunWriter(self.log_dir, config=settings, task=self.task_, metric=PRIMARY_METRIC[self.task_],
+                           source="HRAML.fit")
+        try:
+            recorder = RunRecorder(writer, run, X_fit, Y_fit, total_steps=self.max_epochs * run.sampler.steps_per_epoch,
+                                   classes=classes)
+            recorder.begin()
+        except BaseException as exc:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        return recorder
+
+    def _end_recording(self, writer, stopped: str | None) -> None:
+        """The fitted model as the run's checkpoint, then the final status."""
+        message = f"{self.n_iter_} epochs, {self.n_steps_} steps"
+        try:
+            if isinstance(self.relation, str):  # save() stores registered relations only
+                writer.checkpoint(self, self.n_steps_)
+        except BaseException as exc:
+            writer.finish("failed", f"saving the checkpoint failed: {type(exc).__name__}: {exc}")
+            raise
+        writer.finish("finished", message + (f"; {stopped}" if stopped else ""))
+
+    def _fit_epochs(self, run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val, recorder=None) -> str | None:
+        """Train epoch by epoch; returns why training stopped early (a divergence), or None."""
         steps = run.sampler.steps_per_epoch
         self.loss_curve_ = []
         self.validation_scores_ = [] if X_val is not None else None
@@ -113,13 +154,17 @@ class HRAML(TransformerMixin, BaseEstimator):
         sign = 1.0 if METRIC_DIRECTIONS[metric] == "max" else -1.0
         best, best_state, since_best = -math.inf, None, 0
         self.n_iter_ = 0
+        stopped = None
         for epoch in range(self.max_epochs):
             try:
                 for _ in range(steps):
                     run.step()
+                    if recorder is not None:
+                        recorder.after_step()
                 run.flush()
             except TrainingDiverged as exc:
-                warnings.warn(f"HRAML stopped early: {exc}", ConvergenceWarning, stacklevel=3)
+                stopped = f"stopped early: {exc}"
+                warnings.warn(f"HRAML {stopped}", ConvergenceWarning, stacklevel=3)
                 break
             self.n_iter_ = epoch + 1
             self.loss_curve_.append(float(np.mean(run.state.losses[-steps:])))
@@ -131,6 +176,8 @@ class HRAML(TransformerMixin, BaseEstimator):
             labels_val = y_val if self.task_ == CLASSIFICATION else Y_val
             score = evaluate_embedding(self.task_, run.embed(X_fit), labels_fit, run.embed(X_val), labels_val)[metric]
             self.validation_scores_.append(score)
+            if recorder is not None:
+                recorder.log(run.state.step, **{f"val_{metric}": score})
             if sign * score > best:
                 best, best_state, since_best = sign * score, run.state_dict(), 0
             else:
@@ -140,6 +187,9 @@ class HRAML(TransformerMixin, BaseEstimator):
         if best_state is not None:
             run.load_state_dict(best_state)
             self.best_validation_score_ = sign * best
+        if recorder is not None:
+            recorder.end(weights_changed=best_state is not None)  # the last snapshot shows the weights kept
+        return stopped
 
     @classmethod
     def from_training_run(cls, run: TrainingRun, classes=None) -> "HRAML":

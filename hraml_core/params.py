@@ -22,14 +22,15 @@ from __future__ import annotations
 import argparse
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 # Kinds of value. Each has a parser for text (CLI, widgets) and a checker for values.
-INT, FLOAT, STR, BOOL, INTS, SCALE, SEED, RANDOM_STATE = (
-    "int", "float", "str", "bool", "ints", "scale", "seed", "random_state",
+INT, FLOAT, STR, BOOL, INTS, SCALE, SEED, RANDOM_STATE, PATH = (
+    "int", "float", "str", "bool", "ints", "scale", "seed", "random_state", "path",
 )
-KINDS = (INT, FLOAT, STR, BOOL, INTS, SCALE, SEED, RANDOM_STATE)
+KINDS = (INT, FLOAT, STR, BOOL, INTS, SCALE, SEED, RANDOM_STATE, PATH)
 
 #: Groups, in the order the dashboard and the docstring show them.
 GROUPS = ("relation", "encoder", "pairs", "optimiser", "training", "runtime")
@@ -126,6 +127,8 @@ class Param:
             text = "a non-negative int, a RandomState or None"
         elif kind == STR:
             text = "a string"
+        elif kind == PATH:
+            text = "a path"
         else:
             noun = {INT: "int", SEED: "int", INTS: "int", FLOAT: "number"}[kind]
             lo, hi = self.low, self.high
@@ -173,6 +176,10 @@ class Param:
             elif kind == STR:
                 if not isinstance(value, str):
                     raise ValueError
+            elif kind == PATH:
+                if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+                    raise ValueError
+                return value
             elif kind == INTS:
                 value = _as_ints(value, self.name)
                 for v in value:
@@ -214,6 +221,8 @@ class Param:
         """``value`` as JSON (tuples become lists; objects that are not plain values are refused)."""
         if isinstance(value, tuple):
             return list(value)
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
         raise ValueError(f"{self.name}={value!r} cannot be written as JSON (only plain values can be saved)")
@@ -226,6 +235,7 @@ class Param:
             text = {
                 INT: "int", FLOAT: "float", STR: "str", BOOL: "bool", INTS: "sequence of int",
                 SCALE: "{'auto', 'max', 'none'} or float", SEED: "int", RANDOM_STATE: "int, RandomState or None",
+                PATH: "str or path",
             }[self.kind]
             if self.open_choices:
                 text += " or callable"
@@ -366,6 +376,11 @@ PARAMS: tuple[Param, ...] = (
           "runtime", label="loss check interval", low=1, none_ok=True, estimator=False, cli=False, widget=False),
     Param("verbose", BOOL, False, "Print the loss after each epoch.", "runtime", config=False, cli=False,
           widget=False),
+    Param("log_dir", PATH, None, "Record each fit as a run directory there (hraml_core.runs, docs/RUNS.md): the "
+          "loss of every step, the validation score of early stopping, up to 200 snapshots of the geometry spread "
+          "over the fit, and the final weights as a checkpoint. A later fit replaces the run (so give clones in a "
+          "grid search different folders). Opened by hraml_core.runs.open_run.", "runtime", label="run directory",
+          none_ok=True, config=False, cli=False, widget=False),
 )
 
 
@@ -480,10 +495,25 @@ def values_from_args(args: argparse.Namespace, params: Sequence[Param] = PARAMS,
             if p.cli and getattr(p, where) and hasattr(args, p.name)}
 
 
-def config_to_dict(config, params: Sequence[Param] | None = None) -> dict:
-    """A config's declared fields as JSON-ready values (for a model folder or run directory)."""
+def config_to_dict(config, params: Sequence[Param] | None = None, describe_objects: bool = False) -> dict:
+    """A config's declared fields as JSON-ready values (for a model folder or run directory).
+
+    A value that is not a plain value (a custom relation function) raises ValueError, or with
+    ``describe_objects`` is recorded by its name: enough to show, not to rebuild the run.
+    """
     params = params if params is not None else config.__params__
-    return {p.name: p.to_json(getattr(config, p.name)) for p in params if p.config}
+    out = {}
+    for p in params:
+        if not p.config:
+            continue
+        value = getattr(config, p.name)
+        try:
+            out[p.name] = p.to_json(value)
+        except ValueError:
+            if not describe_objects:
+                raise
+            out[p.name] = str(getattr(value, "name", None) or getattr(value, "__name__", None) or repr(value))
+    return out
 
 
 def config_from_dict(cls: type, values: Mapping) -> object:

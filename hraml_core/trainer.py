@@ -5,6 +5,11 @@ Any thread may call :meth:`Trainer.start`, :meth:`~Trainer.pause`, :meth:`~Train
 most one training thread exists per trainer. The training thread publishes an immutable
 :class:`Snapshot` a few times a second (arrays are replaced, never mutated, and marked read-only),
 so a UI reads :meth:`Trainer.snapshot` without touching torch or waiting on training.
+
+With ``run_dir`` the trainer also records a run directory (hraml_core.runs, docs/RUNS.md) from
+its training thread: every checked step's loss, the held-out metric, a snapshot every
+``snapshot_every_s`` seconds (from the published snapshots, so recording adds only the file
+writes), and a checkpoint whenever training stops, finishes or fails.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import torch
 
 from .evaluate import PRIMARY_METRIC, evaluate_embedding
 from .loss import pairwise_sq_dists
-from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
+from .runs.recorder import choose_probe
+from .tasks import CLASSIFICATION, display_labels, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
@@ -100,6 +106,11 @@ class Trainer:
     display_size : samples whose embeddings each snapshot carries (for a 2-D projection).
     publish_every_s, eval_every_s : how often snapshots and the held-out metric are refreshed.
     n_threads : torch threads in the training thread (torch's setting is process-wide).
+    run_dir : record the training in this run directory (hraml_core.runs); None: record nothing.
+    run_meta : keyword arguments for its RunWriter: name, source, dataset (a dict, e.g. {"name":
+        "digits"}), info.
+    snapshot_every_s : seconds between the run directory's snapshots (a few hundred over a
+        typical demonstration make a smooth replay).
     """
 
     def __init__(
@@ -116,6 +127,9 @@ class Trainer:
         publish_every_s: float = 0.25,
         eval_every_s: float = 1.0,
         n_threads: int | None = 1,
+        run_dir=None,
+        run_meta: dict | None = None,
+        snapshot_every_s: float = 1.0,
     ):
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or len(X) < 2:
@@ -140,6 +154,11 @@ class Trainer:
         self.probe_size, self.display_size = int(probe_size), int(display_size)
         self.publish_every_s, self.eval_every_s = float(publish_every_s), float(eval_every_s)
         self.n_threads = n_threads
+        if not snapshot_every_s >= 0:
+            raise ValueError(f"snapshot_every_s must be >= 0, got {snapshot_every_s!r}")
+        self.run_dir, self.run_meta, self.snapshot_every_s = run_dir, dict(run_meta or {}), float(snapshot_every_s)
+        self._writer = None
+        self.run_error: str | None = None  # why recording the run stopped early, if it did
         self.metric_name = PRIMARY_METRIC[self.task]
         self.name = f"hraml-train-{next(_ids)}"
 
@@ -157,13 +176,11 @@ class Trainer:
     def _build(self, config: TrainConfig) -> None:
         self.config = config
         self.run = TrainingRun(self.X, self.targets.Y, self.task, config)
-        rng = np.random.default_rng(self.run.seed)
-        n = len(self.X)
-        probe = rng.choice(n, min(self.probe_size, n), replace=False)
-        self.probe_index = probe[label_order(self.targets.Y[probe])]
+        self.probe = choose_probe(self.targets.Y, self.run.seed, self.probe_size, self.display_size)
+        self.probe_index = self.probe.index
         self._E = _frozen(self.run.relation_matrix(self.targets.Y[self.probe_index]).numpy())
         self._probe_labels = _frozen(display_labels(self.targets.Y[self.probe_index], self.task, self.targets.classes))
-        display = np.sort(rng.choice(n, min(self.display_size, n), replace=False))
+        display = self.probe.display_index
         self.display_index = _frozen(display)
         self._display_labels = _frozen(display_labels(self.targets.Y[display], self.task, self.targets.classes))
         self._metric_steps: list[int] = []
@@ -171,6 +188,8 @@ class Trainer:
         self._elapsed = 0.0
         self._rate = (0.0, 0.0)
         self._status, self._message = IDLE, "ready"
+        self._logged = self._metrics_logged = 0  # losses and metric values written to the run
+        self._last_recorded: tuple[int, float] | None = None  # (step, time) of the last snapshot written
         self._publish()
 
     # -- control (any thread) -----------------------------------------------------------------
@@ -194,6 +213,7 @@ class Trainer:
                 return False
             if self._status == FINISHED:
                 return False
+            self._open_run()
             self._stop_requested.clear()
             self._unpaused.set()
             self._set_status(RUNNING, "training")
@@ -227,14 +247,25 @@ class Trainer:
             self._thread = None
             if self._status in (RUNNING, PAUSED):
                 self._set_status(STOPPED, f"stopped at step {self.run.state.step}")
+                self._end_run(STOPPED)
 
-    def reset(self, config: TrainConfig | None = None) -> None:
-        """Stop, then start over from a fresh initialisation (with a new config if given)."""
+    def reset(self, config: TrainConfig | None = None, run_dir=None, run_meta: dict | None = None) -> None:
+        """Stop, then start over from a fresh initialisation (with a new config if given).
+
+        The run directory of the old run is closed; the new run is recorded in ``run_dir`` if
+        given (a new folder: the old run's stays as it is), else not at all.
+        """
         with self._control:
             self.stop()
+            self._close_run()
+            self.run_dir, self.run_meta = run_dir, dict(run_meta or {})
             self._build(config or self.config)
 
-    close = stop
+    def close(self) -> None:
+        """Stop training and close the run directory, if any."""
+        with self._control:
+            self.stop()
+            self._close_run()
 
     def join(self, timeout: float | None = None) -> None:
         thread = self._thread
@@ -272,6 +303,8 @@ class Trainer:
         try:
             if self.X_val is not None and self._raw_metric is None:
                 self._raw_metric = self._metric(self.X, self.X_val)
+                if self._writer is not None:
+                    self._writer.update(raw_metric=self._raw_metric)
             run = self.run
             last_publish = last_eval = -math.inf
             t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
@@ -299,15 +332,19 @@ class Trainer:
                         last_eval = now
                     last_publish = now
                     self._publish()
+                    self._record()
                 if done:
                     self._set_status(FINISHED, f"finished {self.max_epochs:g} epochs ({run.state.step} steps)")
+                    self._end_run(FINISHED)
                     return
             with self._model_lock:
                 run.flush()  # stopped: the last steps are checked (and shown) too
         except TrainingDiverged as exc:
             self._set_status(FAILED, str(exc))
+            self._end_run(FAILED)
         except Exception as exc:  # keep the UI informed rather than dying silently in a thread
             self._set_status(FAILED, f"training failed: {type(exc).__name__}: {exc}")
+            self._end_run(FAILED)
         else:
             self._publish()
 
@@ -355,3 +392,96 @@ class Trainer:
                 relation_scale=run.scale,
                 config=self.config,
             )
+
+    # -- the run directory ------------------------------------------------------------------------
+    @property
+    def run_writer(self):
+        """The :class:`~hraml_core.runs.RunWriter` recording this run (None without ``run_dir``,
+        before the first start, or after a write failed: see :attr:`run_error`)."""
+        return self._writer
+
+    def _open_run(self) -> None:
+        """At a start (control thread): open the run directory, or mark it running again."""
+        if self.run_dir is None:
+            return
+        if self._writer is not None:
+            if not self._writer.closed:
+                self._writer.set_status(RUNNING, "training")
+            return
+        from .runs.writer import RunWriter
+
+        config = {**self.config.to_dict(describe_objects=True), "max_epochs": self.max_epochs, "probe_size": self.probe_size,
+                  "display_size": self.display_size, "snapshot_every_s": self.snapshot_every_s}
+        writer = RunWriter(self.run_dir, config=config, task=self.task,
+                           metric=self.metric_name if self.X_val is not None else None,
+                           **{"source": "Trainer", **self.run_meta})
+        try:
+            p = self.probe
+            writer.write_probe(self._E, p.index, p.codes, p.display_index, p.display_codes,
+                               classes=self.targets.classes, relation_scale=self.run.scale)
+            if self._raw_metric is not None:
+                writer.update(raw_metric=self._raw_metric)
+        except BaseException as exc:
+            writer.finish(FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        self._writer, self.run_error = writer, None
+        self._record(force=True)  # the geometry before training
+
+    def _record(self, force: bool = False) -> None:
+        """Append the new losses and metric values to the run; write a snapshot when one is due
+        (``force``: whenever the step moved). Reuses the published snapshot's arrays."""
+        writer = self._writer
+        if writer is None:
+            return
+        snap = self.snapshot()
+        losses = self.run.state.losses
+        self._logged = min(self._logged, len(losses))  # a divergence took steps back
+        per_epoch = self.run.sampler.steps_per_epoch
+        rows = {i + 1: {"loss": losses[i], "epoch": (i + 1) / per_epoch} for i in range(self._logged, len(losses))}
+        self._logged = len(losses)
+        new = slice(self._metrics_logged, len(self._metric_steps))
+        for step, value in zip(self._metric_steps[new], self._metric_values[new]):
+            rows.setdefault(step, {})[self.metric_name] = value
+        self._metrics_logged = new.stop
+        for step in sorted(rows):
+            writer.log(step, **rows[step])
+        now = time.monotonic()
+        last = self._last_recorded
+        if last is None or (snap.step != last[0] and (force or now - last[1] >= self.snapshot_every_s)):
+            writer.snapshot(snap.step, snap.A, snap.embeddings, time=snap.time, epoch=snap.epoch,
+                            loss=snap.last_loss, metric=snap.last_metric)
+            self._last_recorded = (snap.step, now)
+
+    def _end_run(self, status: str) -> None:
+        """Training stopped, finished or failed: last rows, last snapshot, a checkpoint, the status."""
+        writer = self._writer
+        if writer is None or writer.closed:
+            return
+        try:
+            self._record(force=True)
+            if self.run.state.step > 0:
+                writer.checkpoint(self.to_estimator(), self.run.state.step)
+            if status == FINISHED:
+                writer.finish(FINISHED, self._message)
+            else:
+                writer.set_status(status, self._message)
+        except Exception as exc:  # the training's own outcome stays what the UI shows
+            self._drop_run(exc)
+
+    def _close_run(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:
+                self.run_error = f"closing the run directory failed: {exc}"
+
+    def _drop_run(self, exc: BaseException) -> None:
+        """A write failed: stop recording (the run directory keeps what was written)."""
+        writer, self._writer = self._writer, None
+        self.run_dir = None  # a later start must not replace what was recorded
+        self.run_error = f"recording the run stopped: {type(exc).__name__}: {exc}"
+        try:
+            writer.finish(FAILED, self.run_error)
+        except Exception:
+            pass  # the same disk error again: nothing more to record

@@ -59,9 +59,10 @@ class _ConfigMethods:
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict:
-        """The settings as JSON-ready values (what a model folder or run directory stores)."""
-        return params.config_to_dict(self)
+    def to_dict(self, describe_objects: bool = False) -> dict:
+        """The settings as JSON-ready values (what a model folder or run directory stores); see
+        :func:`hraml_core.params.config_to_dict`."""
+        return params.config_to_dict(self, describe_objects=describe_objects)
 
     @classmethod
     def from_dict(cls, values) -> "TrainConfig":

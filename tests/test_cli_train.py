@@ -14,14 +14,16 @@ def test_train_then_evaluate_round_trip(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "accuracy (up)" in text and "saved to" in text
     run = json.loads((out / "run.json").read_text())
-    assert run["task"] == "classification" and 0.8 < run["metrics"]["accuracy"] <= 1.0
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "preprocess.safetensors", "run.json"}
+    assert run["task"] == "classification" and 0.8 < run["results"]["metrics"]["accuracy"] <= 1.0
+    # A run directory (docs/RUNS.md); tests/test_runs.py reads it.
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "preprocess.safetensors", "run.json", "split.json",
+                                               "scalars.jsonl", "snapshots", "checkpoints"}
 
     assert main(["evaluate", str(out)]) == 0
     text = capsys.readouterr().out
     # The same split and model give the same accuracy as at training time.
     line = next(l for l in text.splitlines() if l.startswith("accuracy"))
-    assert float(line.split()[2]) == pytest.approx(run["metrics"]["accuracy"], abs=1e-9)
+    assert float(line.split()[2]) == pytest.approx(run["results"]["metrics"]["accuracy"], abs=1e-9)
 
 
 def test_train_on_a_csv_file_with_label_columns(tmp_path, capsys):

@@ -24,11 +24,21 @@ def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
     # Built from a copy of the source: setuptools writes build/ and *.egg-info into the tree it builds.
     source = base / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "files", "runs", "node_modules"))
+    top_level_clutter = {".git", ".venv", "build", "dist", "runs", "node_modules"}
+
+    def ignore(folder, names):
+        skip = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if Path(folder) == ROOT:
+            skip |= top_level_clutter & set(names)
+        elif Path(folder) == ROOT / "datasets":
+            skip |= {"files"} & set(names)
+        return skip
+
+    shutil.copytree(ROOT, source, ignore=ignore)
     # The build backend installed here (setuptools) is used: no download of build requirements.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(base / "dist"), str(source)], check=True, capture_output=True, cwd=base)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(base / "dist"), str(source)], capture_output=True, text=True, cwd=base)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     wheel = next((base / "dist").glob("hraml_explorer-*.whl"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)

@@ -1,7 +1,10 @@
 """``hraml train`` and ``hraml evaluate``: fit HRAML on one dataset, report the task's metrics, save.
 
-A trained model is a folder: ``model.safetensors`` (the encoder, see HRAML.save),
-``preprocess.safetensors`` (the fitted preprocessing) and ``run.json`` (dataset, split and metrics).
+A trained model is a run directory (docs/RUNS.md): ``model.safetensors`` (the encoder, see
+HRAML.save), ``preprocess.safetensors`` (the fitted preprocessing), ``split.json`` (the rows trained
+on and held out) and ``run.json`` (dataset, settings, status, the held-out metrics under
+``results``), plus the training's scalars and snapshots. ``hraml evaluate`` also reads the model
+folders of earlier versions (one flat run.json with the split and the metrics).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ def register(sub) -> None:
     _add_data_args(t)
     t.add_argument("--preprocessing", choices=KINDS, default="standardize", help="fitted on the training split (default standardize)")
     t.add_argument("--pca", type=int, default=100, help="PCA components when preprocessing uses PCA (default 100)")
-    t.add_argument("--out", default=None, help="folder to save the model in (default runs/<dataset>)")
+    t.add_argument("--out", default=None,
+                   help="run directory to write: model, scalars, snapshots (default runs/<dataset>)")
     params.add_arguments(t)  # every hyperparameter, from its one declaration
     t.set_defaults(func=run_train)
 
@@ -55,7 +59,8 @@ def _load(name: str, data_dir, label_columns):
     return load_dataset(name, data_dir=data_dir)
 
 
-def _split(ds, test_size: float, seed: int):
+def split_rows(ds, test_size: float, seed: int):
+    """The training and held-out rows of ``ds`` (stratified for classes where possible)."""
     from sklearn.model_selection import train_test_split
 
     from ..tasks import CLASSIFICATION, can_stratify
@@ -83,18 +88,27 @@ def _print_metrics(task: str, learned: dict, raw: dict) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .. import HRAML, params
+    from ..evaluate import PRIMARY_METRIC
     from ..preprocessing import Preprocessor
+    from ..runs.writer import RunWriter, prepare_run
 
     ds = _load(args.dataset, args.data_dir, args.label_columns)
-    train, test = _split(ds, args.test_size, args.seed)
+    train, test = split_rows(ds, args.test_size, args.seed)
     pre = Preprocessor(args.preprocessing, args.pca, random_state=args.seed)
     X_train, X_test = pre.fit_transform(ds.X[train]), pre.transform(ds.X[test])
     Y_train, Y_test = ds.Y[train], ds.Y[test]
+    out = Path(args.out or Path("runs") / ds.name)
     try:
-        model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed)
+        model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed, log_dir=out)
+        model.train_config()  # bad settings fail here, before the run directory is touched
+        prepare_run(
+            out, source="hraml train",
+            dataset={"name": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
+                     "n_samples": ds.n_samples, "preprocessing": args.preprocessing, "pca": args.pca},
+            split={"test_size": args.test_size, "seed": args.seed,
+                   "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test]},
+        )
         print(f"{ds.name}: {ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
         model.fit(X_train, Y_train)
     except ValueError as exc:
@@ -104,19 +118,33 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{model.n_iter_} epochs, {model.n_steps_} steps, {model.n_pairs_seen_:,} pairs; final loss {model.loss_curve_[-1]:.5f}")
     _print_metrics(ds.task, learned, raw)
 
-    out = Path(args.out or Path("runs") / ds.name)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.safetensors")
-    pre.save(out / "preprocess.safetensors")
-    run = {
-        "dataset": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
-        "task": ds.task, "test_size": args.test_size, "seed": args.seed, "knn_k": args.knn_k,
-        "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test],
-        "metrics": learned, "raw_metrics": raw, "loss_curve": [float(v) for v in np.asarray(model.loss_curve_)],
-    }
-    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    metric = PRIMARY_METRIC[ds.task]
+    with RunWriter.reopen(out) as run:
+        run.log(model.n_steps_, epoch=float(model.n_iter_), **{metric: learned[metric]})  # the held-out metric
+        run.update(raw_metric=raw[metric], results={"metrics": learned, "raw_metrics": raw, "knn_k": args.knn_k})
+        run.save_model(model, pre)
     print(f"saved to {out}/")
     return 0
+
+
+def model_folder_info(folder: Path) -> dict:
+    """What ``hraml evaluate`` needs of a model folder, flat: dataset, data_dir, label_columns,
+    test_size, seed, knn_k and (where known) train_rows / test_rows. Reads a run directory
+    (run.json + split.json) or the single run.json that earlier versions wrote."""
+    from ..runs.format import FORMAT, RUN_FILE, SPLIT_FILE
+
+    info = json.loads((folder / RUN_FILE).read_text())
+    if info.get("format") != FORMAT:
+        return info  # an earlier version's flat run.json
+    dataset = info.get("dataset") or {}
+    out = {"dataset": dataset["name"], "data_dir": dataset.get("data_dir"), "label_columns": dataset.get("label_columns"),
+           "knn_k": (info.get("results") or {}).get("knn_k")}
+    try:
+        split = json.loads((folder / SPLIT_FILE).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{SPLIT_FILE} is missing") from None
+    out.update({k: split[k] for k in ("test_size", "seed", "train_rows", "test_rows") if k in split})
+    return out
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -125,10 +153,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     folder = Path(args.model)
     try:
-        run = json.loads((folder / "run.json").read_text())
+        run = model_folder_info(folder)
         model = HRAML.load(folder / "model.safetensors")
         pre = Preprocessor.load(folder / "preprocess.safetensors")
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CommandError(f"{folder}: not a model folder written by `hraml train` ({exc})") from None
     dataset = args.dataset or run["dataset"]
     data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
@@ -142,8 +170,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     same_split = args.dataset is None and args.test_size is None and args.seed is None
     if same_split and "test_rows" in run:  # the exact rows the model was trained and held out on
         train, test = run["train_rows"], run["test_rows"]
+        if not test:
+            raise CommandError(f"{folder}: the model was trained on every row of {ds.name}; "
+                               "pass --test-size (and --seed) to evaluate it on a split anyway")
     else:
-        train, test = _split(ds, test_size, seed)
+        train, test = split_rows(ds, test_size, seed)
     try:
         X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
     except ValueError as exc:
