@@ -12,6 +12,8 @@ from functools import lru_cache
 import numpy as np
 import plotly.graph_objects as go
 
+from hraml_core.curves import bin_curve
+
 #: Colours for labels in the projection (plotly's D3 + Alphabet palettes).
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -55,20 +57,9 @@ def _names(labels, label_names: Mapping | None) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # curves
 # --------------------------------------------------------------------------------------------------
-def downsample(x, y, max_points: int):
-    """Average (x, y) into at most ``max_points`` equal bins (a curve looks the same, draws faster)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(x) <= max_points:
-        return x, y
-    edges = np.linspace(0, len(x), max_points + 1).astype(int)
-    counts = np.diff(edges)
-    return np.add.reduceat(x, edges[:-1]) / counts, np.add.reduceat(y, edges[:-1]) / counts
-
-
 def loss_figure(steps, values, title: str = "Training loss", max_points: int = LOSS_POINTS) -> go.Figure:
     """The loss per step (log scale when every value is positive), at most ``max_points`` points."""
-    steps, values = downsample(steps, values, max_points)
+    steps, values = bin_curve(steps, values, max_points)
     log = len(values) > 0 and bool(np.all(values > 0))
     return _figure(
         [dict(type="scatter", x=steps, y=values, mode="lines", name="loss", line=dict(width=1.5))],

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hraml_core.preprocessing import Preprocessor
-from hraml_core.tasks import CLASSIFICATION, can_stratify
+from hraml_core.splits import holdout_split
+from hraml_core.tasks import CLASSIFICATION
 
 #: Held-out fraction of the split the dashboard trains on.
 DEFAULT_TEST_SIZE = 0.3
@@ -102,8 +103,6 @@ def prepare_dataset(
     that a large dataset stays interactive. Raises ``ValueError`` naming the problem for data the
     trainer cannot use (too few samples, a single class in the training part, ...).
     """
-    from sklearn.model_selection import train_test_split
-
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must lie in (0, 1), got {test_size!r}")
     X, Y, task = ds.X, np.asarray(ds.Y), ds.task
@@ -115,15 +114,11 @@ def prepare_dataset(
     classes = task == CLASSIFICATION
 
     if max_samples is not None and n > max_samples:
-        strat = Y if classes and can_stratify(Y, 1 - max_samples / n) else None
-        rows, _ = train_test_split(rows, train_size=int(max_samples), random_state=seed, stratify=strat)
-        rows = np.sort(rows)
+        rows = holdout_split(Y, task, seed, train_size=int(max_samples)).train
         notes.append(f"subsampled to {len(rows):,} of {n:,} rows to stay interactive")
 
-    y_rows = Y[rows]
-    stratified = bool(classes and can_stratify(y_rows, test_size))
-    tr, va = train_test_split(rows, test_size=test_size, random_state=seed, stratify=y_rows if stratified else None)
-    tr, va = np.sort(tr), np.sort(va)
+    part = holdout_split(Y[rows], task, seed, test_size=test_size)
+    tr, va, stratified = rows[part.train], rows[part.test], part.stratified
     if classes and not stratified:
         notes.append("some classes have a single sample: the split is not stratified")
     if classes and len(np.unique(Y[tr])) < 2:

@@ -12,7 +12,6 @@ from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -20,7 +19,8 @@ from . import params
 from .encoder import MLPEncoder
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
-from .tasks import CLASSIFICATION, can_stratify, encode_targets
+from .splits import holdout_split
+from .tasks import CLASSIFICATION, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 FORMAT = "hraml-explorer/1"
@@ -91,10 +91,10 @@ class HRAML(TransformerMixin, BaseEstimator):
         X_val = Y_val = None
         X_fit, Y_fit, y_fit = X, targets.Y, Y
         if self.early_stopping:
-            stratify = Y if self.task_ == CLASSIFICATION and can_stratify(Y, self.validation_fraction) else None
-            X_fit, X_val, Y_fit, Y_val, y_fit, y_val = train_test_split(
-                X, targets.Y, Y, test_size=self.validation_fraction, random_state=seed, stratify=stratify
-            )
+            part = holdout_split(Y, self.task_, seed, test_size=self.validation_fraction)
+            X_fit, X_val = X[part.train], X[part.test]
+            Y_fit, Y_val = targets.Y[part.train], targets.Y[part.test]
+            y_fit, y_val = Y[part.train], Y[part.test]
 
         with torch_threads(self.n_threads):
             run = TrainingRun(X_fit, Y_fit, self.task_, config)

@@ -27,6 +27,7 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from threadpoolctl import ThreadpoolController
 
 from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL, TASKS
+from .validation import check_matrix, check_same_features, check_same_rows
 
 __all__ = [
     "AAkNN",
@@ -105,34 +106,6 @@ def _neighbour_threads():
 # --------------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------------
-def _features(X, name: str) -> np.ndarray:
-    if hasattr(X, "toarray"):
-        X = X.toarray()
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (samples x features), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {X.shape})")
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    X = X.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return X
-
-
-def _check_pair(X_train: np.ndarray, X_test: np.ndarray, train_name: str, test_name: str) -> None:
-    if X_train.shape[1] != X_test.shape[1]:
-        raise ValueError(
-            f"{train_name} has {X_train.shape[1]} features but {test_name} has {X_test.shape[1]}"
-        )
-
-
-def _check_rows(X: np.ndarray, Y: np.ndarray, x_name: str, y_name: str) -> None:
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"{x_name} has {X.shape[0]} rows but {y_name} has {Y.shape[0]}")
-
-
 def _check_k(k, n_train: int, *, exclude_self: bool = False, name: str = "k") -> int:
     if isinstance(k, bool) or not isinstance(k, Integral):
         raise ValueError(f"{name} must be a positive integer, got {k!r}")
@@ -165,16 +138,9 @@ def _class_labels(y, name: str) -> np.ndarray:
 def _label_matrix(Y, name: str, *, binary: bool) -> np.ndarray:
     if hasattr(Y, "toarray"):
         Y = Y.toarray()
-    Y = np.asarray(Y)
-    if Y.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D label matrix (samples x labels), got shape {Y.shape}")
-    if Y.shape[0] == 0 or Y.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {Y.shape})")
-    if Y.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {Y.dtype}")
-    Y = Y.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(Y)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    if np.ndim(Y) != 2:
+        raise ValueError(f"{name} must be a 2-D label matrix (samples x labels), got shape {np.shape(Y)}")
+    Y = check_matrix(Y, name)
     if binary:
         if not np.all((Y == 0) | (Y == 1)):
             raise ValueError(f"{name} must be a 0/1 indicator matrix")
@@ -198,13 +164,13 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1) -> float:
     ``y_train`` / ``y_test`` are 1-D class labels (ints or strings). On a tied vote scikit-learn
     picks the smallest class label among the tied ones.
     """
-    Z_train = _features(Z_train, "Z_train")
-    Z_test = _features(Z_test, "Z_test")
-    _check_pair(Z_train, Z_test, "Z_train", "Z_test")
+    Z_train = check_matrix(Z_train, "Z_train")
+    Z_test = check_matrix(Z_test, "Z_test")
+    check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     y_train = _class_labels(y_train, "y_train")
     y_test = _class_labels(y_test, "y_test")
-    _check_rows(Z_train, y_train, "Z_train", "y_train")
-    _check_rows(Z_test, y_test, "Z_test", "y_test")
+    check_same_rows(Z_train, y_train, "Z_train", "y_train")
+    check_same_rows(Z_test, y_test, "Z_test", "y_test")
     k = _check_k(k, Z_train.shape[0])
     clf = KNeighborsClassifier(n_neighbors=k).fit(Z_train, y_train)
     with _neighbour_threads():
@@ -244,9 +210,9 @@ class MLkNN:
         self.s = s
 
     def fit(self, X, Y) -> "MLkNN":
-        X = _features(X, "X")
+        X = check_matrix(X, "X")
         Y = _label_matrix(Y, "Y", binary=True)
-        _check_rows(X, Y, "X", "Y")
+        check_same_rows(X, Y, "X", "Y")
         k = _check_k(self.k, X.shape[0], exclude_self=True)
         s = float(self.s)
         if not np.isfinite(s) or s <= 0:
@@ -284,7 +250,7 @@ class MLkNN:
         """P(H1) P(E_C | H1) and P(H0) P(E_C | H0) for every test sample and label."""
         if not hasattr(self, "nn_"):
             raise ValueError("this MLkNN is not fitted yet; call fit(X, Y) first")
-        X = _features(X, "X")
+        X = check_matrix(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but this MLkNN was fitted on {self.n_features_in_}"
@@ -338,7 +304,7 @@ def multilabel_metrics(Y_true, Y_pred, scores) -> dict[str, float]:
     """
     Y_true = _label_matrix(Y_true, "Y_true", binary=True)
     Y_pred = _label_matrix(Y_pred, "Y_pred", binary=True)
-    scores = _features(scores, "scores")
+    scores = check_matrix(scores, "scores")
     _same_shape(Y_true, Y_pred, "Y_true", "Y_pred")
     _same_shape(Y_true, scores, "Y_true", "scores")
 
@@ -402,9 +368,9 @@ class AAkNN:
         self.k = k
 
     def fit(self, X, D) -> "AAkNN":
-        X = _features(X, "X")
+        X = check_matrix(X, "X")
         D = _label_matrix(D, "D", binary=False)
-        _check_rows(X, D, "X", "D")
+        check_same_rows(X, D, "X", "D")
         k = _check_k(self.k, X.shape[0])
         self.nn_ = NearestNeighbors(n_neighbors=k).fit(X)
         self.D_ = D
@@ -416,7 +382,7 @@ class AAkNN:
         """Mean of the k nearest training distributions, shape (n_samples, n_labels)."""
         if not hasattr(self, "nn_"):
             raise ValueError("this AAkNN is not fitted yet; call fit(X, D) first")
-        X = _features(X, "X")
+        X = check_matrix(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but this AAkNN was fitted on {self.n_features_in_}"
@@ -488,9 +454,9 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    Z_train = _features(Z_train, "Z_train")
-    Z_test = _features(Z_test, "Z_test")
-    _check_pair(Z_train, Z_test, "Z_train", "Z_test")
+    Z_train = check_matrix(Z_train, "Z_train")
+    Z_test = check_matrix(Z_test, "Z_test")
+    check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     if k is None:
         k = DEFAULT_K[task]
 
@@ -500,8 +466,8 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     binary = task == MULTILABEL
     Y_train = _label_matrix(Y_train, "Y_train", binary=binary)
     Y_test = _label_matrix(Y_test, "Y_test", binary=binary)
-    _check_rows(Z_train, Y_train, "Z_train", "Y_train")
-    _check_rows(Z_test, Y_test, "Z_test", "Y_test")
+    check_same_rows(Z_train, Y_train, "Z_train", "Y_train")
+    check_same_rows(Z_test, Y_test, "Z_test", "Y_test")
     if Y_train.shape[1] != Y_test.shape[1]:
         raise ValueError(f"Y_train has {Y_train.shape[1]} labels but Y_test has {Y_test.shape[1]}")
 

@@ -28,7 +28,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from .evaluate import LDL_METRICS, METRIC_DIRECTIONS, MULTILABEL_METRICS, PRIMARY_METRIC, evaluate_embedding
 from .paper import PAPER_RESULTS, paper_best, paper_value
 from .preprocessing import Preprocessor
-from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL, can_stratify
+from .splits import holdout_split
+from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL
 
 TASK_METRICS = {
     CLASSIFICATION: ("accuracy",),
@@ -186,14 +187,10 @@ def _evaluate(task, Z_train, Y_train, Z_test, Y_test, config: ProtocolConfig) ->
     return evaluate_embedding(task, Z_train, Y_train, Z_test, Y_test, k=k)
 
 
-def _validation_split(task, n: int, Y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _validation_split(task, Y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, validation rows) of a training fold: stratified for classes where possible."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(n)
-    stratify = Y if task == CLASSIFICATION and can_stratify(Y, fraction) else None
-    fit, val = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
-    return np.sort(fit), np.sort(val)
+    part = holdout_split(Y, task, seed, test_size=fraction)
+    return part.train, part.test
 
 
 def validation_curve(task, Z, Y, params: dict, config: ProtocolConfig, seed: int):
@@ -211,7 +208,7 @@ def validation_curve(task, Z, Y, params: dict, config: ProtocolConfig, seed: int
     k = config.knn_k if task == CLASSIFICATION else None
     curves, states, first_run = [], [], None
     for r in range(config.repeats_for(len(Z))):
-        fit, val = _validation_split(task, len(Z), Y, config.validation_fraction, seed + 7919 * r)
+        fit, val = _validation_split(task, Y, config.validation_fraction, seed + 7919 * r)
         targets = encode_targets(Y[fit], task)
         model = HRAML(**params)
         run = TrainingRun(Z[fit], targets.Y, targets.task, model.train_config(seed))

@@ -124,15 +124,6 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
     return EncodedTargets(task, Y, None)
 
 
-def can_stratify(y, test_fraction: float) -> bool:
-    """Whether a stratified split of class labels ``y`` with this held-out fraction is possible:
-    two members per class, and room for every class on both sides of the split."""
-    _, counts = np.unique(np.asarray(y), return_counts=True)
-    n = len(y)
-    n_test = int(np.ceil(test_fraction * n))
-    return counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts)
-
-
 def label_order(Y: np.ndarray) -> np.ndarray:
     """A stable ordering of samples that groups alike labels together (for heatmaps).
 

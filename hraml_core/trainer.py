@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .curves import bin_curve
 from .evaluate import PRIMARY_METRIC, evaluate_embedding
 from .loss import pairwise_sq_dists
 from .runs.recorder import choose_probe
 from .tasks import CLASSIFICATION, display_labels, encode_targets
-from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
+from .training import TrainConfig, TrainingDiverged, TrainingRun, torch_threads
+from .validation import check_matrix, check_same_features, check_same_rows
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
 #: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
@@ -38,18 +40,6 @@ def _frozen(a) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a
-
-
-def _binned(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """(step, value) pairs, averaged into at most ``max_points`` bins (steps are 1-based)."""
-    n = len(values)
-    steps = np.arange(1, n + 1, dtype=np.float64)
-    if n <= max_points:
-        return steps, values
-    edges = np.linspace(0, n, max_points + 1).astype(int)
-    sums = np.add.reduceat(values, edges[:-1])
-    counts = np.diff(edges)
-    return np.add.reduceat(steps, edges[:-1]) / counts, sums / counts
 
 
 @dataclass(frozen=True)
@@ -131,22 +121,17 @@ class Trainer:
         run_meta: dict | None = None,
         snapshot_every_s: float = 1.0,
     ):
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or len(X) < 2:
-            raise ValueError(f"X must be a 2-D array with at least 2 rows, got shape {X.shape}")
-        if not np.all(np.isfinite(X)):
-            raise ValueError("X contains NaN or infinite values")
+        X = check_matrix(X, "X", dtype=np.float32, min_samples=2)  # a float32 C-array is not copied
         targets = encode_targets(Y, task)
-        if len(targets.Y) != len(X):
-            raise ValueError(f"X has {len(X)} rows but Y has {len(targets.Y)}")
+        check_same_rows(X, targets.Y, "X", "Y")
         self.X, self.targets, self.task = X, targets, targets.task
         self.y_raw = np.asarray(Y) if targets.task == CLASSIFICATION else targets.Y
-        self.X_val = None if X_val is None else np.asarray(X_val, dtype=np.float32)
+        self.X_val = None if X_val is None else check_matrix(X_val, "X_val", dtype=np.float32)
         self.Y_val = None
         if X_val is not None:
+            check_same_features(X, self.X_val, "X", "X_val")
             val = encode_targets(Y_val, targets.task)
-            if len(val.Y) != len(self.X_val):
-                raise ValueError(f"X_val has {len(self.X_val)} rows but Y_val has {len(val.Y)}")
+            check_same_rows(self.X_val, val.Y, "X_val", "Y_val")
             self.Y_val = np.asarray(Y_val) if targets.task == CLASSIFICATION else val.Y
         if max_epochs is not None and not max_epochs > 0:
             raise ValueError(f"max_epochs must be positive or None, got {max_epochs!r}")
@@ -362,7 +347,8 @@ class Trainer:
             probe = run.embed(self.X[self.probe_index])
             embeddings = run.embed(self.X[self.display_index])
         A = pairwise_sq_dists(torch.from_numpy(probe)).fill_diagonal_(0).numpy()
-        loss_steps, loss_values = _binned(np.asarray(run.state.losses, dtype=np.float64), MAX_CURVE_POINTS)
+        losses = run.state.losses
+        loss_steps, loss_values = bin_curve(np.arange(1, len(losses) + 1), losses, MAX_CURVE_POINTS)
         pairs_rate, steps_rate = self._rate if self._status == RUNNING else (0.0, 0.0)
         with self._snapshot_lock:
             self._version += 1

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from hraml_core.tasks import can_stratify, detect_task, encode_targets, label_order
+from hraml_core.splits import can_stratify, holdout_split
+from hraml_core.tasks import detect_task, encode_targets, label_order
 
 
 def test_can_stratify_needs_two_per_class_and_room_on_both_sides():
@@ -9,6 +10,24 @@ def test_can_stratify_needs_two_per_class_and_room_on_both_sides():
     assert can_stratify(y, 0.2)  # 3 held out, 12 kept, 3 classes
     assert not can_stratify(y, 0.1)  # 2 held out < 3 classes
     assert not can_stratify(np.array([0, 0, 0, 1]), 0.5)  # class 1 has one member
+
+
+def test_holdout_split_is_seeded_sorted_and_stratified_where_possible():
+    y = np.repeat([0, 1, 2], [10, 20, 30])
+    part = holdout_split(y, "classification", seed=3, test_size=0.5)
+    assert part.stratified and np.all(np.diff(part.train) > 0) and np.all(np.diff(part.test) > 0)
+    assert sorted(np.concatenate([part.train, part.test])) == list(range(60))
+    assert np.bincount(y[part.test]).tolist() == [5, 10, 15]  # proportions kept
+    again = holdout_split(y, "classification", seed=3, test_size=0.5)
+    assert np.array_equal(part.test, again.test)
+    lone = holdout_split(np.array([0, 0, 0, 0, 1, 1, 1, 2]), "classification", seed=0, test_size=0.25)
+    assert not lone.stratified and len(lone.test) == 2  # class 2 has one member: a plain split
+    sub = holdout_split(y, "classification", seed=0, train_size=12)
+    assert len(sub.train) == 12 and np.bincount(y[sub.train]).tolist() == [2, 4, 6]
+    labels = np.eye(3)[np.arange(30) % 3]
+    assert not holdout_split(labels, "multilabel", seed=0, test_size=0.3).stratified
+    with pytest.raises(ValueError, match="test_size must lie in"):
+        holdout_split(y, "classification", seed=0, test_size=1.5)
 
 
 @pytest.mark.parametrize(

@@ -172,3 +172,14 @@ def test_bad_input_is_rejected():
         Trainer(Xn, y, SMALL)
     with pytest.raises(ValueError, match="single class"):
         Trainer(X, np.zeros(len(X)), SMALL)
+
+
+def test_long_loss_curves_are_binned_by_mean():
+    from hraml_core.curves import bin_curve
+
+    x, y = bin_curve(np.arange(1, 11), np.arange(10.0), 4)  # bins of 2, 3, 2, 3 points
+    assert x.tolist() == [1.5, 4.0, 6.5, 9.0] and y.tolist() == [0.5, 3.0, 5.5, 8.0]
+    same = bin_curve([1, 2], [3, 4], 5)
+    assert same[0].tolist() == [1.0, 2.0] and same[1].tolist() == [3.0, 4.0]
+    with pytest.raises(ValueError, match="x has 3 points but y has 2"):
+        bin_curve([1, 2, 3], [1, 2], 2)

@@ -25,51 +25,17 @@ import warnings
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..relations import Relation
 from ..tasks import CLASSIFICATION, EncodedTargets, encode_targets
+from ..validation import check_matrix
 
 #: Rows of distances computed at once when looking for nearest neighbours (memory: chunk x n).
 _NN_CHUNK = 512
 #: Pairs whose relation is computed at once (memory: chunk x chunk).
 _PAIR_CHUNK = 256
-
-
-# --------------------------------------------------------------------------------------------------
-# Input checks
-# --------------------------------------------------------------------------------------------------
-def check_features(X, method: str = "the baseline", name: str = "X", min_samples: int = 2) -> np.ndarray:
-    """``X`` as a finite 2-D float64 array; a clear ``ValueError`` otherwise.
-
-    A scipy.sparse matrix is densified: every method here works on dense differences and learns a
-    dense d x d matrix anyway (memory O(d^2), each eigendecomposition O(d^3); for thousands of
-    features reduce the dimension first, as the paper's authors did with PCA to 100).
-    """
-    if sp.issparse(X):
-        X = X.toarray()
-    try:
-        X = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{method}: {name} cannot be read as a numeric array ({exc})") from None
-    if X.dtype.kind not in "biuf":
-        raise ValueError(f"{method}: {name} must be numeric, got dtype {X.dtype}")
-    if X.ndim != 2:
-        raise ValueError(f"{method}: {name} must be a 2-D array (n_samples, n_features), got shape {X.shape}")
-    if X.shape[0] < min_samples or X.shape[1] < 1:
-        raise ValueError(
-            f"{method}: {name} needs at least {min_samples} sample{'s' if min_samples > 1 else ''} "
-            f"and 1 feature, got shape {X.shape}"
-        )
-    X = X.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(X)):
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise ValueError(
-            f"{method}: {name} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]})"
-        )
-    return X
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +196,8 @@ class MahalanobisBaseline(TransformerMixin, BaseEstimator):
     # -- shared -------------------------------------------------------------------------------------
     def _encode(self, Y, n_samples: int) -> EncodedTargets:
         if Y is None:
-            raise ValueError(f"{self.method}: fit needs targets Y (it is a supervised metric learner)")
+            raise ValueError(f"{self.method} requires y to be passed, but the target y is None "
+                             "(it is a supervised metric learner)")
         targets = encode_targets(Y)
         if targets.Y.shape[0] != n_samples:
             raise ValueError(
@@ -256,23 +223,23 @@ class MahalanobisBaseline(TransformerMixin, BaseEstimator):
         return targets
 
     def fit(self, X, Y):
-        """Learn ``M_`` from features ``X`` (n x d) and targets ``Y`` (classes, or a label matrix)."""
-        X = check_features(X, self.method)
+        """Learn ``M_`` from features ``X`` (n x d) and targets ``Y`` (classes, or a label matrix).
+
+        A scipy.sparse ``X`` is densified: every method here works on dense differences and learns
+        a dense d x d matrix anyway (memory O(d^2), each eigendecomposition O(d^3); for thousands of
+        features reduce the dimension first, as the paper's authors did with PCA to 100).
+        """
+        X = check_matrix(X, owner=self.method, min_samples=2, estimator=self, reset=True)
         targets = self._encode(Y, X.shape[0])
         M = self._fit_metric(X, targets)
         self.M_, self.L_ = project_psd(M)
-        self.n_features_in_ = X.shape[1]
         self.task_ = targets.task
         return self
 
     def transform(self, X) -> np.ndarray:
         """``X @ L_.T``: squared Euclidean distances of the result are ``d_M``."""
         check_is_fitted(self, "L_")
-        X = check_features(X, self.method, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"{self.method}: X has {X.shape[1]} features, but the metric was fitted on {self.n_features_in_}"
-            )
+        X = check_matrix(X, owner=self.method, estimator=self, reset=False)
         return X @ self.L_.T
 
     def get_mahalanobis_matrix(self) -> np.ndarray:
@@ -283,6 +250,7 @@ class MahalanobisBaseline(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        tags.input_tags.sparse = True  # accepted, and densified (see fit)
         return tags
 
 

@@ -42,4 +42,5 @@ class ITML(MahalanobisBaseline):
             # metric-learn 0.7.0 on scikit-learn 1.7 warns about deprecated sklearn arguments.
             warnings.simplefilter("ignore", FutureWarning)
             model.fit(X, targets.Y.argmax(axis=1))
+        self.n_iter_ = int(model.n_iter_)
         return model.get_mahalanobis_matrix()

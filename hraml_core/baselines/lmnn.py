@@ -61,4 +61,5 @@ class LMNN(MahalanobisBaseline):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             model.fit(X, targets.Y.argmax(axis=1))
+        self.n_iter_ = int(model.n_iter_)
         return model.get_mahalanobis_matrix()

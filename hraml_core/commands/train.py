@@ -61,15 +61,12 @@ def _load(name: str, data_dir, label_columns):
 
 def split_rows(ds, test_size: float, seed: int):
     """The training and held-out rows of ``ds`` (stratified for classes where possible)."""
-    from sklearn.model_selection import train_test_split
-
-    from ..tasks import CLASSIFICATION, can_stratify
+    from ..splits import holdout_split
 
     if not 0 < test_size < 1:
         raise CommandError(f"--test-size must lie between 0 and 1, got {test_size}")
-    stratify = ds.Y if ds.task == CLASSIFICATION and can_stratify(ds.Y, test_size) else None
-    idx = list(range(ds.n_samples))
-    return train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)
+    part = holdout_split(ds.Y, ds.task, seed, test_size=test_size)
+    return part.train.tolist(), part.test.tolist()
 
 
 def _metrics(task, Z_train, Y_train, Z_test, Y_test, k):
