@@ -202,3 +202,24 @@ def test_live_trainers_are_stopped_at_exit():
     assert wait_for(lambda: t.snapshot().step > 0)
     _stop_live_trainers()  # what runs at interpreter exit
     assert not t.is_alive() and t.snapshot().status == "stopped"
+
+
+def test_cli_evaluate_shows_progress_bars_and_the_exact_metrics(tmp_path, capsys):
+    import json
+
+    from hraml_core.cli import main
+
+    out = tmp_path / "wine"
+    assert main(["train", "--dataset", "wine", "--epochs", "5", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "evaluating HRAML" in captured.err and "evaluating raw features" in captured.err  # tqdm, on stderr
+    line = next(l for l in captured.out.splitlines() if l.startswith("accuracy"))
+    assert float(line.split()[2]) == pytest.approx(run["metrics"]["accuracy"], abs=1e-9)
+    assert float(line.split()[3]) == pytest.approx(run["raw_metrics"]["accuracy"], abs=1e-9)
+    assert main(["evaluate", str(out), "--no-progress"]) == 0
+    assert "evaluating" not in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--threads", "0"]) == 2
+    assert "--threads must be positive" in capsys.readouterr().err
