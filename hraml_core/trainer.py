@@ -311,7 +311,7 @@ class Trainer:
 
     def _interrupted(self) -> bool:
         """A pause or a stop was asked for (a live evaluation then gives up)."""
-        return self._stop_requested.is_set() or not self._unpaused.is_set()
+        return self._stop_requested.is_set() or self._status == PAUSED
 
     def _loop(self) -> None:
         if self.n_threads:

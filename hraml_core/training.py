@@ -20,7 +20,7 @@ from .encoder import INITS, OUT_ACTIVATIONS, MLPEncoder
 from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_alignment_loss, l2_penalty,
                    pair_block_rows, pairwise_sq_dists)
 from .optim import OPTIMIZERS, FusedOptimizer
-from .relations import get_relation, relation_max, relation_scale
+from .relations import get_relation, relation_max, relation_scale, unique_rows
 from .samplers import SAMPLERS, make_sampler
 from .tasks import TASKS
 
@@ -171,7 +171,7 @@ class TrainingRun:
         self.scale = relation_scale(config.scale, self.g_max)
         # Classes and most label-set collections have few distinct rows: g between the distinct rows
         # is computed once, and a batch's B x B block is two index_selects instead of a cdist.
-        rows, codes = np.unique(np.asarray(Y, dtype=np.float32), axis=0, return_inverse=True)
+        rows, codes = unique_rows(Y)
         if len(rows) <= self.MAX_CACHED_ROWS:
             self._codes = torch.as_tensor(codes.reshape(-1), device=self.device)
             self._G_rows = self.relation_matrix(torch.as_tensor(rows, device=self.device))

@@ -272,3 +272,16 @@ def test_cuda_graph_step_matches_the_eager_step():
     assert graphed.state.losses == pytest.approx(eager.state.losses, rel=1e-4, abs=1e-6)
     for a, b in zip(eager.encoder.parameters(), graphed.encoder.parameters()):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n,labels,p", [(500, 5, 0.5), (800, 20, 0.3), (600, 70, 0.1), (300, 64, 0.05), (100, 1, 0.5)])
+def test_unique_rows_is_numpys_unique_by_rows(n, labels, p):
+    from hraml_core.relations import unique_rows
+
+    Y = (np.random.default_rng(n).random((n, labels)) < p).astype(np.float32)
+    rows, inverse = np.unique(Y, axis=0, return_inverse=True)
+    ours, codes = unique_rows(Y)
+    assert np.array_equal(ours, rows) and np.array_equal(codes, inverse.reshape(-1))
+    D = np.random.default_rng(0).random((50, 3))
+    D /= D.sum(1, keepdims=True)  # not 0/1: numpy's own unique
+    assert np.array_equal(unique_rows(D)[0], np.unique(D.astype(np.float32), axis=0))
