@@ -76,7 +76,7 @@ from hraml_core import HRAML
 from hraml_core.trainer import Trainer
 from hraml_core.evaluate import evaluate_embedding
 
-n, full_eval, old_refresh = {n}, {full_eval}, {old_refresh}
+n, full_eval, old_refresh = {n}, {full_eval}, {old_refresh}  # noqa
 rng = np.random.default_rng(0)
 centres = rng.normal(size=(20, 128)).astype(np.float32)
 y = rng.integers(0, 20, n)
@@ -105,6 +105,9 @@ if old_refresh:  # what the trainer did before: every row embedded and searched
 tr.start()
 while len(tr.snapshot().metric_values) < 2:
     time.sleep(0.05)
+e0, s0_ = tr._budget.total_seconds, tr._thread_seconds  # the share over a window of steady training
+time.sleep({window})
+out["eval_share"] = (tr._budget.total_seconds - e0) / (tr._thread_seconds - s0_)
 t = time.perf_counter(); tr.pause()
 last, s0 = t, tr.run.state.step
 while time.perf_counter() < t + 3.0:  # when did the step count last move?
@@ -115,8 +118,6 @@ while time.perf_counter() < t + 3.0:  # when did the step count last move?
 out["pause_s"] = last - t
 tr.resume(); time.sleep(1.0)
 t = time.perf_counter(); tr.stop(); out["stop_s"] = time.perf_counter() - t
-snap = tr.snapshot()
-out["eval_share"] = snap.eval_share
 if full_eval:
     t = time.perf_counter(); tr.evaluate_full(threads=1); out["full_eval_s"] = time.perf_counter() - t
 out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -124,18 +125,20 @@ print(json.dumps(out))
 """
 
 
-def rows_section(sizes: list[int], full_eval: bool) -> list[str]:
+def rows_section(sizes: list[int], full_eval: bool, window: float) -> list[str]:
     results = []
     for n in sizes:
         print(f"rows {n:,} ...", flush=True)
-        results.append(child(ROWS_CHILD.format(n=n, full_eval=full_eval, old_refresh=n <= 100_000)))
+        results.append(child(ROWS_CHILD.format(n=n, full_eval=full_eval, old_refresh=n <= 100_000, window=window)))
         print(results[-1], flush=True)
     lines = [
         "Synthetic 128-d rows, 20 classes (Gaussian blobs), 70/30 split; each size in a fresh process. "
         "Fit: one epoch of `HRAML(random_state=0)` (defaults: batch 256, 128 -> 256 -> 64). Live refresh: one "
         "`Trainer._evaluate()` (the fixed sample); whole-set refresh: what it did before this change "
         "(every row embedded, every held-out row searched among all training rows). Pause: from `pause()` "
-        "to the last step; stop: `stop()`'s duration, both while the trainer is training and evaluating.",
+        "to the last step; stop: `stop()`'s duration, both while the trainer is training and evaluating. "
+        f"Eval share: the live evaluations' share of the training thread's time over {window:g} s of training "
+        "(after the first two evaluations).",
         "",
         "| rows | fit s/epoch | samples/s | transform s | live refresh s (sample val x ref) | whole-set refresh s | "
         "pause s | stop s | eval share | peak RSS GB |" + (" full eval s |" if full_eval else ""),
@@ -380,7 +383,7 @@ def main() -> None:
     head = machine_line()
     print(head, flush=True)
     parts = [f"`python bench/bench_scale.py --write` on: {head}.", ""]
-    parts += ["### Rows", ""] + rows_section(sizes, args.full_eval)
+    parts += ["### Rows", ""] + rows_section(sizes, args.full_eval, 2.0 if args.quick else 10.0)
     parts += ["", "### Algorithm 1", ""] + pairs_section(300 if args.quick else 5000)
     parts += ["", "### Cold start", ""] + cold_section(1 if args.quick else 5)
     parts += ["", "### The all-pairs loss in blocks", ""] + blocked_section(2 if args.quick else 10, 1024 if args.quick else 4096)
