@@ -43,7 +43,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def _prepared():
-    from dashboard.prepare import prepare_dataset
+    from hraml_dashboard.prepare import prepare_dataset
     from hraml_core.data import load_dataset
 
     return prepare_dataset(load_dataset("digits"))
@@ -77,8 +77,8 @@ def bench_simulated(p, seconds: float, service) -> dict:
     import plotly.io as pio
     import plotly.tools
 
-    from dashboard.figures import live_figures
-    from dashboard.projection import ProjectionWorker
+    from hraml_dashboard.figures import live_figures
+    from hraml_dashboard.projection import ProjectionWorker
 
     headless = [_rate(_trainer(p), seconds)]
     trainer = _trainer(p)
@@ -313,7 +313,7 @@ def bench_projection(svc) -> dict:
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
 
-    from dashboard.projection import pca_2d, procrustes_align, umap_2d
+    from hraml_dashboard.geometry import pca_2d, procrustes_align, umap_2d
     from hraml_core.trainer import Trainer
 
     X, y = load_digits(return_X_y=True)
@@ -474,7 +474,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from threadpoolctl import threadpool_limits
 
-    from dashboard.projection import UmapService
+    from hraml_dashboard.umap_process import UmapService
 
     threadpool_limits(1)  # as the app does
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())

@@ -14,37 +14,26 @@ import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/ on the path, not the repository
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+import streamlit as st
 
-import numpy as np  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from dashboard import figures  # noqa: E402
-from dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset  # noqa: E402
-from dashboard.projection import PCA, UMAP, umap_enabled, umap_service  # noqa: E402
-from dashboard.state import Session, Settings, close_session, config_from_values  # noqa: E402
-from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file  # noqa: E402
-from hraml_core.encoder import OUT_ACTIVATIONS  # noqa: E402
-from hraml_core.evaluate import METRIC_DIRECTIONS  # noqa: E402
-from hraml_core.relations import RELATIONS  # noqa: E402
-from hraml_core.samplers import SAMPLERS  # noqa: E402
-from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED  # noqa: E402
-from hraml_core.training import OPTIMIZERS, TrainConfig  # noqa: E402
+from hraml_core import params
+from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file
+from hraml_core.evaluate import METRIC_DIRECTIONS
+from hraml_core.relations import RELATIONS
+from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
+from hraml_dashboard import figures, settings_form
+from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
+from hraml_dashboard.projection import PCA, UMAP
+from hraml_dashboard.state import Session, Settings, close_session
+from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
 NO_FILE = "Choose a file to upload (CSV / TSV, ARFF or MAT), or pick a dataset."
-TASK_CHOICES = ("auto", "classification", "multilabel", "distribution")
+TASK_CHOICES = params.TASK_CHOICES
 #: Larger datasets are subsampled (seeded, stratified) to keep the page live.
 MAX_SAMPLES = 10_000
 REFRESH_S = 0.45  # a little above 2 Hz: one refresh per 0.5 s measured 1.99/s
-DEFAULTS = TrainConfig()
-SAMPLER_HELP = {
-    "batch": "all pairs inside a shuffled mini-batch (fast; default)",
-    "hard": "per sample, its nearest same-label and other-label partners in the batch (the authors' mining)",
-    "pairs": "one random pair per step: the paper's Algorithm 1 (slow, for teaching)",
-}
 
 st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 
@@ -167,9 +156,7 @@ def _selection():
         errors.append(f"Could not use this data ({type(exc).__name__}): {exc}")
         prepared = None
     try:
-        config = config_from_values({k: ss[k] for k in (
-            "relation", "hidden", "dim", "out_activation", "optimizer", "lr", "weight_decay", "batch_size",
-            "sampler", "partners", "seed") if k in ss})
+        config = settings_form.config_from_values({k: ss[k] for k in settings_form.widget_keys() if k in ss})
     except (ValueError, TypeError) as exc:
         errors.append(f"Bad setting: {exc}")
         config = None
@@ -261,36 +248,22 @@ def sidebar(data_dir: str | None) -> None:
             elif lname.removesuffix(".gz").endswith(".arff"):
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
-    sb.header("Relation")
-    rel_names = list(RELATIONS)
-    sb.selectbox("Relation g", rel_names, index=rel_names.index(DEFAULTS.relation), key="relation",
-                 help="The label relation that squared embedding distances are trained to match.")
-    rel = RELATIONS[st.session_state.get("relation", DEFAULTS.relation)]
-    sb.markdown(f"`{rel.formula}`")
-    sb.caption(rel.description)
-
-    sb.header("Encoder")
-    c1, c2 = sb.columns(2)
-    c1.text_input("Hidden sizes", ",".join(map(str, DEFAULTS.hidden)), key="hidden", help="e.g. 256 or 256,128")
-    c2.number_input("Embedding size", 1, 1024, DEFAULTS.dim, key="dim")
-    sb.selectbox("Output activation", OUT_ACTIVATIONS, index=OUT_ACTIVATIONS.index(DEFAULTS.out_activation), key="out_activation")
-
-    sb.header("Optimiser")
-    c1, c2 = sb.columns(2)
-    c1.selectbox("Optimiser", OPTIMIZERS, index=OPTIMIZERS.index(DEFAULTS.optimizer), key="optimizer",
-                 help="amsgrad: Adam without the sudden loss spikes that Adam makes in long runs, after it "
-                      "has converged; sgd: with momentum 0.9, the authors' choice")
-    c2.number_input("Learning rate", min_value=1e-8, max_value=1e12, value=DEFAULTS.lr, step=1e-4, format="%.1e", key="lr")
-    c1, c2 = sb.columns(2)
-    c1.number_input("Weight decay", min_value=0.0, max_value=10.0, value=DEFAULTS.weight_decay, step=1e-5, format="%.1e", key="weight_decay")
-    c2.number_input("Batch size", 2, 8192, DEFAULTS.batch_size, step=32, key="batch_size")
-
-    sb.header("Pairs")
-    c1, c2 = sb.columns(2)
-    c1.selectbox("Sampler", SAMPLERS, index=SAMPLERS.index(DEFAULTS.sampler), key="sampler",
-                 help="; ".join(f"{k}: {v}" for k, v in SAMPLER_HELP.items()))
-    c2.number_input("Partners", 1, 64, DEFAULTS.partners, key="partners", help="partners per sample (hard sampler)")
-    sb.number_input("Seed", 0, 2**31 - 1, int(DEFAULTS.seed), key="seed")
+    specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
+    for group in params.GROUPS:
+        basic = [w for w in specs if w.group == group and not w.advanced]
+        if basic:
+            sb.header(settings_form.GROUP_TITLES[group])
+        for w in basic:
+            settings_form.render(sb, w)
+            if w.key == "relation":  # the chosen relation's formula, under its box
+                rel = RELATIONS.get(st.session_state.get("relation", w.default))
+                if rel is not None:
+                    sb.markdown(f"`{rel.formula}`")
+                    sb.caption(rel.description)
+    advanced = sb.expander("Advanced settings", expanded=False)
+    for w in specs:
+        if w.advanced:
+            settings_form.render(advanced, w)
 
     sb.header("Display")
     sb.slider("Heatmap points", 50, 1000, 300, step=50, key="probe_size",

@@ -1,9 +1,9 @@
 """Baseline fits in a child process, so that a fit can be cancelled (a Python thread cannot be killed).
 
-:class:`BaselineFit` is one fit. Its daemon thread (name ``hraml-baseline-N``) starts a plain
-``python -c`` child (:mod:`dashboard.child`, one BLAS / OpenMP / torch thread, so that the training
-thread keeps its speed on a small machine), sends it the request on stdin, then waits for the
-child's answers or its end; :meth:`BaselineFit.cancel` terminates the child. Answers from the child
+:class:`BaselineFit` is one fit. Its daemon thread (name ``hraml-baseline-N``) starts a child
+process (:mod:`hraml_dashboard.child`, one BLAS / OpenMP / torch thread, so that the training
+thread keeps its speed on a small machine), sends it the request over their pipe, then waits for
+the child's answers or its end; :meth:`BaselineFit.cancel` terminates the child. Answers from the child
 (:func:`serve`): ``("fitting",)`` once its imports are done, then ``("done", value)`` or
 ``("failed", message)``.
 
@@ -26,34 +26,34 @@ _ids = itertools.count(1)
 
 def serve() -> None:
     """The child's main: receive (name, task, metric, X_train, Y_train, X_val, Y_val), fit, answer."""
-    out, inp = child.streams()
+    conn = child.connection()
     # Ctrl-C on the server reaches the whole process group: the parent ends us, without a traceback here
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import warnings
 
     warnings.filterwarnings("ignore")  # metric-learn's FutureWarnings would fill the server's log
     try:
-        name, task, metric, X_train, Y_train, X_val, Y_val = child.recv(inp)
+        name, task, metric, X_train, Y_train, X_val, Y_val = conn.recv()
     except (EOFError, OSError, pickle.UnpicklingError):  # the parent is gone, or cancelled early
         return
-    # Our stdin closes when the parent closes it or dies (even killed outright): stop then rather
-    # than fit on for minutes.
-    threading.Thread(target=lambda: (inp.read(), os._exit(1)), daemon=True).start()
+    # The parent sends nothing more: the pipe becoming readable means it closed its end or died
+    # (even killed outright). Stop then rather than fit on for minutes.
+    threading.Thread(target=lambda: (conn.poll(None), os._exit(1)), daemon=True).start()
     try:
         import numpy as np
 
         from hraml_core.baselines import get_baseline
         from hraml_core.evaluate import evaluate_embedding
 
-        child.send(out, (FITTING,))
+        conn.send((FITTING,))
         Xtr, Xva = np.array(X_train, np.float64), np.array(X_val, np.float64)
         Ytr, Yva = np.array(Y_train), np.array(Y_val)
         model = get_baseline(name).fit(Xtr, Ytr)
         value = evaluate_embedding(task, model.transform(Xtr), Ytr, model.transform(Xva), Yva)[metric]
-        child.send(out, ("done", float(value)))
+        conn.send(("done", float(value)))
     except Exception as exc:  # the message is shown in the app
         try:
-            child.send(out, ("failed", f"{type(exc).__name__}: {exc}"))
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         except OSError:  # the parent is gone
             pass
 
@@ -103,14 +103,15 @@ class BaselineFit:
             self.thread.join(timeout)
 
     def _run(self) -> None:
-        answer, proc = None, None
+        answer, proc, conn = None, None, None
         try:
-            proc = self._proc = child.spawn("from dashboard.baseline_process import serve; serve()")
+            proc, conn = child.spawn("from hraml_dashboard.baseline_process import serve; serve()")
+            self._proc = proc
             if self._cancelled.is_set():  # cancel() came before there was a process to end
                 proc.terminate()
-            child.send(proc.stdin, self._request)  # blocks until the child has read it (or has ended)
+            conn.send(self._request)
             while answer is None:
-                msg = child.recv(proc.stdout)  # EOFError once the child has ended
+                msg = conn.recv()  # EOFError once the child has ended
                 if msg[0] == FITTING:
                     self.phase, self._fitting_since = FITTING, time.monotonic()
                 else:
@@ -121,7 +122,7 @@ class BaselineFit:
             answer = ("failed", f"{type(exc).__name__}: {exc}")
         finally:
             self._request = None
-            child.end(proc)  # after its answer the child is returning: closing its stdin ends it anyway
+            child.end(proc, conn)  # after its answer the child is returning: closing the pipe ends it anyway
         seconds = time.monotonic() - (self._fitting_since or self.started)
         if answer is not None:
             status, payload = answer

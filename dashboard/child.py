@@ -1,53 +1,63 @@
-"""Worker processes of the dashboard: a plain ``python -c`` child talking length-prefixed pickles.
+"""How the dashboard runs work in another process (the UMAP frames, the baseline fits).
 
-Used by the UMAP service (``projection.py``) and the baseline fits (``baseline_process.py``). Not
-multiprocessing: under Streamlit ``__main__`` is the app script, and multiprocessing's spawn (or
-forkserver) would run that script again in the child, page and all; fork is out too, the server
-holds torch and threads. The parent writes requests to the child's stdin and reads answers from its
-stdout; the child's prints go to stderr. The child's stdin closing means the parent is gone.
+A child is a plain ``python -c "<call>"`` process holding one end of a
+:func:`multiprocessing.Pipe`; messages are pickled and framed by
+:class:`multiprocessing.connection.Connection`. Not multiprocessing's process start methods: under
+Streamlit ``__main__`` is the app script, and spawn (or forkserver) would run that script again in
+the child, page and all; fork is out too, the server holds torch and threads. Only the pipe's
+framing is borrowed.
+
+The parent's end closing (the parent ended, even killed outright) makes the child's ``recv``
+raise ``EOFError``: the child's cue to exit.
 
 This module imports only the standard library: a child loads it before anything heavy.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
-import pickle
-import struct
 import subprocess
 import sys
-from pathlib import Path
+from multiprocessing.connection import Connection
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The environment variable that tells a child which file descriptor is its end of the pipe.
+FD_VARIABLE = "HRAML_CHILD_FD"
 #: One thread per BLAS / OpenMP / numba pool: on a small machine extra threads only spin, and the
 #: training thread in the server keeps its speed.
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def spawn(call: str) -> subprocess.Popen:
-    """Start ``python -c "from dashboard.<...> import ...; <call>"`` with pipes on stdin and stdout.
-
-    ``call`` is the code to run, e.g. ``"from dashboard.projection import serve; serve()"``.
-    """
+def spawn(call: str) -> tuple[subprocess.Popen, Connection]:
+    """Start ``python -c call`` (e.g. ``"from hraml_dashboard.umap_process import serve; serve()"``)
+    and return the process and the parent's end of its pipe."""
+    parent_end, child_end = multiprocessing.Pipe(duplex=True)
+    fd = child_end.fileno()
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update({var: "1" for var in ONE_THREAD})
-    return subprocess.Popen(
-        [sys.executable, "-c", call],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
-        close_fds=True,
-    )
+    env[FD_VARIABLE] = str(fd)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", call],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(fd,), env=env,
+        )
+    finally:
+        child_end.close()  # the child holds its own copy; ours would keep the pipe open forever
+    return proc, parent_end
 
 
-def end(proc: subprocess.Popen | None, grace: float = 1.0) -> None:
-    """Close ``proc``'s pipes (a child that reads its stdin takes that as its cue to exit), give it
+def connection() -> Connection:
+    """In the child: its end of the pipe."""
+    return Connection(int(os.environ[FD_VARIABLE]))
+
+
+def end(proc: subprocess.Popen | None, conn: Connection | None = None, grace: float = 1.0) -> None:
+    """Close the pipe (a child waiting on it takes that as its cue to exit), give the child
     ``grace`` seconds, then terminate it, then kill it; it is reaped either way."""
+    if conn is not None:
+        conn.close()
     if proc is None:
         return
-    for f in (proc.stdin, proc.stdout):
-        try:
-            f.close()
-        except Exception:  # already closed, or a broken pipe while flushing
-            pass
     for stop in (None, proc.terminate, proc.kill):
         if stop is not None:
             stop()
@@ -56,34 +66,3 @@ def end(proc: subprocess.Popen | None, grace: float = 1.0) -> None:
             return
         except subprocess.TimeoutExpired:
             pass
-
-
-def streams():
-    """In the child: (out, inp), binary streams for the protocol; fd 1 then points at stderr, so
-    that whatever a library prints cannot corrupt the answers."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    inp = os.fdopen(os.dup(0), "rb")
-    return out, inp
-
-
-def _read_exact(f, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = f.read(n - len(buf))
-        if not chunk:
-            raise EOFError("pipe closed")
-        buf += chunk
-    return bytes(buf)
-
-
-def send(f, obj) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    f.write(struct.pack("<Q", len(data)) + data)
-    f.flush()
-
-
-def recv(f):
-    """The next message; ``EOFError`` when the other side has closed the pipe (or ended)."""
-    (n,) = struct.unpack("<Q", _read_exact(f, 8))
-    return pickle.loads(_read_exact(f, n))

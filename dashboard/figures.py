@@ -1,7 +1,7 @@
 """The dashboard's figures: pure functions from arrays to plotly figures (no Streamlit, no torch).
 
 Large arrays go in as float32 numpy arrays, never as lists (plotly serialises numpy arrays as
-compact typed arrays; ``.tolist()`` is ~30x slower and 3x larger, see PLATFORM.md). Every figure
+compact typed arrays; ``.tolist()`` is ~30x slower and 3x larger, see ../shared/reference/PLATFORM.md). Every figure
 sets ``uirevision`` so that a user's zoom survives the live refreshes.
 """
 from __future__ import annotations

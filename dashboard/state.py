@@ -24,52 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
-from hraml_core.training import TrainConfig, sequence_of_ints
+from hraml_core.training import TrainConfig
 
-from . import export
+from . import export, settings_form
 from .baseline_process import BaselineFit
 from .prepare import Prepared
 from .projection import ProjectionWorker
 
-#: Widget key -> (TrainConfig field, human name). The app's widgets use these keys.
-CONFIG_FIELDS: dict[str, tuple[str, str]] = {
-    "relation": ("relation", "relation"),
-    "hidden": ("hidden", "hidden sizes"),
-    "dim": ("dim", "embedding size"),
-    "out_activation": ("out_activation", "output activation"),
-    "optimizer": ("optimizer", "optimiser"),
-    "lr": ("lr", "learning rate"),
-    "weight_decay": ("weight_decay", "weight decay"),
-    "batch_size": ("batch_size", "batch size"),
-    "sampler": ("sampler", "pair sampler"),
-    "partners": ("partners", "partners per sample"),
-    "seed": ("seed", "seed"),
-}
-DEFAULTS = TrainConfig()
 _session_ids = itertools.count(1)
 _sessions: "weakref.WeakSet[Session]" = weakref.WeakSet()
-
-
-def config_from_values(values: Mapping) -> TrainConfig:
-    """A TrainConfig from widget values (keys of :data:`CONFIG_FIELDS`; missing ones default).
-
-    Raises ``ValueError`` with a readable message for a bad value (e.g. hidden sizes "12,x").
-    """
-    kw = {}
-    for key, (field, _) in CONFIG_FIELDS.items():
-        if key not in values or values[key] is None:
-            continue
-        v = values[key]
-        if field == "hidden":
-            v = sequence_of_ints(v, "hidden sizes") if not isinstance(v, tuple) else v
-        elif field in ("dim", "batch_size", "partners", "seed"):
-            v = int(v)
-        elif field in ("lr", "weight_decay"):
-            v = float(v)
-        kw[field] = v
-    return TrainConfig(**kw)
 
 
 @dataclass(frozen=True)
@@ -87,9 +51,7 @@ def changed_settings(old: Settings, new: Settings) -> list[str]:
     out = []
     if old.data_key != new.data_key:
         out.append("dataset")
-    for key, (field, name) in CONFIG_FIELDS.items():
-        if getattr(old.config, field) != getattr(new.config, field):
-            out.append(name)
+    out += settings_form.changed_settings(old.config, new.config)
     if old.probe_size != new.probe_size:
         out.append("heatmap points")
     if old.display_size != new.display_size:
@@ -330,7 +292,7 @@ class Session:
             snap = trainer.snapshot()
             if snap.step == 0:
                 return None
-            config = {} if settings is None else dataclasses.asdict(settings.config)
+            config = {} if settings is None else settings.config.to_dict()
             baselines = dict(baselines)
 
             def embeddings() -> str:

@@ -16,9 +16,7 @@ COMMAND_MODULES = (
     "hraml_core.commands.dashboard",
 )
 
-
-class CommandError(Exception):
-    """An error in what the user asked for: printed as one line, exit status 2, no traceback."""
+from hraml_core.commands import CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a flag argparse refused (it has printed why)
+        return int(exc.code or 0)
     from hraml_core.data.errors import DatasetError
 
     try:
@@ -48,8 +49,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # `python -m hraml_core.cli`; `python -m hraml_core` works too
-    # Re-import by name: run as __main__, this file's CommandError would be a second class,
-    # distinct from the one the command modules raise.
-    from hraml_core.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

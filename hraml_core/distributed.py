@@ -33,9 +33,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .loss import pairwise_sq_dists
-from .relations import RELATIONS, get_relation, relation_max, relation_scale
-from .samplers import SAMPLERS
-from .training import TrainConfig, TrainingRun, sequence_of_ints
+from . import params
+from .relations import get_relation, relation_max, relation_scale
+from .training import TrainConfig, TrainingRun
 
 #: Samplers whose pairs lie inside a batch, and so extend to the union of the ranks' batches.
 CROSS_RANK_SAMPLERS = ("batch", "hard")
@@ -268,14 +268,25 @@ def _train_and_save(args, rank: int, world: int, device: str) -> None:
     standardise_over_shards(pre, ds.X[rows], device)
     X = pre.transform(ds.X[rows])
     targets = ds.targets()
-    config = TrainConfig(hidden=args.hidden, dim=args.dim, sampler=args.sampler, batch_size=args.batch_size, lr=args.lr,
-                         relation=args.relation, seed=args.seed, device=device)
-    run = fit_distributed(X, targets.Y[rows], targets.task, config, args.epochs, args.cross_rank_pairs)
+    config = _config(args).replace(device=device)
+    run = fit_distributed(X, targets.Y[rows], targets.task, config, args.max_epochs, args.cross_rank_pairs)
     if rank == 0:
         model = HRAML.from_training_run(run, targets.classes)
         model.save(args.out)
         pre.save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
         print(f"{world} ranks, {run.state.step} steps each; saved {args.out}")
+
+
+def _entry_point_flag(p: params.Param) -> bool:
+    """The declared parameters the entry point honours: the run's settings (each rank picks its own
+    device) and the number of epochs; the estimator's fit options do not apply here."""
+    return (p.config and p.name != "device") or p.name == "max_epochs"
+
+
+def _config(args) -> TrainConfig:
+    """The run's settings from the parsed flags (the declared hyperparameters, plus the seed)."""
+    values = params.values_from_args(args, where="config")
+    return TrainConfig(**values, seed=args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,28 +295,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--preprocessing", default="standardize")
-    defaults = TrainConfig()
-    ap.add_argument("--epochs", type=int, default=100)
-    ap.add_argument("--hidden", default=",".join(map(str, defaults.hidden)), help="hidden sizes, e.g. 256 or 512,256")
-    ap.add_argument("--dim", type=int, default=defaults.dim, help="embedding size")
-    ap.add_argument("--sampler", default=defaults.sampler, choices=SAMPLERS)
-    ap.add_argument("--batch-size", type=int, default=defaults.batch_size, help="rows per rank and step")
-    ap.add_argument("--lr", type=float, default=defaults.lr)
-    ap.add_argument("--relation", default=defaults.relation, choices=sorted(RELATIONS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the shards and of training (default 0)")
     ap.add_argument("--cross-rank-pairs", action=argparse.BooleanOptionalAction, default=True,
                     help="pair rows across the ranks' batches (default), or only inside each rank's batch")
     ap.add_argument("--out", default="model.safetensors")
+    params.add_arguments(ap, helps={"batch_size": "Rows per rank and step."}, select=_entry_point_flag)
     args = ap.parse_args(argv)
     # Bad settings fail here, once, before any process group: not as one traceback per rank.
     try:
-        args.hidden = sequence_of_ints(args.hidden, "--hidden")
-        TrainConfig(hidden=args.hidden, dim=args.dim, sampler=args.sampler, batch_size=args.batch_size, lr=args.lr,
-                    relation=args.relation)
+        config = _config(args)
     except ValueError as exc:
         ap.error(str(exc))
-    if args.cross_rank_pairs and args.sampler not in CROSS_RANK_SAMPLERS:
-        ap.error(f"--sampler {args.sampler} draws one pair per step and cannot pair across ranks: "
+    if args.cross_rank_pairs and config.sampler not in CROSS_RANK_SAMPLERS:
+        ap.error(f"--sampler {config.sampler} draws one pair per step and cannot pair across ranks: "
                  f"add --no-cross-rank-pairs, or use {' or '.join(CROSS_RANK_SAMPLERS)}")
 
     cuda = torch.cuda.is_available()

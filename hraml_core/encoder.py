@@ -6,8 +6,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-OUT_ACTIVATIONS = ("tanh", "none")
-INITS = ("paper", "torch")
+from . import params
+
+OUT_ACTIVATIONS = params.choices("out_activation")
+INITS = params.choices("init")
 #: The paper's initialisation: weights U[-0.2, 0.2], biases 0.
 PAPER_INIT_RANGE = 0.2
 

@@ -16,17 +16,17 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import params
 from .encoder import MLPEncoder
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
 from .tasks import CLASSIFICATION, can_stratify, encode_targets
-from .training import TrainingDiverged, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 FORMAT = "hraml-explorer/1"
-#: One source for the defaults shared with TrainConfig (the Trainer and the dashboard use it).
-_DEFAULTS = TrainConfig()
 
 
+@params.declare_parameters(params.PARAMS)
 class HRAML(TransformerMixin, BaseEstimator):
     """Hierarchical Relationship Alignment Metric Learning (Gu, arXiv 2103.15107).
 
@@ -34,45 +34,9 @@ class HRAML(TransformerMixin, BaseEstimator):
     relation g(y_i, y_j) between labels. ``fit(X, Y)`` takes class labels (1-D), a multi-label
     0/1 indicator matrix, or label distributions (rows summing to 1); ``transform`` returns f(X).
 
-    Parameters
-    ----------
-    hidden : sequence of int, default (256,)
-        Widths of the tanh hidden layers (``()`` for one linear layer).
-    dim : int, default 64
-        Embedding size.
-    relation : str or callable, default "l1"
-        Label relation g (``hraml_core.relations.RELATIONS``); "l1" is the paper's eq. 11.
-    scale : "auto", "max", "none" or float, default "auto"
-        Factor applied to g (see ``hraml_core.relations``); "auto" keeps the paper's g when it is
-        at most 2 and shrinks it into [0, 2] otherwise.
-    sampler : {"batch", "hard", "pairs"}, default "batch"
-        Pair sampling (``hraml_core.samplers``).
-    batch_size : int, default 256
-        Samples per step ("batch", "hard").
-    max_epochs : int, default 100
-        Passes over the training set (an epoch of "pairs" is n single-pair steps).
-    lr : float, default 3e-3
-        Learning rate.
-    weight_decay : float, default 5e-5
-        lambda of eq. 5, on the per-pair mean of the alignment term.
-    optimizer : {"adam", "amsgrad", "sgd"}, default "adam"
-        "sgd" uses ``momentum`` (the authors' choice: SGD, momentum 0.9).
-    out_activation : {"tanh", "none"}, default "tanh"
-        Activation of the output layer before normalisation (tanh as the authors' code).
-    init : {"paper", "torch"}, default "paper"
-        "paper": weights U[-0.2, 0.2], biases 0.
-    partners, balance, sampling_power :
-        Parameters of the "hard" sampler.
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the training data, evaluate the task's metric after each
-        epoch, stop after ``n_iter_no_change`` epochs without improvement and keep the best weights.
-    task : {"auto", "classification", "multilabel", "distribution"}, default "auto"
-    random_state : int, RandomState or None
-        Seeds initialisation and sampling; an int makes runs reproducible.
-    n_threads : int, default 1
-        torch threads while fitting (one is fastest on small machines; 0 leaves torch's setting).
-    device : str, default "cpu"
-        torch device to train on ("cuda" where available).
+    Every parameter is declared once, in :mod:`hraml_core.params` (this section is generated from it).
+
+    {parameters}
 
     Attributes
     ----------
@@ -88,58 +52,6 @@ class HRAML(TransformerMixin, BaseEstimator):
         (None without early_stopping)
     best_validation_score_ : float, with early_stopping: the score of the weights kept
     """
-
-    def __init__(
-        self,
-        hidden=_DEFAULTS.hidden,
-        dim=_DEFAULTS.dim,
-        relation=_DEFAULTS.relation,
-        scale=_DEFAULTS.scale,
-        sampler=_DEFAULTS.sampler,
-        batch_size=_DEFAULTS.batch_size,
-        max_epochs=100,
-        lr=_DEFAULTS.lr,
-        weight_decay=_DEFAULTS.weight_decay,
-        optimizer=_DEFAULTS.optimizer,
-        momentum=_DEFAULTS.momentum,
-        out_activation=_DEFAULTS.out_activation,
-        init=_DEFAULTS.init,
-        partners=_DEFAULTS.partners,
-        balance=_DEFAULTS.balance,
-        sampling_power=_DEFAULTS.sampling_power,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        task="auto",
-        random_state=None,
-        n_threads=1,
-        device="cpu",
-        verbose=False,
-    ):
-        self.hidden = hidden
-        self.dim = dim
-        self.relation = relation
-        self.scale = scale
-        self.sampler = sampler
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.out_activation = out_activation
-        self.init = init
-        self.partners = partners
-        self.balance = balance
-        self.sampling_power = sampling_power
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.task = task
-        self.random_state = random_state
-        self.n_threads = n_threads
-        self.device = device
-        self.verbose = verbose
 
     # -- scikit-learn plumbing ----------------------------------------------------------------
     def __sklearn_tags__(self):
@@ -159,25 +71,8 @@ class HRAML(TransformerMixin, BaseEstimator):
         ``TrainingRun`` yourself, e.g. a validation curve, without the two drifting apart."""
         if seed is None:
             seed = self._seed()
-        return TrainConfig(
-            hidden=sequence_of_ints(self.hidden, "hidden"),
-            dim=int(self.dim),
-            out_activation=self.out_activation,
-            init=self.init,
-            relation=self.relation,
-            scale=self.scale,
-            sampler=self.sampler,
-            batch_size=int(self.batch_size),
-            partners=int(self.partners),
-            balance=float(self.balance),
-            sampling_power=float(self.sampling_power),
-            optimizer=self.optimizer,
-            lr=float(self.lr),
-            momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay),
-            seed=seed,
-            device=self.device,
-        )
+        values = {p.name: getattr(self, p.name) for p in TrainConfig.__params__ if p.estimator}
+        return TrainConfig(**values, seed=seed)
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X, Y):
@@ -185,8 +80,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         X, Y = validate_data(
             self, X, Y, multi_output=True, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False
         )
-        if not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        params.check_values(self, self.__declared_params__)
         targets = encode_targets(Y, self.task)
         self.task_ = targets.task
         if targets.classes is not None:
@@ -197,8 +91,6 @@ class HRAML(TransformerMixin, BaseEstimator):
         X_val = Y_val = None
         X_fit, Y_fit, y_fit = X, targets.Y, Y
         if self.early_stopping:
-            if not 0 < self.validation_fraction < 1:
-                raise ValueError(f"validation_fraction must lie in (0, 1), got {self.validation_fraction!r}")
             stratify = Y if self.task_ == CLASSIFICATION and can_stratify(Y, self.validation_fraction) else None
             X_fit, X_val, Y_fit, Y_val, y_fit, y_val = train_test_split(
                 X, targets.Y, Y, test_size=self.validation_fraction, random_state=seed, stratify=stratify
@@ -253,12 +145,8 @@ class HRAML(TransformerMixin, BaseEstimator):
     def from_training_run(cls, run: TrainingRun, classes=None) -> "HRAML":
         """A fitted HRAML holding a copy of ``run``'s current weights (the caller keeps them still)."""
         c = run.config
-        model = cls(
-            hidden=c.hidden, dim=c.dim, relation=c.relation, scale=c.scale, sampler=c.sampler,
-            batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay, optimizer=c.optimizer,
-            momentum=c.momentum, out_activation=c.out_activation, init=c.init, partners=c.partners,
-            balance=c.balance, sampling_power=c.sampling_power, task=run.task, random_state=c.seed,
-        )
+        shared = {p.name: getattr(c, p.name) for p in c.__params__ if p.estimator}
+        model = cls(**shared, task=run.task, random_state=c.seed)
         encoder = MLPEncoder(run.X.shape[1], c.hidden, c.dim, c.out_activation, "torch")
         encoder.load_state_dict(run.state_dict())
         model.encoder_ = encoder.eval()
@@ -317,10 +205,10 @@ class HRAML(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "encoder_")
         if not isinstance(self.relation, str) or self.relation not in RELATIONS:
             raise ValueError("save() supports registered relation names only, not a custom callable")
-        params = self.get_params()
-        params["hidden"] = list(sequence_of_ints(self.hidden, "hidden"))
-        if isinstance(params["random_state"], np.random.RandomState):
-            params["random_state"] = None
+        declared = params.check_values(self, self.__declared_params__)
+        if not isinstance(declared["random_state"], (int, type(None))):
+            declared["random_state"] = None  # a RandomState object is not a value to save
+        saved = {name: params.get(name).to_json(v) for name, v in declared.items()}
         fitted = {
             "task_": self.task_,
             "n_features_in_": int(self.n_features_in_),
@@ -333,7 +221,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         if hasattr(self, "classes_"):
             fitted["classes_"] = self.classes_.tolist()
             fitted["classes_dtype"] = self.classes_.dtype.str
-        meta = {"format": FORMAT, "params": json.dumps(params), "fitted": json.dumps(fitted)}
+        meta = {"format": FORMAT, "params": json.dumps(saved), "fitted": json.dumps(fitted)}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.encoder_.state_dict().items()}
@@ -354,12 +242,16 @@ class HRAML(TransformerMixin, BaseEstimator):
             raise ValueError(f"{path}: not a readable HRAML model file ({exc})") from exc
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not an HRAML model file (format {meta.get('format')!r})")
-        params = json.loads(meta["params"])
+        saved = json.loads(meta["params"])
         fitted = json.loads(meta["fitted"])
-        params["hidden"] = tuple(params["hidden"])
-        model = cls(**params)
+        known = {p.name for p in cls.__declared_params__}
+        # A parameter this version does not declare cannot be honoured: say so rather than guess.
+        unknown = sorted(set(saved) - known)
+        if unknown:
+            raise ValueError(f"{path}: saved with parameters this version does not know ({', '.join(unknown)})")
+        model = cls(**{k: params.get(k).check(v) for k, v in saved.items()})
         encoder = MLPEncoder(
-            fitted["n_features_in_"], params["hidden"], params["dim"], params["out_activation"], "torch"
+            fitted["n_features_in_"], model.hidden, model.dim, model.out_activation, "torch"
         )
         encoder.load_state_dict(state)
         model.encoder_ = encoder.eval()

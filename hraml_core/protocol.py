@@ -1,7 +1,7 @@
 """The paper's evaluation protocol: k-fold cross-validation, model selection inside the training
 folds, and the task's nearest-neighbour evaluation on the test fold.
 
-Per fold (PROTOCOL.md, from the authors' code):
+Per fold (../shared/reference/PROTOCOL.md, from the authors' code):
 
 1. Split: stratified k-fold for classes, shuffled k-fold otherwise (10 folds by default).
 2. Preprocessing fitted on the training fold only (optional PCA to 100 dimensions; standardisation).

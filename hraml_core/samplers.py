@@ -20,9 +20,11 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from . import params
 from .tasks import CLASSIFICATION
 
-SAMPLERS = ("batch", "hard", "pairs")
+#: The sampler names, declared with the ``sampler`` parameter (hraml_core.params).
+SAMPLERS = params.choices("sampler")
 
 Pairs = tuple[torch.Tensor, torch.Tensor]
 

@@ -23,7 +23,7 @@ from .evaluate import PRIMARY_METRIC, EvaluationCancelled, evaluate_embedding
 from .heldout import EVAL_SHARE, METRIC_REF_ROWS, METRIC_VAL_ROWS, EvalBudget, full_evaluation, sample_rows
 from .loss import pairwise_sq_dists
 from .tasks import CLASSIFICATION, display_labels, encode_targets, label_order
-from .training import TrainingDiverged, TrainConfig, TrainingRun
+from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
 #: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
@@ -314,8 +314,11 @@ class Trainer:
         return self._stop_requested.is_set() or self._status == PAUSED
 
     def _loop(self) -> None:
-        if self.n_threads:
-            torch.set_num_threads(int(self.n_threads))
+        # torch's thread count is process-wide: set for the loop, restored when it ends.
+        with torch_threads(self.n_threads):
+            self._train()
+
+    def _train(self) -> None:
         loop_start = time.perf_counter()
         try:
             run = self.run

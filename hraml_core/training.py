@@ -9,92 +9,78 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from . import params
 from .closed_form import ClosedFormPairs
-from .encoder import INITS, OUT_ACTIVATIONS, MLPEncoder
+from .encoder import MLPEncoder
 from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_alignment_loss, l2_penalty,
                    pair_block_rows, pairwise_sq_dists)
-from .optim import OPTIMIZERS, FusedOptimizer
+from .optim import FusedOptimizer
 from .relations import get_relation, relation_max, relation_scale, unique_rows
-from .samplers import SAMPLERS, make_sampler
+from .samplers import make_sampler
 from .tasks import TASKS
 
+OPTIMIZERS = params.choices("optimizer")
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a run. The defaults are also HRAML's (tuned on digits; see tests/test_estimator.py)."""
 
-    hidden: tuple[int, ...] = (256,)
-    dim: int = 64
-    out_activation: str = "tanh"
-    init: str = "paper"
-    relation: str = "l1"
-    scale: str | float = "auto"
-    sampler: str = "batch"
-    batch_size: int = 256
-    partners: int = 4
-    balance: float = 0.5
-    sampling_power: float = 1.0
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-5
-    seed: int | None = 0
-    device: str = "cpu"
-    #: Steps between reads of the loss for the divergence guard; None: every step on the CPU, every
-    #: 16 on a GPU, where each read waits for the device to finish its queue (docs/BENCHMARKS.md).
-    check_every: int | None = None
-    #: Memory (MiB) a step's B x B pair matrices may take: larger batches compute the all-pairs
-    #: loss in row blocks (same value and gradient; hraml_core.loss.pair_block_rows).
-    pair_memory_mb: float = 1024.0
-    #: On a GPU, capture the `batch` sampler's step (forward, backward, update) in a CUDA graph
-    #: and replay it: one launch instead of ~60 (hraml_core.cuda_graph). Off by default until
-    #: measured on a GPU (docs/BENCHMARKS.md, section Scale); ignored on the CPU.
-    cuda_graphs: bool = False
+class _ConfigMethods:
+    """Methods of :data:`TrainConfig`, whose fields come from :data:`hraml_core.params.PARAMS`."""
+
+    __params__: tuple[params.Param, ...] = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         problems = []
-        if self.out_activation not in OUT_ACTIVATIONS:
-            problems.append(f"out_activation must be one of {OUT_ACTIVATIONS}, got {self.out_activation!r}")
-        if self.init not in INITS:
-            problems.append(f"init must be one of {INITS}, got {self.init!r}")
-        if self.sampler not in SAMPLERS:
-            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if int(self.dim) < 1 or any(h < 1 for h in self.hidden):
-            problems.append(f"dim and hidden sizes must be positive, got dim={self.dim}, hidden={self.hidden}")
-        if int(self.batch_size) < 2:
-            problems.append(f"batch_size must be at least 2, got {self.batch_size}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"lr must be a positive finite number, got {self.lr!r}")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            problems.append(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must lie in [0, 1), got {self.momentum!r}")
-        if self.check_every is not None and not (isinstance(self.check_every, int) and self.check_every >= 1):
-            problems.append(f"check_every must be a positive int or None, got {self.check_every!r}")
-        if not (isinstance(self.pair_memory_mb, (int, float)) and math.isfinite(self.pair_memory_mb)
-                and self.pair_memory_mb > 0):
-            problems.append(f"pair_memory_mb must be a positive number, got {self.pair_memory_mb!r}")
-        if not isinstance(self.cuda_graphs, bool):
-            problems.append(f"cuda_graphs must be True or False, got {self.cuda_graphs!r}")
+        for p in self.__params__:
+            try:
+                object.__setattr__(self, p.name, p.check(getattr(self, p.name)))
+            except ValueError as exc:
+                problems.append(str(exc))
+        problems += self._cross_checks() if not problems else []
         if problems:
             raise ValueError("; ".join(problems))
 
+    def _cross_checks(self) -> list[str]:
+        """Rules the declaration cannot state: names that are looked up in registries."""
+        from .relations import RELATIONS, Relation
+
+        problems = []
+        if isinstance(self.relation, str) and self.relation not in RELATIONS:
+            problems.append(f"relation must be one of {', '.join(RELATIONS)} (or a callable), got {self.relation!r}")
+        elif not isinstance(self.relation, (str, Relation)) and not callable(self.relation):
+            problems.append(f"relation must be a name, a Relation or a callable, got {self.relation!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            problems.append(f"device must be a torch device such as 'cpu' or 'cuda', got {self.device!r}")
+        return problems
+
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """The settings as JSON-ready values (what a model folder or run directory stores)."""
+        return params.config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, values) -> "TrainConfig":
+        return params.config_from_dict(cls, values)
 
     def loss_check_interval(self) -> int:
         if self.check_every is not None:
             return self.check_every
         return 1 if torch.device(self.device).type == "cpu" else 16
+
+
+TrainConfig = params.config_class(params.PARAMS, _ConfigMethods, "TrainConfig", __name__)
+TrainConfig.__doc__ = """Everything that defines a run: one field per ``config`` parameter of
+:data:`hraml_core.params.PARAMS` (same names, defaults and checks as :class:`hraml_core.HRAML`'s).
+Frozen; ``replace(**changes)`` makes a modified copy; ``to_dict`` / ``from_dict`` convert to and
+from JSON-ready values."""
 
 
 #: A loss this many times above the first step's (and above 1) counts as diverged. The alignment
@@ -385,18 +371,3 @@ class TrainingRun:
             for saved, p in zip(self._checkpoint, self.encoder.parameters()):
                 saved.copy_(p)
         self._checkpoint_state = (self.state.step, self.state.pairs_seen)
-
-
-def sequence_of_ints(value, name: str) -> tuple[int, ...]:
-    """Accept ``256``, ``(256, 128)`` or ``"256,128"`` for layer sizes."""
-    if isinstance(value, str):
-        parts = [p for p in value.replace(" ", "").split(",") if p]
-        try:
-            return tuple(int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"{name} must be integers separated by commas, got {value!r}") from None
-    if isinstance(value, (int, np.integer)):
-        return (int(value),)
-    if isinstance(value, Sequence):
-        return tuple(int(v) for v in value)
-    raise ValueError(f"{name} must be an int, a sequence of ints or a comma-separated string, got {value!r}")

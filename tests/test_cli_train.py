@@ -75,15 +75,3 @@ def test_sparse_input_goes_through_truncated_svd():
         Preprocessor("whiten")
 
 
-def test_cli_defaults_match_the_library_defaults():
-    # The parser keeps literal defaults so that `hraml --help` does not import torch.
-    from hraml_core import HRAML
-    from hraml_core.cli import build_parser
-
-    args = build_parser().parse_args(["train"])
-    lib = HRAML().get_params()
-    assert (args.lr, args.weight_decay, args.batch_size, args.dim, args.epochs) == (
-        lib["lr"], lib["weight_decay"], lib["batch_size"], lib["dim"], lib["max_epochs"])
-    assert (args.relation, args.sampler, args.optimizer, args.out_activation) == (
-        lib["relation"], lib["sampler"], lib["optimizer"], lib["out_activation"])
-    assert tuple(int(h) for h in args.hidden.split(",")) == lib["hidden"]

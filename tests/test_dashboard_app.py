@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-from support import baseline_children  # noqa: E402
+from streamlit.testing.v1 import AppTest
+from support import baseline_children
 
 APP = str(ROOT / "dashboard" / "app.py")
 TIMEOUT = 60
@@ -29,7 +29,7 @@ def _threads(part):
 def app(monkeypatch):
     """A fresh AppTest session; afterwards no trainer or projection thread may be alive."""
     monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")  # the UMAP process is tested on its own
-    from dashboard.state import close_all_sessions
+    from hraml_dashboard.state import close_all_sessions
 
     before = set(_threads("train"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -147,7 +147,7 @@ def test_setting_change_while_training_asks_for_reset(app):
     assert any("learning rate" in n and "Reset" in n for n in notes), notes
     app.button(key="reset").click().run()
     assert not [w for w in app.warning if "Reset" in w.value]
-    from dashboard.state import open_sessions
+    from hraml_dashboard.state import open_sessions
 
     assert any(s.trainer.config.lr == 0.01 for s in open_sessions() if s.trainer is not None)
 

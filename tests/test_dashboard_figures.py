@@ -1,14 +1,11 @@
 """Pure figure functions of the dashboard: data in, plotly figures out (no browser)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import plotly.io as pio
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import figures  # noqa: E402
+from hraml_dashboard import figures
 
 
 def _relation_pair(n=40, seed=0):

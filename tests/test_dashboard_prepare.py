@@ -1,15 +1,12 @@
 """Data preparation for the dashboard: split, SVD for sparse inputs, scaler fit on train only."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.prepare import prepare_dataset  # noqa: E402
-from hraml_core.data import Dataset, load_dataset  # noqa: E402
+from hraml_dashboard.prepare import prepare_dataset
+from hraml_core.data import Dataset, load_dataset
 
 
 def test_digits_split_is_stratified_seeded_and_scaled_on_train():

@@ -1,18 +1,15 @@
 """Projection helpers: Procrustes alignment, PCA, and the background worker (no browser)."""
-import sys
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dashboard import projection  # noqa: E402
-from dashboard.projection import PCA, UMAP, ProjectionWorker, pca_2d, procrustes_align  # noqa: E402
-from support import wait_for  # noqa: E402
+from hraml_dashboard.geometry import pca_2d, procrustes_align
+from hraml_dashboard.projection import PCA, UMAP, ProjectionWorker
+from hraml_dashboard.umap_process import UmapService
+from support import wait_for
 
 
 def _rotation(theta):
@@ -103,7 +100,7 @@ def test_worker_shows_pca_with_a_note_while_umap_is_not_ready():
 
 @pytest.mark.slow
 def test_umap_service_warms_up_in_another_process_and_frames_are_warm_started():
-    svc = projection.UmapService(nice=0).start()
+    svc = UmapService(nice=0).start()
     try:
         assert svc.state == "warming up"
         with pytest.raises(RuntimeError):

@@ -2,23 +2,21 @@
 import io
 import os
 import signal
-import sys
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard import export  # noqa: E402
-from dashboard.prepare import prepare_dataset  # noqa: E402
-from dashboard.state import Session, Settings, changed_settings, config_from_values  # noqa: E402
-from hraml_core.data import load_dataset  # noqa: E402
-from hraml_core.training import TrainConfig  # noqa: E402
-from support import baseline_children, wait_for  # noqa: E402
+from hraml_dashboard import export
+from hraml_dashboard.prepare import prepare_dataset
+from hraml_dashboard.settings_form import config_from_values
+from hraml_dashboard.state import Session, Settings, changed_settings
+from hraml_core.data import load_dataset
+from hraml_core.training import TrainConfig
+from support import baseline_children, wait_for
 
 
 def _train_threads():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import gzip
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.io
@@ -23,13 +25,22 @@ from hraml_core.data import paths
 from hraml_core.data.registry import read_manifest
 from hraml_core.tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL
 
-SHARED = {  # folder name -> (n_samples, n_features, n_labels or classes, task); PROTOCOL.md "Data at hand"
+SHARED = {  # folder name -> (n_samples, n_features, n_labels or classes, task); ../shared/reference/PROTOCOL.md "Data at hand"
     "binalpha": (1404, 320, 36, CLASSIFICATION),
     "uspst": (2007, 256, 10, CLASSIFICATION),
     "news20": (3970, 8014, 4, CLASSIFICATION),
     "MnistDat": (4000, 784, 10, CLASSIFICATION),
+    "caltech101": (8641, 256, 101, CLASSIFICATION),
+    "MnistData_05": (3495, 784, 10, CLASSIFICATION),
+    "TDT2_20": (1938, 36771, 20, CLASSIFICATION),
     "emotions": (593, 72, 6, MULTILABEL),
     "flags": (194, 19, 7, MULTILABEL),
+    "CAL500": (502, 68, 174, MULTILABEL),
+    "plant978": (978, 440, 12, MULTILABEL),
+    "human3106": (3106, 440, 14, MULTILABEL),
+    "Arts1500": (7484, 500, 26, MULTILABEL),
+    "Business1500": (11214, 500, 30, MULTILABEL),
+    "rcv1subset1500": (6000, 500, 101, MULTILABEL),
     "SJAFFE": (213, 243, 6, DISTRIBUTION),
     "Yeast_alpha": (2465, 24, 18, DISTRIBUTION),
 }
@@ -393,9 +404,10 @@ def test_data_dir_precedence(tmp_path, monkeypatch):
     assert load_dataset("toy").n_samples == 2  # default
 
 
-def test_default_data_dir_is_in_the_repo():
-    assert paths.DEFAULT_DATA_DIR == paths.REPO_ROOT / "datasets" / "files"
-    assert paths.REGISTRY_PATH.is_file()
+def test_default_data_dir_is_the_checkouts_and_the_manifest_is_package_data():
+    repo = Path(__file__).resolve().parents[1]
+    assert paths.DEFAULT_DATA_DIR == repo / "datasets" / "files"  # run from this checkout
+    assert paths.REGISTRY_PATH.is_file() and paths.REGISTRY_PATH.parent == Path(paths.__file__).parent
 
 
 def test_missing_registered_dataset_hints_download(tmp_path):

@@ -202,7 +202,7 @@ def test_torchrun_entry_point_saves_a_usable_model(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--sampler", "pairs"], "--sampler pairs draws one pair per step and cannot pair across ranks: add --no-cross-rank-pairs"),
-    (["--hidden", "64,x"], "--hidden must be integers separated by commas, got '64,x'"),
+    (["--hidden", "64,x"], "argument --hidden: hidden must be integers separated by commas, got '64,x'"),
     (["--lr", "-1"], "lr must be a positive finite number"),
 ])
 def test_torchrun_entry_point_refuses_bad_settings_before_starting(args, message, capsys):

@@ -94,7 +94,7 @@ def test_rows_that_are_not_distributions_are_rejected_for_the_distribution_task(
         HRAML(max_epochs=1, task="distribution").fit(X, D)
     with pytest.raises(ValueError, match="non-negative"):
         HRAML(max_epochs=1, task="distribution").fit(X, np.tile([1.5, -0.5, 0.0], (120, 1)))
-    with pytest.raises(ValueError, match="unknown task"):
+    with pytest.raises(ValueError, match="task must be one of"):
         HRAML(max_epochs=1, task="ranking").fit(X, y)
     with pytest.raises(ValueError, match="max_epochs"):
         HRAML(max_epochs=0).fit(X, y)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from hraml_core.tasks import encode_targets
-from hraml_core.training import TrainingDiverged, TrainConfig, TrainingRun, sequence_of_ints, torch_threads
+from hraml_core import params
+from hraml_core.training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 
 def blobs(n=120, d=6, classes=3, seed=0):
@@ -157,12 +158,13 @@ def test_config_validation_names_every_problem():
         TrainingRun(np.zeros((4, 2)), np.eye(2)[[0, 1, 0]], "classification")
 
 
-def test_sequence_of_ints_and_thread_context():
-    assert sequence_of_ints("256, 128", "hidden") == (256, 128)
-    assert sequence_of_ints(64, "hidden") == (64,)
-    assert sequence_of_ints("", "hidden") == ()
+def test_layer_sizes_parse_and_thread_context():
+    hidden = params.get("hidden")
+    assert hidden.parse("256, 128") == (256, 128)
+    assert hidden.parse(64) == (64,)
+    assert hidden.parse("") == ()
     with pytest.raises(ValueError, match="hidden must be integers"):
-        sequence_of_ints("a,b", "hidden")
+        hidden.parse("a,b")
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1

@@ -5,7 +5,7 @@ selection inside the training rows, for model seeds 0-4, and prints the paper's 
 
     python bench/explore/fixed_split.py
 """
-import numpy as np, torch, sys
+import numpy as np, torch
 torch.set_num_threads(1)
 from hraml_core.data import load_dataset
 from hraml_core.protocol import ProtocolConfig, run_method

@@ -5,7 +5,7 @@ extra random partners, and a linear encoder, on uspst folds of the exploration s
 
     python bench/explore/uspst_pairs_prototype.py uspst 0,1,2
 """
-import os, sys, time, math, json
+import os, sys, time, math
 os.environ.setdefault("OMP_NUM_THREADS","1")
 import numpy as np, torch
 torch.set_num_threads(1)

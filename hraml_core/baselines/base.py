@@ -13,7 +13,7 @@ and implements ``_fit_metric(X, targets) -> M``; the base validates the input, e
 with :func:`hraml_core.tasks.encode_targets`, rejects a task the method is not defined for, and
 projects the result onto the PSD cone.
 
-Pairs (:func:`sample_pairs`) follow the authors' protocol (PROTOCOL.md): every training sample gets
+Pairs (:func:`sample_pairs`) follow the authors' protocol (../shared/reference/PROTOCOL.md): every training sample gets
 ``n_partners`` partners. For classes, ``balance`` of them are its nearest same-class neighbours and
 the rest its nearest other-class neighbours in input space; for multi-label sets and label
 distributions they are drawn among its ``n_candidates`` nearest neighbours with probability

@@ -1,0 +1,10 @@
+"""The ``hraml`` sub-commands: one module per area, each exposing ``register(subparsers)``.
+
+Handlers return an exit status and raise :class:`CommandError` for a mistake in what the user
+asked for; :mod:`hraml_core.cli` prints it as one line (exit status 2). It lives here, not in
+``cli.py``, so that the command modules never import the module that imports them.
+"""
+
+
+class CommandError(Exception):
+    """An error in what the user asked for: printed as one line, exit status 2, no traceback."""

@@ -1,10 +1,17 @@
-"""``hraml dashboard``: run the live Streamlit dashboard (dashboard/app.py)."""
+"""``hraml dashboard``: run the live Streamlit dashboard (the ``hraml_dashboard`` package's app.py).
+
+The dashboard installs with the project as the package ``hraml_dashboard`` (its source is the
+``dashboard/`` folder of the repository), with the ``dashboard`` extra's dependencies. It is found
+through the import system without being imported: the library never imports the UI.
+"""
 from __future__ import annotations
 
 import importlib.util
 import os
 import sys
 from pathlib import Path
+
+from . import CommandError
 
 #: Flags that keep the page fast (see ../shared/reference/PLATFORM.md): no full GC after every
 #: script / fragment run, no file watcher, no browser opened by the server.
@@ -17,8 +24,12 @@ STREAMLIT_FLAGS = (
 )
 
 
-def app_path() -> Path:
-    return Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+def app_path() -> Path | None:
+    """The dashboard's app.py, or None when the package is not installed."""
+    spec = importlib.util.find_spec("hraml_dashboard")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "app.py"
 
 
 def streamlit_command(port: int | None = None, address: str | None = None) -> list[str]:
@@ -47,11 +58,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from hraml_core.cli import CommandError
-
+    
     app = app_path()
-    if not app.is_file():
-        raise CommandError(f"the dashboard app is missing ({app}); is this a source checkout?")
+    if app is None or not app.is_file():
+        raise CommandError(f"the dashboard is not installed (no hraml_dashboard/app.py{f' at {app}' if app else ''}): "
+                           "pip install 'hraml-explorer[dashboard]'")
     if args.port is not None and not 1 <= args.port <= 65535:
         raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
     if importlib.util.find_spec("streamlit") is None:  # looked up, not imported: the library never imports the UI

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from hraml_core.cli import CommandError
+from . import CommandError
+
 
 
 def register(subparsers) -> None:
@@ -60,7 +61,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from hraml_core.data import download_dataset
-    from hraml_core.data.catalog import resolve_spec
+    from hraml_core.data.registry import resolve_spec
 
     spec = resolve_spec(args.name)
     if spec.embedded:

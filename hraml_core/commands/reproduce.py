@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from . import CommandError
+
 DEFAULT_DATASETS = "binalpha,uspst,news20,emotions,flags"
 
 
@@ -39,7 +41,6 @@ def register(sub) -> None:
 
 
 def _methods(text: str) -> list[str]:
-    from ..cli import CommandError
 
     methods = [m.strip() for m in text.split(",") if m.strip()]
     known = {"hraml", "raw"}
@@ -58,7 +59,6 @@ def _methods(text: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..cli import CommandError
     from ..data import load_dataset
     from ..protocol import ProtocolConfig, compare_with_paper, cross_validate, format_tables, summarize
     from ..training import torch_threads

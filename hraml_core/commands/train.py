@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+from . import CommandError
+
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help="a dataset name or a data file (default digits)")
@@ -21,28 +23,15 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
+    from .. import params
     from ..preprocessing import KINDS
 
     t = sub.add_parser("train", help="fit HRAML on a dataset, report held-out metrics, save the model")
     _add_data_args(t)
     t.add_argument("--preprocessing", choices=KINDS, default="standardize", help="fitted on the training split (default standardize)")
     t.add_argument("--pca", type=int, default=100, help="PCA components when preprocessing uses PCA (default 100)")
-    t.add_argument("--relation", default="l1", help="label relation g (default l1, the paper's)")
-    t.add_argument("--scale", default="auto", help="auto, max, none or a number (default auto)")
-    t.add_argument("--sampler", choices=("batch", "hard", "pairs"), default="batch")
-    t.add_argument("--hidden", default="256", help="hidden widths, comma-separated (default 256)")
-    t.add_argument("--dim", type=int, default=64, help="embedding size (default 64)")
-    t.add_argument("--out-activation", choices=("tanh", "none"), default="tanh")
-    t.add_argument("--batch-size", type=int, default=256)
-    t.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--weight-decay", type=float, default=5e-5)
-    # hraml_core.training.OPTIMIZERS, spelled out: importing it would load torch for every `hraml --help`
-    t.add_argument("--optimizer", choices=("adam", "amsgrad", "sgd"), default="adam",
-                   help="amsgrad avoids the late loss spikes that Adam makes in long runs")
-    t.add_argument("--early-stopping", action="store_true", help="stop on a validation part of the training split")
-    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
     t.add_argument("--out", default=None, help="folder to save the model in (default runs/<dataset>)")
+    params.add_arguments(t)  # every hyperparameter, from its one declaration
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on its dataset's held-out split (or another dataset)")
@@ -72,7 +61,6 @@ def _load(name: str, data_dir, label_columns):
 def _split(ds, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
-    from ..cli import CommandError
     from ..tasks import CLASSIFICATION, can_stratify
 
     if not 0 < test_size < 1:
@@ -114,8 +102,7 @@ def _print_metrics(task: str, learned: dict, raw: dict) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .. import HRAML
-    from ..cli import CommandError
+    from .. import HRAML, params
     from ..preprocessing import Preprocessor
 
     ds = _load(args.dataset, args.data_dir, args.label_columns)
@@ -124,16 +111,7 @@ def run_train(args: argparse.Namespace) -> int:
     X_train, X_test = pre.fit_transform(ds.X[train]), pre.transform(ds.X[test])
     Y_train, Y_test = ds.Y[train], ds.Y[test]
     try:
-        scale = float(args.scale)
-    except ValueError:
-        scale = args.scale
-    try:
-        model = HRAML(
-            hidden=args.hidden, dim=args.dim, relation=args.relation, scale=scale, sampler=args.sampler,
-            batch_size=args.batch_size, max_epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
-            optimizer=args.optimizer, out_activation=args.out_activation, early_stopping=args.early_stopping,
-            task=ds.task, random_state=args.seed, device=args.device,
-        )
+        model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed)
         print(f"{ds.name}: {ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
         model.fit(X_train, Y_train)
     except ValueError as exc:
@@ -160,7 +138,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .. import HRAML
-    from ..cli import CommandError
     from ..preprocessing import Preprocessor
 
     folder = Path(args.model)

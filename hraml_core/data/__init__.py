@@ -8,7 +8,7 @@ Public API::
     list_datasets(data_dir=None, verify=False) -> list[DatasetStatus]
     download_dataset(name, data_dir=None, url_base=None, progress=True, log=None) -> Path
     data_dir(explicit=None) -> Path                       # argument > $HRAML_DATA_DIR > datasets/files
-    registry(path=None) -> dict[str, DatasetSpec]         # embedded sets + datasets/registry.toml
+    registry(path=None) -> dict[str, DatasetSpec]         # embedded sets + hraml_core/data/registry.toml
     Dataset, DatasetError, DatasetSpec, FileSpec, DatasetStatus, DEFAULT_DATASET
 
 Module map: ``dataset`` (the Dataset class), ``errors``, ``paths`` (data dir, manifest path),

@@ -10,22 +10,12 @@ from .dataset import Dataset
 from .embedded import EMBEDDED_SPECS, load_embedded
 from .errors import dataset_error
 from .loaders import EXTENSIONS
-from .registry import lookup, registry
-from .spec import DatasetSpec
+from .download import file_sha256
+from .registry import lookup, registry, resolve_spec
 
 AVAILABLE, EMBEDDED, MISSING, INCOMPLETE, CORRUPT, UNREGISTERED = (
     "available", "embedded", "missing", "incomplete", "corrupt", "unregistered",
 )
-
-
-def resolve_spec(name: str) -> DatasetSpec:
-    """The registry entry for ``name`` (case-insensitive when unique); a DatasetError naming the choices."""
-    spec = lookup(name)
-    if spec is None:
-        specs = registry()
-        hint = "" if paths.REGISTRY_PATH.exists() else f" (the manifest {paths.REGISTRY_PATH} is missing, so only embedded sets are known)"
-        raise dataset_error(name, f"unknown dataset; known: {', '.join(specs)}{hint}")
-    return spec
 
 
 def _data_files(folder: Path) -> list[Path]:
@@ -134,8 +124,6 @@ def list_datasets(data_dir: str | os.PathLike | None = None, verify: bool = Fals
     do. Shapes come from the registry. Folders of the data directory that are not registered but
     hold one data file are listed as ``unregistered``.
     """
-    from .download import file_sha256
-
     root = paths.data_dir(data_dir)
     rows: list[DatasetStatus] = []
     specs = registry()

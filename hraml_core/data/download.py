@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import dataset_error
+from .registry import resolve_spec
 from .spec import DatasetSpec, FileSpec
 
 CHUNK = 1 << 16
@@ -99,8 +100,6 @@ def download_dataset(name: str, data_dir=None, url_base: str | None = None, prog
     Files already present with the registry's sha256 are kept; others are (re-)downloaded, verified
     and renamed into place. ``log`` (e.g. ``print``) receives one line per file.
     """
-    from .catalog import resolve_spec
-
     spec = resolve_spec(name)
     if spec.embedded:
         raise dataset_error(spec.name, "is embedded (it ships with the code); there is nothing to download")

@@ -1,6 +1,6 @@
 """Datasets that need no files: scikit-learn's bundled sets, river's yeast, and the synthetic ones.
 
-They are defined here (not in the manifest) so that they load even without ``datasets/registry.toml``.
+They are defined here (not in the manifest) so that they load even without ``hraml_core/data/registry.toml``.
 ``digits`` is the default dataset everywhere.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The dataset registry: embedded sets (defined in code) plus the file-based ones of the manifest.
 
-The manifest is ``datasets/registry.toml`` at the repository root (read with :mod:`tomllib`); its
-format is described in ``datasets/README.md``. Embedded sets (scikit-learn's, river's yeast, the
+The manifest is ``registry.toml`` beside this module, shipped as package data (read with
+:mod:`tomllib`); its format is described in ``datasets/README.md``. Embedded sets (scikit-learn's, river's yeast, the
 synthetic ones) are defined in :mod:`hraml_core.data.embedded`, so they work even when the manifest
 is missing; file-based sets then raise a DatasetError saying the manifest is missing.
 """
@@ -125,3 +125,13 @@ def lookup(name: str, path: str | Path | None = None) -> DatasetSpec | None:
         return specs[name]
     folded = [n for n in specs if n.lower() == name.lower()]
     return specs[folded[0]] if len(folded) == 1 else None
+
+
+def resolve_spec(name: str) -> DatasetSpec:
+    """The registry entry for ``name`` (case-insensitive when unique); a DatasetError naming the choices."""
+    spec = lookup(name)
+    if spec is None:
+        specs = registry()
+        hint = "" if paths.REGISTRY_PATH.exists() else f" (the manifest {paths.REGISTRY_PATH} is missing, so only embedded sets are known)"
+        raise dataset_error(name, f"unknown dataset; known: {', '.join(specs)}{hint}")
+    return spec

@@ -18,7 +18,7 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A named dataset: embedded (built in code) or file-based (listed in ``datasets/registry.toml``)."""
+    """A named dataset: embedded (built in code) or file-based (listed in ``hraml_core/data/registry.toml``)."""
 
     name: str
     task: str
