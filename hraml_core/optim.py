@@ -26,11 +26,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-#: "amsgrad" is Adam that never lets a step grow as the gradients' running scale decays: in long
-#: runs, like the dashboard's, plain Adam makes sudden loss spikes after convergence (digits,
-#: default settings: the loss jumps from 0.006 to 0.057 at step 2529), which AMSGrad does not
-#: (largest loss after step 500: 0.010), at the same 1-NN accuracy at steps 1000, 2000 and 3000.
-OPTIMIZERS = ("adam", "amsgrad", "sgd")
+from .params import choices
+
+OPTIMIZERS = choices("optimizer")
 
 
 class FusedOptimizer:

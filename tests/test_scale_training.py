@@ -246,10 +246,15 @@ def test_a_run_over_its_pair_memory_takes_the_same_steps_in_blocks(task, monkeyp
 
 
 def test_new_config_fields_are_validated():
-    with pytest.raises(ValueError, match="pair_memory_mb must be a positive number"):
+    with pytest.raises(ValueError, match="pair_memory_mb must be a positive finite number"):
         TrainConfig(pair_memory_mb=0)
     with pytest.raises(ValueError, match="cuda_graphs must be True or False"):
         TrainConfig(cuda_graphs="yes")
+    # declared in hraml_core.params: the estimator and `hraml train` take them too
+    from hraml_core import HRAML
+
+    assert HRAML(pair_memory_mb=64.0).train_config().pair_memory_mb == 64.0
+    assert HRAML(cuda_graphs=True).get_params()["cuda_graphs"] is True
 
 
 # -- CUDA graphs -----------------------------------------------------------------------------------
