@@ -60,7 +60,7 @@ class GraphedStep:
                 side = torch.cuda.Stream(device=run.device)
                 side.wait_stream(torch.cuda.current_stream(run.device))
                 with torch.cuda.stream(side):
-                    self._eager(idx)
+                    run._autograd_step(idx.to(run.device))
                 torch.cuda.current_stream(run.device).wait_stream(side)
                 return True
             self._capture()
@@ -83,22 +83,6 @@ class GraphedStep:
         run.state.step += 1
         run.state.pairs_seen += self._pairs
         return True
-
-    def _eager(self, idx: torch.Tensor) -> None:
-        """One ordinary step (the warm-up), with the run's bookkeeping."""
-        run = self.run
-        idx = idx.to(run.device)
-        fit, n_pairs = run.batch_loss(idx)
-        value = fit.detach()
-        if run.config.weight_decay:
-            with torch.no_grad():
-                value = value + run.config.weight_decay * l2_penalty(run.encoder)
-        run._record(value)
-        run.optimizer.zero_grad(set_to_none=True)
-        fit.backward()
-        run.optimizer.step()
-        run.state.step += 1
-        run.state.pairs_seen += n_pairs
 
     def _capture(self) -> None:
         run = self.run

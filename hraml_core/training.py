@@ -241,6 +241,10 @@ class TrainingRun:
             return
         if self.device.type == "cuda":  # a pageable copy would wait for the GPU to drain its queue
             idx = idx.pin_memory().to(self.device, non_blocking=True)
+        self._autograd_step(idx)
+
+    def _autograd_step(self, idx: torch.Tensor) -> None:
+        """The step on the rows ``idx`` (on the run's device): loss, check, backward, update."""
         fit, n_pairs = self.batch_loss(idx)
         value = fit.detach()
         if self.config.weight_decay:

@@ -203,3 +203,17 @@ def test_preprocessor_keeps_float32():
         assert Z64.dtype == np.float64
         np.testing.assert_allclose(Z, Z64, rtol=1e-4, atol=1e-4)
     assert torch.from_numpy(Preprocessor().fit_transform(X)).dtype == torch.float32
+
+
+def test_transform_in_chunks_gives_the_rows_of_one_pass(monkeypatch):
+    import hraml_core.estimator as estimator
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 5)), np.arange(300) % 3
+    model = HRAML(max_epochs=2, hidden=8, dim=4, random_state=0).fit(X, y)
+    whole = model.transform(X)
+    monkeypatch.setattr(estimator, "TRANSFORM_CHUNK_ROWS", 7)
+    for data in (X, X.astype(np.float32)):
+        chunked = model.transform(data)
+        assert chunked.dtype == data.dtype and chunked.shape == (300, 4)
+        np.testing.assert_allclose(chunked, whole, rtol=1e-5 if data.dtype == np.float32 else 1e-12, atol=1e-6)

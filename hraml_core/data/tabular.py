@@ -73,21 +73,43 @@ def select_label_columns(names: list[str], label_columns, path) -> list[int]:
     return out
 
 
+def _check_names(names: list[str], path) -> None:
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise dataset_error(path, f"duplicate column name {dup!r}")
+
+
+def _split_columns(names: list[str], label_columns, path) -> tuple[list[int], list[int]]:
+    """(label column indices, feature column indices); no feature column is an error."""
+    label_idx = select_label_columns(names, label_columns, path)
+    feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
+    if not feature_idx:
+        raise dataset_error(path, "no feature columns: every column is a label column")
+    return label_idx, feature_idx
+
+
+def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: list[int], feature_idx: list[int], *,
+                      name, description, source, dtype) -> Dataset:
+    """The Dataset of features X and raw labels Y read from the columns of ``path``."""
+    Y, task = prepare_labels(Y, task, path)
+    return Dataset(
+        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
+        feature_names=tuple(names[j] for j in feature_idx),
+        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
+        description=description, source=source or str(path), path=str(path), dtype=dtype,
+    )
+
+
 def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", name: str | None = None,
                      description: str = "", source: str = "", dtype: str = "float64") -> Dataset:
     """A pandas DataFrame read from ``path`` -> :class:`Dataset`."""
     import pandas as pd
 
     names = [str(c) for c in df.columns]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise dataset_error(path, f"duplicate column name {dup!r}")
+    _check_names(names, path)
     if len(df) == 0:
         raise dataset_error(path, "empty: no data rows" + (" (only a header)" if names else ""))
-    label_idx = select_label_columns(names, label_columns, path)
-    feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
-    if not feature_idx:
-        raise dataset_error(path, "no feature columns: every column is a label column")
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
 
     feats = df.iloc[:, feature_idx]
     for j, col in zip(feature_idx, feats.columns):
@@ -121,13 +143,8 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
             if not pd.api.types.is_numeric_dtype(df.iloc[:, j]):
                 raise dataset_error(path, f"label column {names[j]!r} must be numeric when there are several label columns")
         Y = labels.to_numpy(dtype=np.float64, na_value=np.nan)
-    Y, task = prepare_labels(Y, task, path)
-    return Dataset(
-        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
-        feature_names=tuple(names[j] for j in feature_idx),
-        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
-        description=description, source=source or str(path), path=str(path), dtype=dtype,
-    )
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
 
 
 def _check_ragged(text: str, sep: str, path: Path, has_header: bool) -> None:
@@ -253,13 +270,8 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, name, descripti
     if header is None:
         header = not _first_row_is_data(text, sep)
     names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise dataset_error(path, f"duplicate column name {dup!r}")
-    label_idx = select_label_columns(names, label_columns, path)
-    feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
-    if not feature_idx:
-        raise dataset_error(path, "no feature columns: every column is a label column")
+    _check_names(names, path)
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
     # Features parse straight to float32/64; one label column is read as text (classes may be
     # names) and turned into numbers below when every value is one; several must be numbers.
     types = {names[j]: pa.from_numpy_dtype(np.dtype(dtype)) for j in feature_idx}
@@ -306,13 +318,8 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, name, descripti
     X = X[:at]  # a view: C-contiguous, the unused tail never touched
     columns = [pa.chunked_array([chunk[k] for chunk in label_chunks]) for k in range(len(label_idx))]
     Y = _stream_labels(columns, [names[j] for j in label_idx], path)
-    Y, task = prepare_labels(Y, task, path)
-    return Dataset(
-        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
-        feature_names=tuple(names[j] for j in feature_idx),
-        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
-        description=description, source=source or str(path), path=str(path), dtype=dtype,
-    )
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
 
 
 def _arrow_csv_problem(message: str, names: list[str]) -> str:
@@ -386,16 +393,11 @@ def _stream_parquet(path: Path, *, label_columns, task, name, description, sourc
         raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
     schema = pf.schema_arrow
     names = [f.name for f in schema if not f.name.startswith("__index_level_")]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise dataset_error(path, f"duplicate column name {dup!r}")
+    _check_names(names, path)
     n = pf.metadata.num_rows
     if n == 0:
         raise dataset_error(path, "empty: no data rows")
-    label_idx = select_label_columns(names, label_columns, path)
-    feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
-    if not feature_idx:
-        raise dataset_error(path, "no feature columns: every column is a label column")
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
     for j in feature_idx:
         t = schema.field(names[j]).type
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
@@ -439,10 +441,5 @@ def _stream_parquet(path: Path, *, label_columns, task, name, description, sourc
             )
     else:
         Y = _stream_labels(columns, [names[j] for j in label_idx], path)
-    Y, task = prepare_labels(Y, task, path)
-    return Dataset(
-        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
-        feature_names=tuple(names[j] for j in feature_idx),
-        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
-        description=description, source=source or str(path), path=str(path), dtype=dtype,
-    )
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
