@@ -22,6 +22,8 @@ gradient against autograd on the same pair.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -74,29 +76,27 @@ class ClosedFormPairs:
             if l < last or tanh_out:
                 np.tanh(h, out=h)
             hs.append(h)
-        norm = np.sqrt((h * h).sum(1))
-        n0, n1 = max(float(norm[0]), NORM_EPS), max(float(norm[1]), NORM_EPS)
-        z = h / np.array([[n0], [n1]], dtype=h.dtype)
-        diff = z[0] - z[1]
-        r = float(diff @ diff) - float(target)
-        # dJ/dz_0 = r diff = -dJ/dz_1; through the normalisation, row i: (g - z_i (z_i . g)) / n_i
-        # (below eps F.normalize divides by the constant eps: no projection).
-        proj = z @ diff
-        if n0 == NORM_EPS:
-            proj[0] = 0.0
-        if n1 == NORM_EPS:
-            proj[1] = 0.0
-        delta = z * proj[:, None]
-        np.subtract(diff, delta, out=delta)
-        delta *= np.array([[r / n0], [-r / n1]], dtype=h.dtype)
+        # The normalisation and the pair's distance through the 2 x 2 Gram matrix of the outputs
+        # (scalars in Python): with m_i = max(||u_i||, eps), z_i = u_i / m_i and p_i = z_i . (z_0 - z_1),
+        #   d = ||z_0 - z_1||^2,  dJ/du_0 = r/m_0 (z_0 (1 - p_0) - z_1),  dJ/du_1 = r/m_1 (z_1 (1 + p_1) - z_0)
+        # (p_i = 0 below eps, where F.normalize divides by the constant eps): delta = A u, A 2 x 2.
+        (g00, g01), (g10, g11) = (h @ h.T).tolist()
+        m0, m1 = max(math.sqrt(g00), NORM_EPS), max(math.sqrt(g11), NORM_EPS)
+        a00, a11, a01 = g00 / (m0 * m0), g11 / (m1 * m1), g01 / (m0 * m1)
+        r = a00 + a11 - 2.0 * a01 - float(target)
+        p0 = a00 - a01 if m0 > NORM_EPS else 0.0
+        p1 = a01 - a11 if m1 > NORM_EPS else 0.0
+        cross = -r / (m0 * m1)
+        A = np.array([[r * (1.0 - p0) / (m0 * m0), cross], [cross, r * (1.0 + p1) / (m1 * m1)]], dtype=h.dtype)
+        delta = A @ h
         for l in range(last, -1, -1):
             if l < last or tanh_out:
                 h = hs[l + 1]
-                h *= h  # h is not needed after this
+                np.multiply(h, h, out=h)  # the layer's output is not needed after this
                 np.subtract(1.0, h, out=h)
                 delta *= h
             np.matmul(delta.T, hs[l], out=gviews[2 * l])
-            np.add(delta[0], delta[1], out=gviews[2 * l + 1])
+            delta.sum(axis=0, out=gviews[2 * l + 1])
             if l:
                 delta = delta @ views[2 * l]
         return 0.25 * r * r, self.grads

@@ -58,6 +58,7 @@ class FusedOptimizer:
         self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
         self._lists: dict[str, list[torch.Tensor]] | None = None  # the kernels' arguments
         self._n_states = 0
+        self._step_np = None  # a numpy view of the CPU step counter
         self._first = True
 
     @property
@@ -84,20 +85,19 @@ class FusedOptimizer:
         # need no torch.no_grad(): that context would cost a tenth of a one-pair step.
         if self.kind == "sgd":
             torch._fused_sgd_(
-                lists["data"], list(grads), lists["momentum_buffer"], weight_decay=group["weight_decay"],
+                lists["data"], grads if isinstance(grads, list) else list(grads), lists["momentum_buffer"], weight_decay=group["weight_decay"],
                 momentum=group["momentum"], lr=float(group["lr"]), dampening=0.0, nesterov=False, maximize=False,
                 is_first_step=self._first,
             )
             self._first = False
             return
-        step = lists["step"][0]
-        if step.device.type == "cpu":  # through numpy: a torch op's dispatch costs more than this
-            step.numpy()[...] += 1
+        if self._step_np is not None:  # through numpy: a torch op's dispatch costs more than this
+            self._step_np += 1
         else:
-            step.add_(1)
+            lists["step"][0].add_(1)
         beta1, beta2 = group["betas"]
         torch._fused_adam_(
-            lists["data"], list(grads), lists["exp_avg"], lists["exp_avg_sq"], lists["max_exp_avg_sq"],
+            lists["data"], grads if isinstance(grads, list) else list(grads), lists["exp_avg"], lists["exp_avg_sq"], lists["max_exp_avg_sq"],
             lists["step"], lr=float(group["lr"]), beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
             eps=group["eps"], amsgrad=group["amsgrad"], maximize=False,
         )
@@ -127,3 +127,5 @@ class FusedOptimizer:
         for key in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"):
             self._lists[key] = [s[key] for s in states if key in s]
         self._n_states = len(self.state)
+        step = self._lists["step"][0] if self._lists["step"] else None
+        self._step_np = step.numpy() if step is not None and step.device.type == "cpu" else None
