@@ -13,8 +13,8 @@ Backpropagation through the two rows, as eqs. 6-9 spell it out:
     dJ/dW_l = sum over the two rows of delta_l h_(l-1)^T,   dJ/db_l = sum of delta_l
     dJ/dh_(l-1) = W_l^T delta_l
 
-Why by hand: with one pair the arithmetic is a few thousand multiply-adds, and autograd's graph
-(record, walk, accumulate) costs far more than that. numpy rather than torch ops: on arrays this
+Why by hand: with one pair the arithmetic is about a hundred thousand multiply-adds, and
+autograd's graph (record, walk, accumulate) and torch.optim's step cost several times that. numpy rather than torch ops: on arrays this
 small a numpy call costs a fraction of a torch op's dispatch. The weights are read through numpy
 views of the encoder's parameters (no copy), so the update (hraml_core.optim, in place) is seen
 here and by ``embed`` at once. ``tests/test_scale_training.py`` checks the value and every

@@ -368,7 +368,8 @@ PARAMS: tuple[Param, ...] = (
           "compute the all-pairs loss in row blocks, with the same value and gradient.", "runtime",
           label="pair memory (MiB)", low=0.0, low_open=True, widget=False),
     Param("cuda_graphs", BOOL, False, "On a GPU, capture the batch sampler's step in a CUDA graph and replay it "
-          "(one launch instead of dozens per step); ignored on the CPU.", "runtime", label="CUDA graphs",
+          "(one launch instead of dozens per step); ignored on the CPU and in data-parallel runs.", "runtime",
+          label="CUDA graphs",
           widget=False),
     Param("verbose", BOOL, False, "Print the loss after each epoch.", "runtime", config=False, cli=False,
           widget=False),
