@@ -123,6 +123,8 @@ class DistributedRun(TrainingRun):
     module docstring); without it, each rank's pairs stay inside its own batch.
     """
 
+    local_step = False  # a step all-gathers the batches and all-reduces the gradients
+
     # Cross-rank pairs are the default because they make a W-rank run the same optimisation as one
     # process with W times the batch (hyperparameters carry over), where per-rank pairs drop the
     # (W-1)/W of the union's pairs that cross shards, more the more ranks. The price, measured

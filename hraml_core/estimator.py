@@ -24,6 +24,8 @@ from .tasks import CLASSIFICATION, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 FORMAT = "hraml-explorer/1"
+#: Rows embedded at a time by ``transform``.
+TRANSFORM_CHUNK_ROWS = 16384
 
 
 @params.declare_parameters(params.PARAMS)
@@ -219,9 +221,14 @@ class HRAML(TransformerMixin, BaseEstimator):
         # independent of the batch it comes in, to ~1e-16 rather than float32's ~1e-7.
         params = {k: v.to(torch.float64 if X.dtype == np.float64 else torch.float32)
                   for k, v in self.encoder_.state_dict().items()}
+        # In chunks of rows (each row is embedded on its own): a million rows at once would hold
+        # their hidden layer, gigabytes, and a copy of X.
+        Z = np.empty((len(X), self.encoder_.dim), dtype=X.dtype)
         with torch.no_grad(), torch_threads(self.n_threads):
-            Z = functional_call(self.encoder_, params, (torch.tensor(X),))
-        return Z.numpy()
+            for a in range(0, len(X), TRANSFORM_CHUNK_ROWS):
+                chunk = torch.tensor(X[a : a + TRANSFORM_CHUNK_ROWS])
+                Z[a : a + len(chunk)] = functional_call(self.encoder_, params, (chunk,)).numpy()
+        return Z
 
     def get_metric(self):
         """A callable ``metric(a, b) = ||f(a) - f(b)||`` on two 1-D samples.

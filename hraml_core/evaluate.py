@@ -15,9 +15,21 @@ The paper measures a learned metric by what a nearest-neighbour learner does in 
 
 Everything here is numpy / scikit-learn and vectorised over samples: the evaluators run inside a
 live training loop several times a second on a few thousand points. Distances are Euclidean.
+
+Large sets: :func:`evaluate_embedding` takes ``progress`` (called with rows done and rows in all)
+and ``should_stop`` (a cancellation check) and then queries the neighbours in chunks of
+:data:`EVAL_CHUNK_ROWS` rows, reporting and checking between chunks (a stop raises
+:class:`EvaluationCancelled`); the results are those of one query. The neighbour search is
+scikit-learn's exact search with its ``algorithm="auto"`` choice, i.e. brute force for embeddings
+(more than 15 dimensions) and a k-d tree for low-dimensional raw features. Measured on 64-d unit
+vectors, clustered like trained embeddings or not (``bench/bench_scale.py --neighbours``, results in
+docs/BENCHMARKS.md): k-d and ball trees answer 10-40x slower than brute force from 1e4 to 1e5
+reference rows, and pynndescent (which umap-learn brings) is approximate, where an evaluation must
+be exact, and its index alone costs more than brute force's answers at the query counts here.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 from numbers import Integral
 
@@ -29,9 +41,15 @@ from threadpoolctl import ThreadpoolController
 from .tasks import CLASSIFICATION, DISTRIBUTION, MULTILABEL, TASKS
 from .validation import check_matrix, check_same_features, check_same_rows
 
+#: float32 stays float32 (embeddings, large feature sets: half the memory and time of a float64
+#: copy); anything else is computed in float64.
+FLOATS = (np.float64, np.float32)
+
 __all__ = [
     "AAkNN",
     "DEFAULT_K",
+    "EVAL_CHUNK_ROWS",
+    "EvaluationCancelled",
     "KL_EPSILON",
     "LDL_METRICS",
     "METRIC_DIRECTIONS",
@@ -94,13 +112,71 @@ _threadpools: ThreadpoolController | None = None
 _RANK_CHUNK_CELLS = 1 << 22
 
 
+#: Query rows per chunk when an evaluation reports progress or can be cancelled.
+EVAL_CHUNK_ROWS = 4096
+
+
 @contextmanager
-def _neighbour_threads():
+def _neighbour_threads(threads: int = _NEIGHBOUR_THREADS):
     global _threadpools
     if _threadpools is None:  # created once: scanning the loaded libraries costs milliseconds
         _threadpools = ThreadpoolController()
-    with _threadpools.limit(limits=_NEIGHBOUR_THREADS, user_api="openmp"):
+    with _threadpools.limit(limits=threads, user_api="openmp"):
         yield
+
+
+class EvaluationCancelled(RuntimeError):
+    """An evaluation stopped because its ``should_stop`` check returned True."""
+
+
+class _Work:
+    """Progress, cancellation and threads of one evaluation, passed down to its neighbour queries."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], object] | None = None,
+                 should_stop: Callable[[], bool] | None = None, chunk_rows: int = EVAL_CHUNK_ROWS,
+                 threads: int = _NEIGHBOUR_THREADS):
+        self.total, self.done = int(total), 0
+        self.progress, self.should_stop = progress, should_stop
+        self.chunk_rows, self.threads = max(1, int(chunk_rows)), max(1, int(threads))
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise EvaluationCancelled(f"evaluation cancelled after {self.done} of {self.total} rows")
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _kneighbors(nn: NearestNeighbors, X: np.ndarray, k: int, work: _Work | None, query_is_train: bool = False) -> np.ndarray:
+    """Indices of the ``k`` nearest fitted rows of each row of ``X``; with ``query_is_train`` (X is
+    the fitted data) each row's own index is left out as scikit-learn's ``kneighbors()`` does."""
+    n = len(X)
+    if work is None or n <= work.chunk_rows:  # one query: exactly the call the evaluators made before
+        if work is not None:
+            work.check()
+        with _neighbour_threads(work.threads if work is not None else _NEIGHBOUR_THREADS):
+            idx = nn.kneighbors(None if query_is_train else X, k, return_distance=False)
+        if work is not None:
+            work.advance(n)
+        return idx
+    out = np.empty((n, k), dtype=np.intp)
+    for a in range(0, n, work.chunk_rows):
+        work.check()
+        b = min(a + work.chunk_rows, n)
+        with _neighbour_threads(work.threads):
+            if not query_is_train:
+                out[a:b] = nn.kneighbors(X[a:b], k, return_distance=False)
+            else:
+                # scikit-learn's kneighbors(X=None) per chunk: k + 1 neighbours without the row
+                # itself, or without the first one when duplicates crowd the row out of them.
+                ind = nn.kneighbors(X[a:b], k + 1, return_distance=False)
+                mask = ind != np.arange(a, b)[:, None]
+                mask[mask.all(axis=1), 0] = False
+                out[a:b] = ind[mask].reshape(b - a, k)
+        work.advance(b - a)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,14 +234,14 @@ def _same_shape(A: np.ndarray, B: np.ndarray, a_name: str, b_name: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # single-label: kNN accuracy
 # --------------------------------------------------------------------------------------------------
-def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1) -> float:
+def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1, *, work: _Work | None = None) -> float:
     """Accuracy of a Euclidean k-nearest-neighbour majority vote (scikit-learn's KNeighborsClassifier).
 
     ``y_train`` / ``y_test`` are 1-D class labels (ints or strings). On a tied vote scikit-learn
     picks the smallest class label among the tied ones.
     """
-    Z_train = check_matrix(Z_train, "Z_train")
-    Z_test = check_matrix(Z_test, "Z_test")
+    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS)
+    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS)
     check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     y_train = _class_labels(y_train, "y_train")
     y_test = _class_labels(y_test, "y_test")
@@ -173,8 +249,17 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1) -> float:
     check_same_rows(Z_test, y_test, "Z_test", "y_test")
     k = _check_k(k, Z_train.shape[0])
     clf = KNeighborsClassifier(n_neighbors=k).fit(Z_train, y_train)
-    with _neighbour_threads():
-        pred = clf.predict(Z_test)
+    if work is None:
+        with _neighbour_threads():
+            pred = clf.predict(Z_test)
+    else:  # the vote is per row: chunks give the single call's predictions
+        pred = np.empty(len(Z_test), dtype=np.asarray(clf.classes_).dtype)
+        for a in range(0, len(Z_test), work.chunk_rows):
+            work.check()
+            b = min(a + work.chunk_rows, len(Z_test))
+            with _neighbour_threads(work.threads):
+                pred[a:b] = clf.predict(Z_test[a:b])
+            work.advance(b - a)
     return float(np.mean(pred == y_test))
 
 
@@ -209,8 +294,8 @@ class MLkNN:
         self.k = k
         self.s = s
 
-    def fit(self, X, Y) -> "MLkNN":
-        X = check_matrix(X, "X")
+    def fit(self, X, Y, *, work: _Work | None = None) -> "MLkNN":
+        X = check_matrix(X, "X", dtype=FLOATS)
         Y = _label_matrix(Y, "Y", binary=True)
         check_same_rows(X, Y, "X", "Y")
         k = _check_k(self.k, X.shape[0], exclude_self=True)
@@ -223,9 +308,8 @@ class MLkNN:
         self.prior0_ = 1.0 - self.prior1_
 
         self.nn_ = NearestNeighbors(n_neighbors=k).fit(X)
-        # X=None: each training point's k neighbours other than itself (duplicates handled by index)
-        with _neighbour_threads():
-            idx = self.nn_.kneighbors(return_distance=False)  # (n, k)
+        # each training point's k neighbours other than itself (duplicates handled by index)
+        idx = _kneighbors(self.nn_, X, k, work, query_is_train=True)  # (n, k)
         C = self._counts(Y, idx)  # (n, L), values 0..k
 
         # c[j, l] and c'[j, l] by one bincount over the flat cell index j * L + l
@@ -246,17 +330,16 @@ class MLkNN:
         # sum of the neighbours' indicator rows: (n, k, L) -> (n, L)
         return Y[idx].sum(axis=1, dtype=np.int64)
 
-    def _joint(self, X):
+    def _joint(self, X, work: _Work | None = None):
         """P(H1) P(E_C | H1) and P(H0) P(E_C | H0) for every test sample and label."""
         if not hasattr(self, "nn_"):
             raise ValueError("this MLkNN is not fitted yet; call fit(X, Y) first")
-        X = check_matrix(X, "X")
+        X = check_matrix(X, "X", dtype=FLOATS)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but this MLkNN was fitted on {self.n_features_in_}"
             )
-        with _neighbour_threads():
-            idx = self.nn_.kneighbors(X, return_distance=False)
+        idx = _kneighbors(self.nn_, X, self.k_, work)
         C = self._counts(self.Y_, idx)
         cols = np.arange(C.shape[1])
         p1 = self.prior1_ * self.cond1_[C, cols]
@@ -273,9 +356,9 @@ class MLkNN:
         p1, p0 = self._joint(X)
         return (p1 > p0).astype(np.int8)
 
-    def predict_with_proba(self, X) -> tuple[np.ndarray, np.ndarray]:
+    def predict_with_proba(self, X, *, work: _Work | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(predict(X), predict_proba(X))`` from one neighbour search."""
-        p1, p0 = self._joint(X)
+        p1, p0 = self._joint(X, work)
         return (p1 > p0).astype(np.int8), p1 / (p1 + p0)
 
 
@@ -368,7 +451,7 @@ class AAkNN:
         self.k = k
 
     def fit(self, X, D) -> "AAkNN":
-        X = check_matrix(X, "X")
+        X = check_matrix(X, "X", dtype=FLOATS)
         D = _label_matrix(D, "D", binary=False)
         check_same_rows(X, D, "X", "D")
         k = _check_k(self.k, X.shape[0])
@@ -378,17 +461,16 @@ class AAkNN:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, work: _Work | None = None) -> np.ndarray:
         """Mean of the k nearest training distributions, shape (n_samples, n_labels)."""
         if not hasattr(self, "nn_"):
             raise ValueError("this AAkNN is not fitted yet; call fit(X, D) first")
-        X = check_matrix(X, "X")
+        X = check_matrix(X, "X", dtype=FLOATS)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features but this AAkNN was fitted on {self.n_features_in_}"
             )
-        with _neighbour_threads():
-            idx = self.nn_.kneighbors(X, return_distance=False)
+        idx = _kneighbors(self.nn_, X, self.k_, work)
         return self.D_[idx].mean(axis=1)
 
 
@@ -438,7 +520,10 @@ def ldl_metrics(D_true, D_pred) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------------
-def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | None = None) -> dict[str, float]:
+def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | None = None, *,
+                       progress: Callable[[int, int], object] | None = None,
+                       should_stop: Callable[[], bool] | None = None, chunk_rows: int = EVAL_CHUNK_ROWS,
+                       threads: int = _NEIGHBOUR_THREADS) -> dict[str, float]:
     """Score an embedding by the task's nearest-neighbour learner, trained on ``(Z_train, Y_train)``
     and tested on ``(Z_test, Y_test)``.
 
@@ -451,17 +536,27 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
 
     Raises ``ValueError`` for an unknown task, mismatched shapes, NaN / infinite values, labels of
     the wrong kind, or ``k`` larger than the training set allows.
+
+    With ``progress`` or ``should_stop`` the neighbour queries run ``chunk_rows`` rows at a time:
+    ``progress(done, total)`` after each chunk (rows queried: the test rows, plus the training rows
+    for MLkNN, which needs each training row's neighbours), ``should_stop()`` before each, a True
+    raising :class:`EvaluationCancelled`. ``threads``: OpenMP threads of the search (1 by default:
+    the evaluators run beside a training thread).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    Z_train = check_matrix(Z_train, "Z_train")
-    Z_test = check_matrix(Z_test, "Z_test")
+    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS)
+    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS)
     check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     if k is None:
         k = DEFAULT_K[task]
+    work = None
+    if progress is not None or should_stop is not None or threads != _NEIGHBOUR_THREADS:
+        total = len(Z_test) + (len(Z_train) if task == MULTILABEL else 0)
+        work = _Work(total, progress, should_stop, chunk_rows, threads)
 
     if task == CLASSIFICATION:
-        return {"accuracy": knn_accuracy(Z_train, Y_train, Z_test, Y_test, k=k)}
+        return {"accuracy": knn_accuracy(Z_train, Y_train, Z_test, Y_test, k=k, work=work)}
 
     binary = task == MULTILABEL
     Y_train = _label_matrix(Y_train, "Y_train", binary=binary)
@@ -472,6 +567,6 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
         raise ValueError(f"Y_train has {Y_train.shape[1]} labels but Y_test has {Y_test.shape[1]}")
 
     if task == MULTILABEL:
-        pred, proba = MLkNN(k=k).fit(Z_train, Y_train).predict_with_proba(Z_test)
+        pred, proba = MLkNN(k=k).fit(Z_train, Y_train, work=work).predict_with_proba(Z_test, work=work)
         return multilabel_metrics(Y_test, pred, proba)
-    return ldl_metrics(Y_test, AAkNN(k=k).fit(Z_train, Y_train).predict(Z_test))
+    return ldl_metrics(Y_test, AAkNN(k=k).fit(Z_train, Y_train).predict(Z_test, work=work))

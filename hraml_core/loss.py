@@ -54,6 +54,72 @@ def all_pairs_alignment_loss(Z: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
     return _AllPairsAlignment.apply(Z, G.to(Z.dtype))
 
 
+class _BlockedAllPairsAlignment(torch.autograd.Function):
+    """:class:`_AllPairsAlignment` computed ``block`` rows at a time, never holding a B x B matrix.
+
+    R's row block I is ``sq_I + sq^T - 2 Z_I Z^T - G_I`` (its entries (i, i) zeroed); the loss
+    sums ``c * ||R_I||^2`` over the blocks and, R being symmetric, the gradient's rows I are
+    ``8c (R_I 1 * Z_I - R_I Z)``. The backward recomputes each R_I (and asks ``G_rows`` for G's
+    rows again) instead of keeping them: twice the arithmetic of the unblocked loss for memory in
+    O(block * B) instead of O(B^2).
+    """
+
+    @staticmethod
+    def forward(ctx, Z: torch.Tensor, G_rows, block: int) -> torch.Tensor:
+        B = Z.shape[0]
+        sq = Z.square().sum(1)
+        c = 0.25 / (B * (B - 1))
+        total = Z.new_zeros(())
+        for s in range(0, B, block):
+            R = _residual_block(Z, sq, G_rows, s, min(s + block, B))
+            total += R.square().sum()
+        ctx.save_for_backward(Z)
+        ctx.G_rows, ctx.block, ctx.c = G_rows, block, c
+        return c * total
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (Z,) = ctx.saved_tensors
+        B = Z.shape[0]
+        sq = Z.square().sum(1)
+        grad = torch.empty_like(Z)
+        for s in range(0, B, ctx.block):
+            e = min(s + ctx.block, B)
+            R = _residual_block(Z, sq, ctx.G_rows, s, e)
+            grad[s:e] = torch.addmm(R.sum(1, keepdim=True) * Z[s:e], R, Z, alpha=-1.0)
+        return grad.mul_(8.0 * ctx.c * grad_out), None, None
+
+
+def _residual_block(Z: torch.Tensor, sq: torch.Tensor, G_rows, s: int, e: int) -> torch.Tensor:
+    """Rows s:e of R = A - G with R_ii = 0."""
+    R = torch.addmm(sq[s:e, None] + sq[None, :], Z[s:e], Z.T, alpha=-2.0).sub_(G_rows(s, e).to(Z.dtype))
+    R.diagonal(offset=s).fill_(0.0)
+    return R
+
+
+#: Bytes per entry of a step's B x B pair matrices (float32): the loss holds A - G, G, and a
+#: temporary of the same size at once.
+PAIR_MATRIX_BYTES = 3 * 4
+
+
+def pair_block_rows(batch: int, budget_bytes: float) -> int:
+    """Rows per block so that a block's pair matrices (rows x batch) fit in ``budget_bytes``;
+    ``batch`` itself when the whole B x B fits (no blocking)."""
+    rows = int(budget_bytes // (PAIR_MATRIX_BYTES * max(batch, 1)))
+    return max(1, min(batch, rows))
+
+
+def blocked_all_pairs_alignment_loss(Z: torch.Tensor, G_rows, block: int) -> torch.Tensor:
+    """:func:`all_pairs_alignment_loss` in row blocks of ``block``: ``G_rows(s, e)`` returns rows s:e
+    of the B x B relation (``(e - s) x B``), so G is never built whole either. Same value and
+    gradient as the unblocked loss, to rounding (``tests/test_scale_training.py``)."""
+    if Z.shape[0] < 2:
+        raise ValueError(f"need at least 2 embeddings, got {tuple(Z.shape)}")
+    if int(block) < 1:
+        raise ValueError(f"block must be a positive number of rows, got {block!r}")
+    return _BlockedAllPairsAlignment.apply(Z, G_rows, int(block))
+
+
 def alignment_loss(d2: torch.Tensor, g: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """1/4 * sum (d2 - g)^2 over the given pairs (``"mean"`` divides by their number)."""
     if d2.shape != g.shape:

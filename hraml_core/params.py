@@ -374,6 +374,13 @@ PARAMS: tuple[Param, ...] = (
     Param("check_every", INT, None, "Steps between reads of the loss for the divergence guard; None: every "
           "step on the CPU, every 16 on a GPU, where each read waits for the device to finish its queue.",
           "runtime", label="loss check interval", low=1, none_ok=True, estimator=False, cli=False, widget=False),
+    Param("pair_memory_mb", FLOAT, 1024.0, "Memory (MiB) a step's B x B pair matrices may take: larger batches "
+          "compute the all-pairs loss in row blocks, with the same value and gradient.", "runtime",
+          label="pair memory (MiB)", low=0.0, low_open=True, widget=False),
+    Param("cuda_graphs", BOOL, False, "On a GPU, capture the batch sampler's step in a CUDA graph and replay it "
+          "(one launch instead of dozens per step); ignored on the CPU and in data-parallel runs.", "runtime",
+          label="CUDA graphs",
+          widget=False),
     Param("verbose", BOOL, False, "Print the loss after each epoch.", "runtime", config=False, cli=False,
           widget=False),
     Param("log_dir", PATH, None, "Record each fit as a run directory there (hraml_core.runs, docs/RUNS.md): the "

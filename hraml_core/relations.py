@@ -171,9 +171,31 @@ def get_relation(relation: str | Relation | Callable) -> Relation:
     raise ValueError(f"relation must be a name, a Relation or a callable, got {type(relation).__name__}")
 
 
+def unique_rows(Y) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(Y, axis=0, return_inverse=True)`` for a label matrix, as float32 rows.
+
+    numpy compares whole rows in its sort, which took seconds per million rows (twice at every
+    run's start). Rows of 0s and 1s (one-hot classes, label sets) are packed into bits first, the
+    first column the most significant, so that sorting the packed keys (one integer per row for up
+    to 64 labels) is sorting the rows: same rows, same order, same inverse.
+    """
+    Y = np.asarray(Y, dtype=np.float32)
+    if Y.ndim == 2 and Y.shape[1] and np.all((Y == 0) | (Y == 1)):
+        packed = np.packbits(Y.astype(bool), axis=1)  # (n, ceil(L / 8)) bytes, big-endian bits
+        if packed.shape[1] <= 8:
+            keys = np.zeros((len(Y), 8), np.uint8)
+            keys[:, 8 - packed.shape[1]:] = packed  # right-aligned: the integer order is the row order
+            _, first, inverse = np.unique(keys.view(">u8").reshape(-1), return_index=True, return_inverse=True)
+        else:
+            _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
+        return Y[first], inverse.reshape(-1)
+    rows, inverse = np.unique(Y, axis=0, return_inverse=True)
+    return rows, inverse.reshape(-1)
+
+
 def relation_max(relation: Relation, Y, max_rows: int = 2048, seed: int = 0) -> float:
     """The largest g between distinct rows of ``Y`` (a seeded sample when there are many)."""
-    rows = np.unique(np.asarray(Y, dtype=np.float32), axis=0)
+    rows, _ = unique_rows(Y)
     if len(rows) > max_rows:
         rows = rows[np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)]
     G = relation(rows)

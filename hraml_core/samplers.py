@@ -151,11 +151,15 @@ class SinglePairSampler(PairSampler):
     def steps_per_epoch(self) -> int:
         return self.n_samples
 
-    def batch_indices(self) -> torch.Tensor:
+    def draw_pair(self) -> tuple[int, int]:
+        """The next pair (i, j), i != j, as Python ints."""
         i, j = torch.randint(self.n_samples, (2,), generator=self.generator).tolist()
         if i == j:
             j = (j + 1 + int(torch.randint(self.n_samples - 1, (1,), generator=self.generator))) % self.n_samples
-        return torch.tensor([i, j])
+        return i, j
+
+    def batch_indices(self) -> torch.Tensor:
+        return torch.tensor(self.draw_pair())
 
     def select_pairs(self, A: torch.Tensor, G: torch.Tensor) -> Pairs:
         return self._PAIR

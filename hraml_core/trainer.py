@@ -13,17 +13,27 @@ writes), and a checkpoint whenever training stops, finishes or fails.
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .curves import bin_curve
-from .evaluate import PRIMARY_METRIC, evaluate_embedding
+from .evaluate import PRIMARY_METRIC, EvaluationCancelled, evaluate_embedding
+from .heldout import (
+    EVAL_SHARE,
+    METRIC_REF_ROWS,
+    METRIC_VAL_ROWS,
+    EvalBudget,
+    full_evaluation,
+    sample_rows,
+)
 from .loss import pairwise_sq_dists
 from .runs.recorder import choose_probe
 from .tasks import CLASSIFICATION, display_labels, encode_targets
@@ -40,6 +50,11 @@ def _frozen(a) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a
+
+
+def _rows(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]``, or ``a`` itself (no copy) when ``rows`` is every row in order."""
+    return a if len(rows) == len(a) else a[rows]
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,15 @@ class Snapshot:
     relation_scale: float
     config: TrainConfig
     time: float = field(default_factory=time.time)
+    #: (held-out rows, training rows) the live metric is computed on: a fixed sample of
+    #: ``metric_rows`` (hraml_core.heldout); None without held-out data.
+    metric_sample: tuple[int, int] | None = None
+    #: (held-out rows, training rows) in all: what Trainer.evaluate_full uses.
+    metric_rows: tuple[int, int] | None = None
+    #: Seconds the last live evaluation took, and the share of the training thread's time spent on
+    #: live evaluations so far (kept under Trainer.eval_share).
+    eval_seconds: float = 0.0
+    eval_share: float = 0.0
 
     @property
     def last_loss(self) -> float:
@@ -94,13 +118,23 @@ class Trainer:
     max_epochs : stop with status "finished" after this many epochs (None: until stopped).
     probe_size : samples in the A / E heatmaps (at most 300 by default), ordered by label.
     display_size : samples whose embeddings each snapshot carries (for a 2-D projection).
-    publish_every_s, eval_every_s : how often snapshots and the held-out metric are refreshed.
+    publish_every_s, eval_every_s : how often snapshots and the held-out metric are refreshed
+        (eval_every_s at most: see eval_share).
     n_threads : torch threads in the training thread (torch's setting is process-wide).
     run_dir : record the training in this run directory (hraml_core.runs); None: record nothing.
     run_meta : keyword arguments for its RunWriter: name, source, dataset (a dict, e.g. {"name":
         "digits"}), info.
     snapshot_every_s : seconds between the run directory's snapshots (a few hundred over a
         typical demonstration make a smooth replay).
+    metric_val_rows, metric_ref_rows : the live metric is computed on a fixed sample of this many
+        held-out and training (reference) rows (seeded, stratified by class; all rows of smaller
+        sets); the raw-feature metric on the same rows. :meth:`evaluate_full` uses every row.
+    eval_share : live evaluations take at most this share of the training thread's time: after one
+        that took e seconds the next waits max(eval_every_s, e (1 - share) / share) seconds
+        (:class:`hraml_core.heldout.EvalBudget`).
+
+    Pause and stop take effect between steps, and a live evaluation in progress is abandoned
+    (checked between chunks of its neighbour search) rather than waited for.
     """
 
     def __init__(
@@ -120,6 +154,9 @@ class Trainer:
         run_dir=None,
         run_meta: dict | None = None,
         snapshot_every_s: float = 1.0,
+        metric_val_rows: int = METRIC_VAL_ROWS,
+        metric_ref_rows: int = METRIC_REF_ROWS,
+        eval_share: float = EVAL_SHARE,
     ):
         X = check_matrix(X, "X", dtype=np.float32, min_samples=2)  # a float32 C-array is not copied
         targets = encode_targets(Y, task)
@@ -135,6 +172,8 @@ class Trainer:
             self.Y_val = np.asarray(Y_val) if targets.task == CLASSIFICATION else val.Y
         if max_epochs is not None and not max_epochs > 0:
             raise ValueError(f"max_epochs must be positive or None, got {max_epochs!r}")
+        if int(metric_val_rows) < 1 or int(metric_ref_rows) < 1:
+            raise ValueError(f"metric_val_rows and metric_ref_rows must be positive, got {metric_val_rows}, {metric_ref_rows}")
         self.max_epochs = max_epochs
         self.probe_size, self.display_size = int(probe_size), int(display_size)
         self.publish_every_s, self.eval_every_s = float(publish_every_s), float(eval_every_s)
@@ -144,6 +183,17 @@ class Trainer:
         self.run_dir, self.run_meta, self.snapshot_every_s = run_dir, dict(run_meta or {}), float(snapshot_every_s)
         self._writer = None
         self.run_error: str | None = None  # why recording the run stopped early, if it did
+        self.eval_share = float(eval_share)
+        EvalBudget(self.eval_share)  # validates the share here, not in the thread
+        if X_val is not None:
+            # Fixed for the trainer's life (a reset keeps them), so that every point of the metric
+            # curve, and the raw-feature reference, is measured on the same rows.
+            seed = config.seed if config.seed is not None else 0
+            labels = self.y_raw if self.task == CLASSIFICATION else targets.Y
+            self._ref_rows = sample_rows(labels, self.task, int(metric_ref_rows), seed)
+            self._val_rows = sample_rows(self.Y_val, self.task, int(metric_val_rows), seed + 1)
+            self._X_ref, self._y_ref = _rows(self.X, self._ref_rows), _rows(labels, self._ref_rows)
+            self._X_val_s, self._y_val_s = _rows(self.X_val, self._val_rows), _rows(self.Y_val, self._val_rows)
         self.metric_name = PRIMARY_METRIC[self.task]
         self.name = f"hraml-train-{next(_ids)}"
 
@@ -170,6 +220,8 @@ class Trainer:
         self._display_labels = _frozen(display_labels(self.targets.Y[display], self.task, self.targets.classes))
         self._metric_steps: list[int] = []
         self._metric_values: list[float] = []
+        self._budget = EvalBudget(self.eval_share, self.eval_every_s)
+        self._thread_seconds = 0.0  # the training thread's time, evaluations included
         self._elapsed = 0.0
         self._rate = (0.0, 0.0)
         self._status, self._message = IDLE, "ready"
@@ -204,6 +256,7 @@ class Trainer:
             self._set_status(RUNNING, "training")
             self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self._thread.start()
+            _live.add(self)
             return True
 
     def pause(self) -> None:
@@ -279,19 +332,20 @@ class Trainer:
         self._status, self._message = status, message
         self._publish()
 
+    def _interrupted(self) -> bool:
+        """A pause or a stop was asked for (a live evaluation then gives up)."""
+        return self._stop_requested.is_set() or self._status == PAUSED
+
     def _loop(self) -> None:
         # torch's thread count is process-wide: set for the loop, restored when it ends.
         with torch_threads(self.n_threads):
             self._train()
 
     def _train(self) -> None:
+        loop_start = time.perf_counter()
         try:
-            if self.X_val is not None and self._raw_metric is None:
-                self._raw_metric = self._metric(self.X, self.X_val)
-                if self._writer is not None:
-                    self._writer.update(raw_metric=self._raw_metric)
             run = self.run
-            last_publish = last_eval = -math.inf
+            last_publish = -math.inf
             t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
             while not self._stop_requested.is_set():
                 if not self._unpaused.is_set():
@@ -299,6 +353,7 @@ class Trainer:
                         run.flush()  # a paused run shows every step it took
                     self._unpaused.wait(0.1)
                     t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
+                    loop_start = t_prev  # paused time is not the thread's working time
                     continue
                 t0 = time.perf_counter()
                 with self._model_lock:
@@ -312,10 +367,11 @@ class Trainer:
                     if now > t_prev:
                         self._rate = ((run.state.pairs_seen - p_prev) / (now - t_prev), (run.state.step - s_prev) / (now - t_prev))
                     t_prev, s_prev, p_prev = now, run.state.step, run.state.pairs_seen
-                    if self.X_val is not None and (done or now - last_eval >= self.eval_every_s):
+                    if self.X_val is not None and (done or self._budget.due(now)):
                         self._evaluate()
-                        last_eval = now
                     last_publish = now
+                    self._thread_seconds += time.perf_counter() - loop_start
+                    loop_start = time.perf_counter()
                     self._publish()
                     self._record()
                 if done:
@@ -332,14 +388,42 @@ class Trainer:
             self._end_run(FAILED)
         else:
             self._publish()
+        finally:
+            self._thread_seconds += time.perf_counter() - loop_start
 
-    def _metric(self, Z_train, Z_val) -> float:
-        return evaluate_embedding(self.task, Z_train, self.y_raw, Z_val, self.Y_val)[self.metric_name]
+    def _metric(self, Z_ref, Z_val) -> float:
+        """The primary metric of the sampled held-out rows against the sampled reference rows."""
+        return evaluate_embedding(self.task, Z_ref, self._y_ref, Z_val, self._y_val_s,
+                                  should_stop=self._interrupted)[self.metric_name]
 
     def _evaluate(self) -> None:
-        value = self._metric(self.run.embed(self.X), self.run.embed(self.X_val))
+        start = time.perf_counter()
+        try:
+            if self._raw_metric is None:  # once per trainer: the features do not change
+                self._raw_metric = self._metric(self._X_ref, self._X_val_s)
+                if self._writer is not None:
+                    self._writer.update(raw_metric=self._raw_metric)
+            value = self._metric(self.run.embed(self._X_ref), self.run.embed(self._X_val_s))
+        except EvaluationCancelled:
+            return  # a pause or stop came first
+        self._budget.record(start, time.perf_counter())
         self._metric_steps.append(self.run.state.step)
         self._metric_values.append(value)
+
+    def evaluate_full(self, progress=None, should_stop=None, threads: int = 1) -> dict[str, float]:
+        """The task's metrics, exactly: every held-out row against every training row, with the
+        weights of the moment (copied, so training may go on meanwhile, in any thread).
+
+        ``progress(done, total)`` is called as rows are embedded and searched, ``should_stop()``
+        checked between chunks (True raises :class:`hraml_core.evaluate.EvaluationCancelled`);
+        ``threads``: threads of the neighbour search. Raises ValueError without held-out data.
+        """
+        if self.X_val is None:
+            raise ValueError("this trainer has no held-out data (X_val, Y_val) to evaluate on")
+        labels = self.y_raw if self.task == CLASSIFICATION else self.targets.Y
+        model = self.to_estimator()
+        return full_evaluation(self.task, model.transform, self.X, labels, self.X_val, self.Y_val,
+                               progress=progress, should_stop=should_stop, threads=threads)
 
     def _publish(self) -> None:
         run = self.run
@@ -377,6 +461,10 @@ class Trainer:
                 embedding_index=self.display_index,
                 relation_scale=run.scale,
                 config=self.config,
+                metric_sample=None if self.X_val is None else (len(self._val_rows), len(self._ref_rows)),
+                metric_rows=None if self.X_val is None else (len(self.X_val), len(self.X)),
+                eval_seconds=self._budget.last_seconds,
+                eval_share=self._budget.total_seconds / self._thread_seconds if self._thread_seconds else 0.0,
             )
 
     # -- the run directory ------------------------------------------------------------------------
@@ -471,3 +559,17 @@ class Trainer:
             writer.finish(FAILED, self.run_error)
         except Exception:
             pass  # the same disk error again: nothing more to record
+
+#: Trainers whose thread may still run. At interpreter exit their threads are stopped and joined:
+#: a daemon thread left inside a native neighbour search while Python finalises can crash the
+#: process (seen as a segmentation fault at exit).
+_live: "weakref.WeakSet[Trainer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_live_trainers() -> None:
+    for trainer in list(_live):
+        try:
+            trainer.stop(timeout=5.0)
+        except Exception:  # noqa: BLE001 - exiting anyway; one trainer must not keep the others running
+            pass

@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from . import params
+from .closed_form import ClosedFormPairs
 from .encoder import MLPEncoder
-from .loss import all_pairs_alignment_loss, alignment_loss, l2_penalty, pairwise_sq_dists
-from .relations import get_relation, relation_max, relation_scale
+from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_alignment_loss, l2_penalty,
+                   pair_block_rows, pairwise_sq_dists)
+from .optim import FusedOptimizer
+from .relations import get_relation, relation_max, relation_scale, unique_rows
 from .samplers import make_sampler
 from .tasks import TASKS
 
@@ -130,8 +133,13 @@ class TrainingRun:
 
     #: Distinct label rows up to which the relation between them is precomputed (2048^2 floats = 16 MB).
     MAX_CACHED_ROWS = 2048
+    #: Whether a step involves this process alone. The closed-form pair step
+    #: (hraml_core.closed_form) and CUDA graph capture (hraml_core.cuda_graph) need it; a
+    #: data-parallel run, whose steps all-gather and all-reduce, sets it False.
+    local_step = True
 
-    def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig(), sampler_offset: int = 0):
+    def __init__(self, X, Y, task: str, config: TrainConfig = TrainConfig(), sampler_offset: int = 0,
+                 closed_form: bool | None = None):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
         self.config, self.task = config, task
@@ -150,7 +158,7 @@ class TrainingRun:
         self.scale = relation_scale(config.scale, self.g_max)
         # Classes and most label-set collections have few distinct rows: g between the distinct rows
         # is computed once, and a batch's B x B block is two index_selects instead of a cdist.
-        rows, codes = np.unique(np.asarray(Y, dtype=np.float32), axis=0, return_inverse=True)
+        rows, codes = unique_rows(Y)
         if len(rows) <= self.MAX_CACHED_ROWS:
             self._codes = torch.as_tensor(codes.reshape(-1), device=self.device)
             self._G_rows = self.relation_matrix(torch.as_tensor(rows, device=self.device))
@@ -163,15 +171,10 @@ class TrainingRun:
         params = list(self.encoder.parameters())
         # The regulariser lambda * sum ||theta||^2 of eq. 5 has gradient 2 * lambda * theta, which is
         # exactly what the optimisers' (coupled, L2) weight_decay adds: cheaper than a graph term.
-        decay = 2.0 * config.weight_decay
-        if config.optimizer in ("adam", "amsgrad"):
-            # On a GPU a step is bound by kernel launches, not arithmetic (docs/BENCHMARKS.md): the
-            # fused Adam updates every tensor in one kernel instead of a dozen per tensor.
-            fused = True if self.device.type == "cuda" else None
-            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=decay, fused=fused,
-                                              amsgrad=config.optimizer == "amsgrad")
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay)
+        # torch's fused update kernels, without torch.optim (hraml_core.optim says why): one kernel
+        # for every tensor, on a GPU too, where a step is bound by kernel launches (docs/BENCHMARKS.md).
+        self.optimizer = FusedOptimizer(params, config.optimizer, lr=config.lr, weight_decay=2.0 * config.weight_decay,
+                                        momentum=config.momentum)
         # The sampler draws on its own generator so that initialisation and sampling are separately
         # reproducible (changing the init does not change the pair sequence).
         self.sampler = make_sampler(
@@ -185,8 +188,27 @@ class TrainingRun:
             config.sampling_power,
         )
         self.check_every = config.loss_check_interval()
-        self._pending: list[torch.Tensor] = []  # losses of steps taken but not yet checked
+        # Algorithm 1 on the CPU steps by the closed-form gradient, without autograd or torch.optim
+        # (hraml_core.closed_form); closed_form=False keeps the autograd step (for comparison).
+        auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step
+        if closed_form and not auto:
+            raise ValueError("closed_form needs the pairs sampler on the CPU in a single-process run")
+        self.closed_form = auto if closed_form is None else bool(closed_form)
+        if self.closed_form:
+            self._pair_step = ClosedFormPairs(self.encoder)
+            self._X_np = self.X.numpy()
+            self._G_np = None if self._G_rows is None else self._G_rows.cpu().numpy()
+            self._codes_np = None if self._codes is None else self._codes.cpu().numpy()
+        self._pair_block = pair_block_rows(config.batch_size, config.pair_memory_mb * 2**20)
+        self._graph = None
+        if config.cuda_graphs and self.device.type == "cuda" and config.sampler == "batch" and self.local_step:
+            from .cuda_graph import GraphedStep
+
+            self._graph = GraphedStep(self)
+        self._pending: list = []  # losses of steps taken but not yet checked (tensors, or floats)
         self._checkpoint = [p.detach().clone() for p in params]  # weights whose loss was checked
+        if self.closed_form:
+            self._checkpoint_np = [t.numpy() for t in self._checkpoint]
         self._checkpoint_state = (0, 0)  # (step, pairs_seen) of those weights
         self._divergence_limit = math.inf
         self.state = RunState()
@@ -212,32 +234,77 @@ class TrainingRun:
         ``state.losses`` once checked: at once on the CPU, every ``check_every`` steps otherwise
         (call :meth:`flush` before reading). Raises :class:`TrainingDiverged` from a check that
         finds a NaN, infinite or exploded loss, with the weights back at the last checked step."""
+        if self.closed_form:
+            self._closed_form_step()
+            return
         idx = self.sampler.batch_indices()
+        if self._graph is not None and self._graph.step(idx):
+            return
         if self.device.type == "cuda":  # a pageable copy would wait for the GPU to drain its queue
             idx = idx.pin_memory().to(self.device, non_blocking=True)
+        self._autograd_step(idx)
+
+    def _autograd_step(self, idx: torch.Tensor) -> None:
+        """The step on the rows ``idx`` (on the run's device): loss, check, backward, update."""
         fit, n_pairs = self.batch_loss(idx)
         value = fit.detach()
         if self.config.weight_decay:
             with torch.no_grad():
                 value = value + self.config.weight_decay * l2_penalty(self.encoder)
-        self._pending.append(value)
-        if len(self._pending) >= self.check_every:
-            # Checked before this step's update: the current weights have a finite loss and become
-            # the checkpoint that a later divergence returns to.
-            self.flush()
-            with torch.no_grad():
-                for saved, p in zip(self._checkpoint, self.encoder.parameters()):
-                    saved.copy_(p)
-            self._checkpoint_state = (self.state.step, self.state.pairs_seen)
+        self._record(value)
         self.optimizer.zero_grad(set_to_none=True)
         fit.backward()
         self.optimizer.step()
         self.state.step += 1
         self.state.pairs_seen += n_pairs
 
+    def _record(self, value) -> None:
+        """Queue a step's loss, before its update; check the queue when it is ``check_every`` long."""
+        self._pending.append(value)
+        if len(self._pending) >= self.check_every:
+            # Checked before this step's update: the current weights have a finite loss and become
+            # the checkpoint that a later divergence returns to.
+            self.flush()
+            self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
+        if self.closed_form:  # numpy's copy: torch's copy_ dispatch would be a tenth of the step
+            for saved, p in zip(self._checkpoint_np, self._pair_step.views):
+                np.copyto(saved, p)
+        else:
+            with torch.no_grad():
+                for saved, p in zip(self._checkpoint, self.encoder.parameters()):
+                    saved.copy_(p)
+        self._checkpoint_state = (self.state.step, self.state.pairs_seen)
+
+    def _closed_form_step(self) -> None:
+        """Algorithm 1's step by the paper's closed-form gradient (the autograd step's maths; see
+        hraml_core.closed_form), and the fused optimiser update."""
+        i, j = self.sampler.draw_pair()
+        if self._G_np is not None:
+            target = float(self._G_np[self._codes_np[i], self._codes_np[j]])
+        else:
+            target = float(self.relation_matrix(self.Y[i : i + 1], self.Y[j : j + 1]))
+        fit, grads = self._pair_step.loss_and_grads(self._X_np.take((i, j), axis=0), target)
+        if self.config.weight_decay:
+            fit += self.config.weight_decay * self._pair_step.squared_norm()
+        self._record(fit)
+        self.optimizer.step(grads)
+        self.state.step += 1
+        self.state.pairs_seen += 1
+
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The alignment loss of the step on training rows ``idx`` (to minimise), and its number of pairs."""
         Z = self.encoder(self.X[idx])
+        if self.sampler.all_pairs and len(idx) > self._pair_block:
+            # The B x B matrices would pass config.pair_memory_mb: rows of G on demand, in blocks.
+            if self._G_rows is None:
+                Yb = self.Y[idx]
+                rows = lambda s, e: self.relation_matrix(Yb[s:e], Yb)  # noqa: E731
+            else:
+                c = self._codes[idx]
+                rows = lambda s, e: self._G_rows.index_select(0, c[s:e]).index_select(1, c)  # noqa: E731
+            return blocked_all_pairs_alignment_loss(Z, rows, self._pair_block), self.sampler.pairs_in_step(len(idx), None)
         G = self.batch_relation(idx)
         if self.sampler.all_pairs:
             return all_pairs_alignment_loss(Z, G), self.sampler.pairs_in_step(len(idx), None)
@@ -253,7 +320,10 @@ class TrainingRun:
         are cleared: those built from the failed steps are poisoned too)."""
         if not self._pending:
             return
-        values = torch.stack(self._pending).tolist()
+        if isinstance(self._pending[0], torch.Tensor):
+            values = torch.stack(self._pending).tolist()
+        else:
+            values = [float(v) for v in self._pending]
         self._pending.clear()
         st = self.state
         if not st.losses:
@@ -281,6 +351,8 @@ class TrainingRun:
             for saved, p in zip(self._checkpoint, self.encoder.parameters()):
                 p.copy_(saved)
         self.optimizer.state.clear()
+        if self._graph is not None:
+            self._graph.reset()  # it captured the moments just dropped
         st = self.state
         st.step, st.pairs_seen = self._checkpoint_state
         del st.losses[st.step :]

@@ -28,9 +28,9 @@ def check_matrix(X, name: str = "X", *, owner: str | None = None, dtype=np.float
         # Two cases said here rather than by check_array: its message for a 1-D input prints the
         # whole array, and it would parse an array of numeric strings as numbers.
         try:
-            dtype_in = X.dtype if hasattr(X, "dtype") else np.asarray(X).dtype
-            shape = np.shape(X)
-        except ValueError:  # ragged rows: check_array says so
+            as_array = np.asarray(X)
+            dtype_in, shape = as_array.dtype, as_array.shape
+        except (TypeError, ValueError):  # ragged rows and the like: check_array says what is wrong
             dtype_in, shape = None, (0, 0)
         if dtype_in is not None and dtype_in.kind in "USa":
             raise ValueError(_prefixed(owner, f"{name} must be numeric, got dtype {dtype_in}"))

@@ -176,7 +176,8 @@ def test_amsgrad_is_adam_that_keeps_the_largest_second_moment():
     t = encode_targets(y)
     run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, batch_size=40, optimizer="amsgrad"))
     group = run.optimizer.param_groups[0]
-    assert isinstance(run.optimizer, torch.optim.Adam) and group["amsgrad"] and group["weight_decay"] == 2 * 5e-5
+    # torch's fused Adam kernel with amsgrad (hraml_core.optim; no torch.optim object, see there why)
+    assert run.optimizer.kind == "amsgrad" and group["amsgrad"] and group["weight_decay"] == 2 * 5e-5
     for _ in range(3):
         run.step()
     assert all("max_exp_avg_sq" in st for st in run.optimizer.state.values())

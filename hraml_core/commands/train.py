@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from . import CommandError
@@ -40,6 +41,8 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on its dataset's held-out split (or another dataset)")
     e.add_argument("model", help="a folder written by `hraml train`")
     _add_data_args(e)
+    e.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr by default)")
+    e.add_argument("--threads", type=int, default=None, help="threads of the neighbour search (default: all CPUs)")
     e.set_defaults(func=run_evaluate, dataset=None, test_size=None, seed=None)
 
 
@@ -73,6 +76,20 @@ def _metrics(task, Z_train, Y_train, Z_test, Y_test, k):
     from ..evaluate import evaluate_embedding
 
     return evaluate_embedding(task, Z_train, Y_train, Z_test, Y_test, k=k)
+
+
+def _full(task, embed, X_train, Y_train, X_test, Y_test, what: str, *, k, threads: int, progress_bar: bool) -> dict:
+    """hraml_core.heldout.full_evaluation with a tqdm bar on stderr (rows embedded, then searched)."""
+    from tqdm import tqdm
+
+    from ..heldout import full_evaluation
+
+    with tqdm(desc=f"evaluating {what}", unit="rows", disable=not progress_bar, mininterval=0.5, leave=False) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return full_evaluation(task, embed, X_train, Y_train, X_test, Y_test, k=k, progress=progress, threads=threads)
 
 
 def _print_metrics(task: str, learned: dict, raw: dict) -> None:
@@ -176,8 +193,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    learned = _metrics(ds.task, model.transform(X_train), ds.Y[train], model.transform(X_test), ds.Y[test], k)
-    raw = _metrics(ds.task, X_train, ds.Y[train], X_test, ds.Y[test], k)
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be positive, got {args.threads}")
+    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    # Exact: every held-out row against every training row, in chunks, with a progress bar each.
+    evaluate = dict(k=k, threads=threads, progress_bar=not args.no_progress)
+    learned = _full(ds.task, model.transform, X_train, ds.Y[train], X_test, ds.Y[test], "HRAML", **evaluate)
+    raw = _full(ds.task, None, X_train, ds.Y[train], X_test, ds.Y[test], "raw features", **evaluate)
     print(f"{ds.name}: evaluating {folder} on {len(test)} held-out samples"
           + (" (its own held-out rows)" if same_split and "test_rows" in run else f" (split seed {seed})"))
     _print_metrics(ds.task, learned, raw)

@@ -18,8 +18,9 @@ def _is_sparse(x) -> bool:
 class Dataset:
     """Features, targets and names of one dataset.
 
-    - ``X``: ``numpy.ndarray`` float64 of shape (n_samples, n_features), or a ``scipy.sparse``
-      CSR float64 matrix for sparse sources (news20); ``dense_X()`` gives a dense copy.
+    - ``X``: ``numpy.ndarray`` of shape (n_samples, n_features), float64 (or float32 when
+      ``dtype="float32"``: large files, see hraml_core.data.tabular), C-contiguous; or a
+      ``scipy.sparse`` CSR float64 matrix for sparse sources (news20); ``dense_X()`` gives a dense copy.
     - ``Y``: by ``task`` (see :mod:`hraml_core.tasks`): ``"classification"``: 1-D class labels
       (int64 for numeric labels, str otherwise); ``"multilabel"``: (n, L) int64 0/1 matrix;
       ``"distribution"``: (n, L) float64 non-negative rows summing to 1 (within 1e-3, not rescaled).
@@ -40,12 +41,16 @@ class Dataset:
     description: str = ""
     source: str = ""
     path: str | None = None
+    #: dtype of dense features: "float64", or "float32" (half the memory; what training uses).
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         where = self.path or self.name
         if self.task not in TASKS:
             raise dataset_error(where, f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
-        X = _validate_features(self.X, where, self.feature_names)
+        if self.dtype not in ("float32", "float64"):
+            raise dataset_error(where, f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        X = _validate_features(self.X, where, self.feature_names, self.dtype)
         object.__setattr__(self, "X", X)
         Y = np.asarray(self.Y.toarray() if _is_sparse(self.Y) else self.Y)
         if Y.ndim == 0 or Y.shape[0] != X.shape[0]:
@@ -144,7 +149,7 @@ class Dataset:
         return f"Dataset({self.summary()})"
 
 
-def _validate_features(X, where: str, names=()) -> object:
+def _validate_features(X, where: str, names=(), dtype: str = "float64") -> object:
     if _is_sparse(X):
         X = X.tocsr()
         if X.dtype.kind not in "biuf":
@@ -158,7 +163,7 @@ def _validate_features(X, where: str, names=()) -> object:
                 X = X.astype(np.float64)
             except (TypeError, ValueError):
                 raise dataset_error(where, f"non-numeric features (dtype {X.dtype})") from None
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = np.ascontiguousarray(X, dtype=np.dtype(dtype))  # no copy when it already is
         values = X
     if X.ndim != 2:
         raise dataset_error(where, f"features must be a 2-D matrix, got shape {X.shape}")

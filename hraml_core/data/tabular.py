@@ -1,4 +1,4 @@
-"""CSV/TSV (plain or gzipped) and Parquet files, read with pandas.
+"""CSV/TSV (plain or gzipped) and Parquet files, read with pandas, or in blocks with pyarrow.
 
 ``label_columns`` picks the label columns by name or index (negative counts from the end); the
 default is the last column. The task is detected unless given: one label column -> classification
@@ -6,11 +6,23 @@ default is the last column. The task is detected unless given: one label column 
 a label distribution (rows must sum to 1). Every other column is a feature and must be numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
 ``c0, c1, ...`` (``header=True/False`` forces the choice).
+
+Large files (:data:`STREAM_MIN_BYTES` and up on disk), or any file read with ``dtype="float32"``,
+are read in blocks and written straight into one feature array, float32 by default for large files
+(``dtype="float64"`` keeps float64): CSV through pyarrow's streaming reader, Parquet one column of
+one row group at a time. The whole-text path holds the text, a DataFrame and a float64 copy at
+once, several times the features' size; the block readers hold the array and one block
+(``tests/test_scale_data.py`` measures the peak). ``progress``: True for a tqdm bar on stderr, or
+a callable ``progress(done, total)`` (bytes of the file for CSV, values for Parquet).
 """
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +31,13 @@ from .dataset import Dataset
 from .errors import dataset_error, plural
 from .labels import prepare_labels
 from .textio import check_file, decode_text, read_bytes
+
+#: Files at least this large on disk are read in blocks into float32 features (see the module docstring).
+STREAM_MIN_BYTES = 64 << 20
+#: Bytes of CSV text per block of the streaming reader. Small, because the reader fetches dozens
+#: of blocks ahead of the consumer: its memory is a multiple of this.
+CSV_BLOCK_BYTES = 1 << 20
+DTYPES = ("float32", "float64")
 
 
 def _short_list(items, limit: int = 12) -> str:
@@ -54,21 +73,43 @@ def select_label_columns(names: list[str], label_columns, path) -> list[int]:
     return out
 
 
-def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", name: str | None = None,
-                     description: str = "", source: str = "") -> Dataset:
-    """A pandas DataFrame read from ``path`` -> :class:`Dataset`."""
-    import pandas as pd
-
-    names = [str(c) for c in df.columns]
+def _check_names(names: list[str], path) -> None:
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise dataset_error(path, f"duplicate column name {dup!r}")
-    if len(df) == 0:
-        raise dataset_error(path, "empty: no data rows" + (" (only a header)" if names else ""))
+
+
+def _split_columns(names: list[str], label_columns, path) -> tuple[list[int], list[int]]:
+    """(label column indices, feature column indices); no feature column is an error."""
     label_idx = select_label_columns(names, label_columns, path)
     feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
     if not feature_idx:
         raise dataset_error(path, "no feature columns: every column is a label column")
+    return label_idx, feature_idx
+
+
+def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: list[int], feature_idx: list[int], *,
+                      name, description, source, dtype) -> Dataset:
+    """The Dataset of features X and raw labels Y read from the columns of ``path``."""
+    Y, task = prepare_labels(Y, task, path)
+    return Dataset(
+        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
+        feature_names=tuple(names[j] for j in feature_idx),
+        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
+        description=description, source=source or str(path), path=str(path), dtype=dtype,
+    )
+
+
+def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", name: str | None = None,
+                     description: str = "", source: str = "", dtype: str = "float64") -> Dataset:
+    """A pandas DataFrame read from ``path`` -> :class:`Dataset`."""
+    import pandas as pd
+
+    names = [str(c) for c in df.columns]
+    _check_names(names, path)
+    if len(df) == 0:
+        raise dataset_error(path, "empty: no data rows" + (" (only a header)" if names else ""))
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
 
     feats = df.iloc[:, feature_idx]
     for j, col in zip(feature_idx, feats.columns):
@@ -83,7 +124,7 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
                 path,
                 f"non-numeric feature column {names[j]!r}: row {bad[0]} (0-based) holds {series.iloc[bad[0]]!r}",
             )
-    X = feats.to_numpy(dtype=np.float64, na_value=np.nan)
+    X = feats.to_numpy(dtype=np.dtype(dtype), na_value=np.nan)
 
     labels = df.iloc[:, label_idx]
     if len(label_idx) == 1:
@@ -102,13 +143,8 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
             if not pd.api.types.is_numeric_dtype(df.iloc[:, j]):
                 raise dataset_error(path, f"label column {names[j]!r} must be numeric when there are several label columns")
         Y = labels.to_numpy(dtype=np.float64, na_value=np.nan)
-    Y, task = prepare_labels(Y, task, path)
-    return Dataset(
-        name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
-        feature_names=tuple(names[j] for j in feature_idx),
-        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
-        description=description, source=source or str(path), path=str(path),
-    )
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
 
 
 def _check_ragged(text: str, sep: str, path: Path, has_header: bool) -> None:
@@ -135,14 +171,52 @@ def _first_row_is_data(text: str, sep: str) -> bool:
     return bool(first)
 
 
+def _stream_and_dtype(path: Path, dtype: str | None) -> tuple[bool, str]:
+    """(read in blocks?, feature dtype) for a file: large files and float32 requests stream."""
+    if dtype is not None and dtype not in DTYPES:
+        raise dataset_error(path, f"dtype must be one of {', '.join(DTYPES)} or None, got {dtype!r}")
+    check_file(path)
+    stream = path.stat().st_size >= STREAM_MIN_BYTES or dtype == "float32"
+    return stream, dtype or ("float32" if stream else "float64")
+
+
+class _Progress:
+    """``progress`` as given to a loader: None/False (nothing), True (a tqdm bar), or a callable."""
+
+    def __init__(self, progress, total: int, path: Path, unit: str):
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is True:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit, unit_scale=True, desc=f"reading {path.name}", file=sys.stderr,
+                            leave=False, mininterval=0.5)
+        self.total = total
+
+    def __call__(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        if self.callback is not None:
+            self.callback(done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | None = None, sep: str | None = None,
-             name: str | None = None, description: str = "", source: str = "") -> Dataset:
+             name: str | None = None, description: str = "", source: str = "", dtype: str | None = None,
+             progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
 
     path = Path(path)
-    text = decode_text(read_bytes(path), path)
     if sep is None:
         sep = "\t" if path.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+    stream, dtype = _stream_and_dtype(path, dtype)
+    if stream:
+        return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, name=name,
+                           description=description, source=source, dtype=dtype, progress=progress)
+    text = decode_text(read_bytes(path), path)
     if header is None:
         header = not _first_row_is_data(text, sep)
     _check_ragged(text, sep, path, header)
@@ -155,21 +229,217 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
         raise dataset_error(path, f"ragged or malformed rows ({exc})".replace("\n", " ")) from None
     if not header:
         df.columns = [f"c{j}" for j in range(df.shape[1])]
-    return frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
-                            description=description, source=source)
+    ds = frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
+                          description=description, source=source, dtype=dtype)
+    if progress:
+        _Progress(progress, 1, path, "B")(1)
+    return ds
+
+
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
+    """The first row's fields and the first 64 KiB of text (strict UTF-8, as the whole-text path)."""
+    try:
+        with _open_binary(path) as f:
+            head = f.read(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise dataset_error(path, f"cannot read the file ({exc})") from None
+    if b"\x00" in head:
+        raise dataset_error(path, "undecodable text: the file holds binary data (NUL bytes), not text")
+    cut = head.rfind(b"\n")
+    head = head[: cut + 1] if cut >= 0 and len(head) == 1 << 16 else head
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise dataset_error(path, f"undecodable text: not valid UTF-8 (byte offset {exc.start}); re-save the file as UTF-8") from None
+    first = next((row for row in csv.reader(io.StringIO(text), delimiter=sep) if row), [])
+    if not first:
+        raise dataset_error(path, "the file is empty (only whitespace)")
+    return first, text
+
+
+def _stream_csv(path: Path, *, label_columns, task, header, sep, name, description, source, dtype, progress) -> Dataset:
+    """A large CSV in blocks: pyarrow's streaming reader, features converted block by block."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    first, text = _first_lines(path, sep)
+    if header is None:
+        header = not _first_row_is_data(text, sep)
+    names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+    _check_names(names, path)
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
+    # Features parse straight to float32/64; one label column is read as text (classes may be
+    # names) and turned into numbers below when every value is one; several must be numbers.
+    types = {names[j]: pa.from_numpy_dtype(np.dtype(dtype)) for j in feature_idx}
+    types.update({names[j]: pa.string() if len(label_idx) == 1 else pa.float64() for j in label_idx})
+    raw = open(path, "rb")
+    size = path.stat().st_size
+    report = _Progress(progress, size, path, "B")
+    # Rows are written into one array sized from the first lines' bytes per row (with room to
+    # spare: pages never written take no memory), grown by half when short; no second copy of
+    # the whole array unless the estimate was off (gzip: the text is about 3-4x the file).
+    per_row = max(1.0, len(text.encode()) / max(1, text.count("\n")))
+    expand = 4.0 if path.name.lower().endswith(".gz") else 1.0
+    X = np.empty((int(size * expand / per_row * 1.1) + 1024, len(feature_idx)), dtype=dtype)
+    label_chunks, at = [], 0
+    try:
+        source_stream = pa.CompressedInputStream(raw, "gzip") if path.name.lower().endswith(".gz") else raw
+        reader = pacsv.open_csv(
+            source_stream,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
+                                           block_size=CSV_BLOCK_BYTES, encoding="utf8", use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=sep),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+        for batch in reader:
+            m = batch.num_rows
+            if at + m > len(X):
+                grown = np.empty((max(at + m, int(len(X) * 1.5)), X.shape[1]), dtype=dtype)
+                grown[:at] = X[:at]
+                X = grown
+            for k, j in enumerate(feature_idx):
+                X[at : at + m, k] = batch.column(j).to_numpy(zero_copy_only=False)
+            label_chunks.append([batch.column(j) for j in label_idx])
+            at += m
+            report(raw.tell())
+    except pa.ArrowInvalid as exc:
+        raise dataset_error(path, _arrow_csv_problem(str(exc), names)) from None
+    except (OSError, EOFError) as exc:
+        raise dataset_error(path, f"cannot read the file ({exc})") from None
+    finally:
+        raw.close()
+        report.close()
+    if at == 0:
+        raise dataset_error(path, "empty: no data rows" + (" (only a header)" if header else ""))
+    X = X[:at]  # a view: C-contiguous, the unused tail never touched
+    columns = [pa.chunked_array([chunk[k] for chunk in label_chunks]) for k in range(len(label_idx))]
+    Y = _stream_labels(columns, [names[j] for j in label_idx], path)
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
+
+
+def _arrow_csv_problem(message: str, names: list[str]) -> str:
+    """pyarrow's parse / conversion error, with the column named."""
+    found = re.search(r"column #(\d+)", message)
+    if found and int(found.group(1)) < len(names):
+        col = names[int(found.group(1))]
+        if "conversion error" in message:
+            value = re.search(r"invalid value (.*)$", message)
+            return f"non-numeric value in column {col!r}: {value.group(1) if value else message}"
+        return f"column {col!r}: {message}"
+    if "Expected" in message and "columns" in message:
+        return f"ragged rows: {message}"
+    return f"malformed CSV ({message})"
+
+
+def _stream_labels(columns, names: list[str], path: Path) -> np.ndarray:
+    """Label columns read in blocks -> the array frame_to_dataset would give."""
+    import pandas as pd
+
+    if len(columns) == 1:
+        values = columns[0].to_numpy(zero_copy_only=False)
+        missing = pd.isna(values)
+        if missing.any():
+            rows = np.flatnonzero(missing)
+            raise dataset_error(
+                path, f"missing labels in column {names[0]!r}: {plural(len(rows), 'row')} without a label, "
+                f"the first is row {rows[0]} (0-based)",
+            )
+        text = pd.Series(values, dtype=object).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        if not numbers.isna().any():
+            return numbers.to_numpy()
+        return text.to_numpy(dtype=str)
+    return np.column_stack([c.to_numpy(zero_copy_only=False) for c in columns]).astype(np.float64)
 
 
 def load_parquet(path, *, label_columns=None, task: str = "auto", name: str | None = None,
-                 description: str = "", source: str = "") -> Dataset:
+                 description: str = "", source: str = "", dtype: str | None = None,
+                 progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
 
     path = Path(path)
-    check_file(path)
+    stream, dtype = _stream_and_dtype(path, dtype)
+    if stream:
+        return _stream_parquet(path, label_columns=label_columns, task=task, name=name, description=description,
+                               source=source, dtype=dtype, progress=progress)
     try:
         df = pd.read_parquet(path)
     except ImportError as exc:
         raise dataset_error(path, f"reading Parquet needs pyarrow ({exc})") from None
     except Exception as exc:  # pyarrow.ArrowInvalid and friends
         raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
-    return frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
-                            description=description, source=source)
+    ds = frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
+                          description=description, source=source, dtype=dtype)
+    if progress:
+        _Progress(progress, len(df), path, "rows")(len(df))
+    return ds
+
+
+def _stream_parquet(path: Path, *, label_columns, task, name, description, source, dtype, progress) -> Dataset:
+    """A large Parquet file by record batches into one preallocated feature array."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise dataset_error(path, f"reading Parquet needs pyarrow ({exc})") from None
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow.ArrowInvalid and friends
+        raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
+    schema = pf.schema_arrow
+    names = [f.name for f in schema if not f.name.startswith("__index_level_")]
+    _check_names(names, path)
+    n = pf.metadata.num_rows
+    if n == 0:
+        raise dataset_error(path, "empty: no data rows")
+    label_idx, feature_idx = _split_columns(names, label_columns, path)
+    for j in feature_idx:
+        t = schema.field(names[j]).type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+            raise dataset_error(path, f"non-numeric feature column {names[j]!r} (type {t})")
+    if len(label_idx) > 1:
+        for j in label_idx:
+            t = schema.field(names[j]).type
+            if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+                raise dataset_error(path, f"label column {names[j]!r} must be numeric when there are several label columns")
+    X = np.empty((n, len(feature_idx)), dtype=dtype)
+    label_parts: list[list] = [[] for _ in label_idx]
+    groups = pf.metadata.num_row_groups
+    report = _Progress(progress, n * len(names), path, "values")
+    at = done = 0
+    try:
+        # One column of one row group at a time: a batch of every column would decode the whole
+        # row group first (pyarrow writes up to a million rows per group), several times the array.
+        for g in range(groups):
+            m = pf.metadata.row_group(g).num_rows
+            for k, j in enumerate(feature_idx):
+                X[at : at + m, k] = pf.read_row_group(g, columns=[names[j]]).column(0).to_numpy()
+                done += m
+                report(done)
+            for part, j in zip(label_parts, label_idx):
+                part.extend(pf.read_row_group(g, columns=[names[j]]).column(0).chunks)
+                done += m
+                report(done)
+            at += m
+    except Exception as exc:  # pyarrow.ArrowInvalid and friends: a truncated or corrupt file
+        raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
+    finally:
+        report.close()
+    columns = [pa.chunked_array(part, type=schema.field(names[j]).type) for part, j in zip(label_parts, label_idx)]
+    if len(label_idx) == 1 and not pa.types.is_string(columns[0].type) and not pa.types.is_large_string(columns[0].type):
+        Y = columns[0].to_numpy(zero_copy_only=False)
+        if Y.dtype.kind == "f" and np.isnan(Y).any():
+            rows_missing = np.flatnonzero(np.isnan(Y))
+            raise dataset_error(
+                path, f"missing labels in column {names[label_idx[0]]!r}: {plural(len(rows_missing), 'row')} without a "
+                f"label, the first is row {rows_missing[0]} (0-based)",
+            )
+    else:
+        Y = _stream_labels(columns, [names[j] for j in label_idx], path)
+    return _labelled_dataset(path, X, Y, task, names, label_idx, feature_idx, name=name, description=description,
+                             source=source, dtype=dtype)
