@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -57,43 +56,36 @@ def metrics_csv(snapshot, baselines: Mapping[str, float] | None = None) -> str:
 
 
 def model_zip(estimator, prepared: Prepared, settings: Mapping | None = None, metrics: Mapping | None = None) -> bytes:
-    """A zip of the model folder ``hraml train`` writes, so ``hraml evaluate FOLDER`` reads it:
-    ``model.safetensors`` (``hraml_core.HRAML.load``), ``preprocess.safetensors`` (the fitted
+    """A zip of a model folder, so ``hraml evaluate FOLDER`` reads it: a run directory
+    (docs/RUNS.md) written by the library's one writer, with ``model.safetensors``
+    (``hraml_core.HRAML.load``), ``preprocess.safetensors`` (the fitted
     ``hraml_core.preprocessing.Preprocessor`` the encoder expects), ``run.json`` (dataset, task,
-    the exact train / held-out rows, metrics, settings) and a ``README.txt``."""
+    settings, held-out metrics), ``split.json`` (the exact train / held-out rows) and a README.txt."""
+    from hraml_core.runs.writer import RunWriter, prepare_run
+
+    total = len(prepared.train_index) + len(prepared.val_index)
     with tempfile.TemporaryDirectory(prefix="hraml-model-") as tmp:
-        estimator.save(Path(tmp) / "model.safetensors")
-        prepared.preprocessor.save(Path(tmp) / "preprocess.safetensors")
-        model_bytes = (Path(tmp) / "model.safetensors").read_bytes()
-        pre_bytes = (Path(tmp) / "preprocess.safetensors").read_bytes()
-    run = {
-        "dataset": prepared.name,
-        "data_dir": None,
-        "label_columns": None,
-        "task": prepared.task,
-        "test_size": len(prepared.val_index) / (len(prepared.train_index) + len(prepared.val_index)),
-        "seed": 0,
-        "knn_k": None,
-        "train_rows": [int(i) for i in prepared.train_index],
-        "test_rows": [int(i) for i in prepared.val_index],
-        "metrics": dict(metrics or {}),
-        "settings": dict(settings or {}),
-        "source": "dashboard",
-    }
-    readme = (
-        "HRAML model trained in the HRAML Explorer dashboard.\n\n"
-        "Unzip into a folder, then evaluate it on its held-out rows:\n\n"
-        f"    hraml evaluate FOLDER [--data-dir DIR]        # dataset: {prepared.name}\n\n"
-        "or use it from Python:\n\n"
-        "    from hraml_core import HRAML\n"
-        "    from hraml_core.preprocessing import Preprocessor\n"
-        "    pre = Preprocessor.load('preprocess.safetensors')\n"
-        "    Z = HRAML.load('model.safetensors').transform(pre.transform(X_raw))\n"
-    )
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("model.safetensors", model_bytes)
-        zf.writestr("preprocess.safetensors", pre_bytes)
-        zf.writestr("run.json", json.dumps(run, indent=2, default=str))
-        zf.writestr("README.txt", readme)
+        folder = Path(tmp) / "model"
+        prepare_run(folder, source="dashboard", dataset={"name": prepared.name, "data_dir": None, "label_columns": None},
+                    split={"test_size": len(prepared.val_index) / total, "seed": 0,
+                           "train_rows": [int(i) for i in prepared.train_index],
+                           "test_rows": [int(i) for i in prepared.val_index]})
+        with RunWriter(folder, config=dict(settings or {}), task=prepared.task) as run:
+            run.save_model(estimator, prepared.preprocessor)
+            run.update(results={"metrics": dict(metrics or {}), "knn_k": None})
+        (folder / "README.txt").write_text(
+            "HRAML model trained in the HRAML Explorer dashboard.\n\n"
+            "Unzip into a folder, then evaluate it on its held-out rows:\n\n"
+            f"    hraml evaluate FOLDER [--data-dir DIR]        # dataset: {prepared.name}\n\n"
+            "or use it from Python:\n\n"
+            "    from hraml_core import HRAML\n"
+            "    from hraml_core.preprocessing import Preprocessor\n"
+            "    pre = Preprocessor.load('preprocess.safetensors')\n"
+            "    Z = HRAML.load('model.safetensors').transform(pre.transform(X_raw))\n"
+        )
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(folder).as_posix())
     return out.getvalue()

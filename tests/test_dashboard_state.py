@@ -131,7 +131,7 @@ def test_exports(session, wine, tmp_path, capsys):
     assert "loss" in m and "heldout,accuracy" in m and "baseline,gmml:accuracy" in m
     blob = export.model_zip(t.to_estimator(), wine, {"lr": 0.001}, {"accuracy": 0.9})
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        assert set(zf.namelist()) == {"model.safetensors", "preprocess.safetensors", "run.json", "README.txt"}
+        assert set(zf.namelist()) == {"model.safetensors", "preprocess.safetensors", "run.json", "split.json", "README.txt"}
         zf.extractall(tmp_path)
     from hraml_core import HRAML
     from hraml_core.cli import main
