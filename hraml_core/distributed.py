@@ -127,10 +127,9 @@ class DistributedRun(TrainingRun):
 
     # Cross-rank pairs are the default because they make a W-rank run the same optimisation as one
     # process with W times the batch (hyperparameters carry over), where per-rank pairs drop the
-    # (W-1)/W of the union's pairs that cross shards, more the more ranks. The price, measured
-    # with two gloo ranks on a busy 2-core CPU (digits, batch 32 to 256 per rank): one all-gather
-    # and twice the pairs per step, 1.2 to 1.6 times the time per step (0.6 to 2 ms more), and
-    # the same held-out 1-NN accuracy on digits. cross_rank_pairs=False gets per-rank pairs back.
+    # (W-1)/W of the union's pairs that cross shards, more the more ranks. The price: one
+    # all-gather and about twice the pairs per step (docs/BENCHMARKS.md, "Distributed"), at the
+    # same held-out 1-NN accuracy on digits. cross_rank_pairs=False gets per-rank pairs back.
     def __init__(self, X_shard, Y_shard, task: str, config: TrainConfig, global_scale: float,
                  cross_rank_pairs: bool = True):
         if cross_rank_pairs and config.sampler not in CROSS_RANK_SAMPLERS:
