@@ -6,7 +6,6 @@ import argparse
 from . import CommandError
 
 
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "datasets", help="list and download datasets",
