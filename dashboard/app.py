@@ -202,6 +202,7 @@ def _apply(settings, prepared) -> None:
 # button callbacks
 # --------------------------------------------------------------------------------------------------
 def _on_start() -> None:
+    st.session_state.pop("_expired_note", None)
     settings, prepared, _ = _selection()
     if settings is not None:
         _apply(settings, prepared)
@@ -499,7 +500,7 @@ def main() -> None:
     st.title("HRAML Explorer", anchor=False)
     st.caption("Relation-alignment metric learning, live: an MLP encoder learns embeddings whose squared "
                "distances D² match a relation g between labels.")
-    if st.session_state.pop("_expired_note", False):
+    if st.session_state.get("_expired_note"):  # until the first Start
         st.info(f"The session in this link has ended (a session without a browser is kept for "
                 f"{server.registry().grace_s:g} s, and none survives a server restart); this is a new one.", icon="🔗")
     settings, prepared, errors = _selection()

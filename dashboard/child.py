@@ -30,6 +30,8 @@ from multiprocessing.connection import Connection
 
 #: The environment variable that tells a child which file descriptor is its end of the pipe.
 FD_VARIABLE = "HRAML_CHILD_FD"
+#: ... and which process started it (a parent killed before the child looked would go unseen).
+PARENT_VARIABLE = "HRAML_CHILD_PARENT"
 #: One thread per BLAS / OpenMP / numba pool: on a small machine extra threads only spin, and the
 #: training thread in the server keeps its speed.
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -43,6 +45,7 @@ def spawn(call: str) -> tuple[subprocess.Popen, Connection]:
     env = dict(os.environ)
     env.update({var: "1" for var in ONE_THREAD})
     env[FD_VARIABLE] = str(fd)
+    env[PARENT_VARIABLE] = str(os.getpid())
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", call],
@@ -63,7 +66,7 @@ def connection() -> Connection:
 def watch_parent(every_s: float = 0.5) -> None:
     """In the child: a daemon thread that ends this process when its parent is gone (a parent
     killed outright leaves an orphan, re-parented: its parent pid changes)."""
-    parent = os.getppid()
+    parent = int(os.environ.get(PARENT_VARIABLE) or os.getppid())
 
     def watch():
         while os.getppid() == parent:

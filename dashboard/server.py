@@ -174,8 +174,7 @@ def registry() -> SessionRegistry:
 
 
 def shutdown(deadline_s: float = 3.0, exit_after_s: float | None = EXIT_S) -> bool:
-    """Stop everything the dashboard started in this process, in parallel, within ``deadline_s``;
-    True when all of it stopped in time. The first call does the work (later ones wait for it).
+    """The server's end: :func:`stop_all` once per process (later calls wait for the first).
 
     With ``exit_after_s``, a daemon watchdog ends the process that many seconds after this call
     began if it is still running then (the rest of the server's stop hung).
@@ -191,25 +190,33 @@ def shutdown(deadline_s: float = 3.0, exit_after_s: float | None = EXIT_S) -> bo
         return _shutdown_done.is_set()
     if exit_after_s is not None:
         threading.Thread(target=_watchdog, args=(exit_after_s,), name="hraml-exit-watchdog", daemon=True).start()
+    kept = []
     if reg is not None:
         reg.closing = True
-        reg.clear()
+        kept = reg.clear()  # held here: a session only the registry knew would drop out of open_sessions()
+    from .umap_process import umap_service
+
+    sessions = list({id(s): s for s in kept + open_sessions()}.values())
+    try:
+        return stop_all(sessions, umap_service(start=False), deadline_s)
+    finally:
+        _shutdown_done.set()
+
+
+def stop_all(sessions, umap=None, deadline_s: float = 3.0) -> bool:
+    """Close ``sessions`` in parallel (trainers, baseline fits, projection threads) and end the
+    ``umap`` service's process; True when all of it stopped within ``deadline_s``."""
     end = time.monotonic() + deadline_s
     closers = []
-    for s in open_sessions():
+    for s in sessions:
         th = threading.Thread(target=_close_quietly, args=(s,), name="hraml-shutdown", daemon=True)
         th.start()
         closers.append(th)
-    from .umap_process import umap_service
-
-    svc = umap_service(start=False)
-    if svc is not None:
-        svc.close(grace=0.2)
+    if umap is not None:
+        umap.close(grace=0.2)
     for th in closers:
         th.join(max(0.0, end - time.monotonic()))
-    ok = not any(th.is_alive() for th in closers)
-    _shutdown_done.set()
-    return ok
+    return not any(th.is_alive() for th in closers)
 
 
 def _close_quietly(session: Session) -> None:
