@@ -19,6 +19,7 @@ No Streamlit here.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import secrets
 import sys
@@ -201,6 +202,10 @@ def shutdown(deadline_s: float = 3.0, exit_after_s: float | None = EXIT_S) -> bo
         return stop_all(sessions, umap_service(start=False), deadline_s)
     finally:
         _shutdown_done.set()
+        # The interpreter's exit collects every object once more, torch's and Streamlit's included
+        # (seconds under load; the watchdog thread cannot run then). What exists now needs no
+        # collection: the process is ending.
+        gc.freeze()
 
 
 def stop_all(sessions, umap=None, deadline_s: float = 3.0) -> bool:
