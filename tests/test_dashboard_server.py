@@ -14,7 +14,7 @@ import pytest
 from hraml_core.data import load_dataset
 from hraml_core.scheduler import CpuShare
 from hraml_core.training import TrainConfig
-from hraml_dashboard import budget, child, server
+from hraml_dashboard import budget, server
 from hraml_dashboard.prepare import prepare_dataset
 from hraml_dashboard.state import Session, Settings
 from hraml_dashboard.umap_process import UmapService
