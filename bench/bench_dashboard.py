@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the app does, before numpy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -426,7 +427,7 @@ def main(argv=None) -> int:
 
     from hraml_dashboard.umap_process import UmapService
 
-    threadpool_limits(1)  # as the app does
+    threadpool_limits(1, user_api="openmp")  # as the app does
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     p = _prepared()
     results = {}

@@ -14,8 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import streamlit as st
+# One OpenBLAS thread, from OpenBLAS's start (numpy loads it on the next import; Streamlit has not):
+# on 2 vCPUs shared with the training threads its second thread only spins (a 1797 x 64 SVD took
+# 0.6 s instead of 10 ms under load). Lowering it later (threadpoolctl) is no substitute: such an
+# OpenBLAS, called from several threads at once (trainers, projection workers, the page), slowed
+# three trainers of one process to a few steps per second between them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file
@@ -44,11 +51,12 @@ st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 # --------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def _process_setup() -> bool:
-    """Once per server: one BLAS thread. On 2 vCPUs shared with the training thread, OpenBLAS's
-    second thread only spins (a 1797 x 64 SVD took 0.6 s instead of 10 ms under load)."""
+    """Once per server: one OpenMP thread for what runs outside the trainers (which set torch's
+    own). BLAS is left as it started (see the top of this file): lowered at run time, OpenBLAS
+    collapses under calls from several threads."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+    threadpool_limits(1, user_api="openmp")
     return True
 
 
