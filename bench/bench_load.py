@@ -139,12 +139,13 @@ def bench_first(p, browser) -> dict:
         page.wait_for_selector(".st-key-start button", timeout=90_000)
         page.click(".st-key-start button")
         started = time.perf_counter()
-        page.wait_for_selector(".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image", timeout=90_000)
-        chart = time.perf_counter() - srv.t0
-        samples, ready_at = [], None
+        samples, ready_at, chart = [], None, None
+        heatmap = ".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image"
         while time.perf_counter() - started < 45:
             try:
                 samples.append((time.perf_counter() - started, step(page)))
+                if chart is None and page.locator(heatmap).count():
+                    chart = time.perf_counter() - srv.t0
                 if ready_at is None and _umap_ready(page):
                     ready_at = time.perf_counter() - srv.t0
             except Exception:  # an element replaced while read
@@ -162,6 +163,7 @@ def bench_first(p, browser) -> dict:
 
 def first_markdown(r: dict, argv: str, load: str) -> str:
     ready = "not within the window" if r["umap_ready_s"] is None else f"{r['umap_ready_s']:.0f} s"
+    chart = "not within 45 s of Start" if r["chart_s"] is None else f"{r['chart_s']:.1f} s"
     return "\n".join([
         f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
         "A new `hraml dashboard` server, one Chromium page on the same machine pressing Start as soon as it is drawn",
@@ -172,7 +174,7 @@ def first_markdown(r: dict, argv: str, load: str) -> str:
         f"| page steps/s 20-40 s after Start / headless steps/s | {r['page_20_40']:.0f} / {r['headless']:.0f} "
         f"(**{100 * r['page_20_40'] / r['headless']:.0f}%**) | >= 50% |",
         f"| the same, 0-20 s after Start | {r['page_0_20']:.0f} ({100 * r['page_0_20'] / r['headless']:.0f}%) | |",
-        f"| first chart after the server started (health answered at {r['health_s']:.1f} s) | **{r['chart_s']:.1f} s** | <= 10 s |",
+        f"| first chart after the server started (health answered at {r['health_s']:.1f} s) | **{chart}** | <= 10 s |",
         f"| UMAP process ready after the server started | {ready} | |",
     ])
 
