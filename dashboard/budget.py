@@ -47,16 +47,19 @@ def default_limit(cores: int | None = None) -> int:
     return max(2, 3 * (cores or os.cpu_count() or 1))
 
 
-def _env_int(name: str, default: int) -> int:
+def env_number(name: str, default, parse=int, minimum=1):
+    """``parse($name)`` (``default`` when unset or empty); ValueError naming the variable when it
+    is not a number of that kind >= ``minimum``."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise ValueError(f"${name} must be a positive integer, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"${name} must be a positive integer, got {raw!r}")
+        value = None
+    if value is None or not value >= minimum:
+        kind = "an integer" if parse is int else "a number"
+        raise ValueError(f"${name} must be {kind} >= {minimum}, got {raw!r}")
     return value
 
 
@@ -212,7 +215,7 @@ def admission() -> Admission:
     global _admission
     with _lock:
         if _admission is None:
-            _admission = Admission(_env_int(LIMIT_VARIABLE, default_limit()))
+            _admission = Admission(env_number(LIMIT_VARIABLE, default_limit()))
         return _admission
 
 
@@ -221,5 +224,5 @@ def cpu_share() -> CpuShare:
     global _share
     with _lock:
         if _share is None:
-            _share = CpuShare(slots=_env_int(SLOTS_VARIABLE, 1), slice_s=SLICE_S)
+            _share = CpuShare(slots=env_number(SLOTS_VARIABLE, 1), slice_s=SLICE_S)
         return _share

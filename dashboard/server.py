@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .budget import env_number
 from .state import Session, open_sessions
 
 GRACE_VARIABLE = "HRAML_DASHBOARD_GRACE_S"
@@ -39,16 +40,7 @@ QUERY_KEY = "session"
 
 
 def grace_from_env() -> float:
-    raw = os.environ.get(GRACE_VARIABLE, "").strip()
-    if not raw:
-        return GRACE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"${GRACE_VARIABLE} must be a number of seconds, got {raw!r}") from None
-    if not value >= 0:
-        raise ValueError(f"${GRACE_VARIABLE} must be >= 0 seconds, got {raw!r}")
-    return value
+    return env_number(GRACE_VARIABLE, GRACE_S, float, 0)
 
 
 @dataclass

@@ -102,13 +102,20 @@ def test_limits_and_intervals():
 
 def test_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv(budget.LIMIT_VARIABLE, "4")
-    assert budget._env_int(budget.LIMIT_VARIABLE, 9) == 4
+    assert budget.env_number(budget.LIMIT_VARIABLE, 9) == 4
     for bad in ("0", "x", "-3"):
         monkeypatch.setenv(budget.LIMIT_VARIABLE, bad)
         with pytest.raises(ValueError, match=budget.LIMIT_VARIABLE):
-            budget._env_int(budget.LIMIT_VARIABLE, 9)
+            budget.env_number(budget.LIMIT_VARIABLE, 9)
     monkeypatch.delenv(budget.LIMIT_VARIABLE)
-    assert budget._env_int(budget.LIMIT_VARIABLE, 9) == 9
+    assert budget.env_number(budget.LIMIT_VARIABLE, 9) == 9
+    monkeypatch.setenv(server.GRACE_VARIABLE, "2.5")
+    assert server.grace_from_env() == 2.5
+    monkeypatch.setenv(server.GRACE_VARIABLE, "-1")
+    with pytest.raises(ValueError, match=server.GRACE_VARIABLE):
+        server.grace_from_env()
+    with pytest.raises(ValueError, match="max_duty"):
+        UmapService(max_duty=0)
 
 
 # --------------------------------------------------------------------------------------------------
