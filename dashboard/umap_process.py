@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import signal
 import tempfile
 import threading
 import time
@@ -147,6 +148,7 @@ class UmapService:
         self.failed: str | None = None
         self.warm_up_s: float | None = None
         self.restarts = 0  # processes started again after one died
+        self._closed = False  # closed: no restart (a caller still in line gets an error)
         self._lock = threading.Lock()
         self._line = CpuShare(slots=1, slice_s=0.0)  # callers take turns, first come first served
         self._not_before = 0.0  # monotonic time the next frame may start (the duty cap)
@@ -156,6 +158,7 @@ class UmapService:
 
     def start(self) -> "UmapService":
         with self._lock:
+            self._closed = False
             if self._proc is not None and self._proc.poll() is None:
                 return self
             self._spawn()
@@ -219,6 +222,8 @@ class UmapService:
     def _ask(self, request, timeout: float):
         with self._lock:
             conn = self._conn
+            if self._closed:
+                raise RuntimeError("the UMAP process was closed")
             try:
                 if conn is None:
                     raise EOFError("the UMAP process is not running")
@@ -227,6 +232,8 @@ class UmapService:
                     raise TimeoutError(f"no UMAP frame within {timeout} s")
                 return conn.recv()
             except (EOFError, OSError, TimeoutError, pickle.UnpicklingError) as exc:
+                if self._closed:
+                    raise RuntimeError("the UMAP process was closed") from None
                 why = str(exc) or type(exc).__name__
                 code = None if self._proc is None else self._proc.poll()
                 if code is not None:
@@ -247,6 +254,11 @@ class UmapService:
         child.end(proc, conn)  # closing the pipe ends the serve loop; terminate only if it lingers
 
     def close(self, grace: float = 1.0) -> None:
+        """End the process (a frame in progress fails at once: its caller gets an error)."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            child.signal_group(proc, signal.SIGTERM)  # not waiting for the frame that holds the lock
         with self._lock:
             proc, conn = self._proc, self._conn
             self._proc = self._conn = None

@@ -278,6 +278,9 @@ def test_a_killed_umap_process_is_reported_and_started_again():
     finally:
         svc.close()
     assert svc.pid is None and not children("umap_process")
+    with pytest.raises(RuntimeError):  # closed: no frame, and no process started again
+        svc.fit(Z)
+    assert svc.pid is None and svc.restarts == 1
 
 
 def test_a_killed_baseline_process_is_reported(make_session, wine):
