@@ -74,15 +74,20 @@ def _trainer(p, scheduler=None):
                    probe_size=300, display_size=2000, scheduler=scheduler)
 
 
-def _rates(trainers, seconds: float, warm: float = 3.0) -> list[float]:
+def _rates(trainers, seconds: float, warm: float = 3.0, cpu: list | None = None) -> list[float]:
+    """Steps/s of each trainer over a window; with ``cpu``, appends the steps made per CPU-second
+    of this process (all threads) in it: a measure of overhead that other jobs on the machine
+    disturb less than a wall-clock rate."""
     for t in trainers:
         t.start()
     time.sleep(warm)
-    s0, t0 = [t.snapshot().step for t in trainers], time.perf_counter()
+    s0, t0, c0 = [t.snapshot().step for t in trainers], time.perf_counter(), time.process_time()
     time.sleep(seconds)
-    s1, t1 = [t.snapshot().step for t in trainers], time.perf_counter()
+    s1, t1, c1 = [t.snapshot().step for t in trainers], time.perf_counter(), time.process_time()
     for t in trainers:
         t.stop()
+    if cpu is not None:
+        cpu.append((sum(s1) - sum(s0)) / max(c1 - c0, 1e-9))
     return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
 
 
@@ -93,13 +98,16 @@ def bench_share(p, n: int, seconds: float) -> dict:
     from hraml_core.scheduler import CpuShare
 
     _rates([_trainer(p)], 1.0, warm=0.5)  # the first optimiser's one-off imports, out of the way
-    alone = _rates([_trainer(p)], seconds)[0]
-    out = {"alone": alone, "n": n, "modes": {}}
+    per_cpu = []
+    alone = _rates([_trainer(p)], seconds, cpu=per_cpu)[0]
+    out = {"alone": alone, "n": n, "modes": {}, "per_cpu": {}, "alone_per_cpu": per_cpu[0]}
     for label, make in (("no share", lambda: None), ("CpuShare(slots=1)", lambda: CpuShare(1, 0.05)),
                         ("CpuShare(slots=2)", lambda: CpuShare(2, 0.05))):
         share = make()
-        rates = _rates([_trainer(p, share) for _ in range(n)], seconds)
+        per_cpu = []
+        rates = _rates([_trainer(p, share) for _ in range(n)], seconds, cpu=per_cpu)
         out["modes"][label] = rates
+        out["per_cpu"][label] = per_cpu[0]
         print(f"  {label}: {[round(r) for r in rates]} (alone {alone:.0f})", flush=True)
     out["alone_after"] = _rates([_trainer(p)], seconds)[0]
     return out
@@ -110,14 +118,15 @@ def share_markdown(r: dict, argv: str, load: str) -> str:
     lines = [
         f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
         f"{r['n']} Trainers on digits (the app's defaults) in one process, no server and no browser; one trainer",
-        f"alone before and after: {r['alone']:.0f} and {r['alone_after']:.0f} steps/s.",
+        f"alone before and after: {r['alone']:.0f} and {r['alone_after']:.0f} steps/s, "
+        f"{r['alone_per_cpu']:.0f} steps per CPU-second of the process.",
         "",
-        "| trainers | steps/s each | slowest / fastest | all together / one alone |",
-        "|---|---|---|---|",
+        "| trainers | steps/s each | slowest / fastest | all together / one alone | steps per CPU-second |",
+        "|---|---|---|---|---|",
     ]
     for label, rates in r["modes"].items():
         lines.append(f"| {r['n']}, {label} | {', '.join(f'{x:.0f}' for x in rates)} | "
-                     f"{min(rates) / max(rates):.2f} | {sum(rates) / base:.2f} |")
+                     f"{min(rates) / max(rates):.2f} | {sum(rates) / base:.2f} | {r['per_cpu'][label]:.0f} |")
     return "\n".join(lines)
 
 
