@@ -21,25 +21,21 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the app does, before numpy loads OpenBLAS
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-CHROMIUM = os.environ.get("HRAML_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+sys.path.insert(0, str(ROOT / "tests"))
+from live_server import CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, descendants, step  # noqa: E402
 
 
 def _prepared():
@@ -123,55 +119,17 @@ def bench_simulated(p, seconds: float, service) -> dict:
 # --------------------------------------------------------------------------------------------------
 # 1b / 3. a real server and browser
 # --------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(LiveServer):
+    """The dashboard server as the browser tests start it (tests/live_server.py)."""
 
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-class Server:
     def __init__(self, extra_env: dict | None = None):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.t0 = time.perf_counter()
-        from hraml_core.commands.dashboard import streamlit_command
-
-        self.proc = subprocess.Popen(
-            streamlit_command(self.port, "127.0.0.1"),  # the flags `hraml dashboard` uses
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            env=dict(os.environ, **(extra_env or {})),
-        )
-
-    def wait_healthy(self, timeout=90.0) -> float:
-        end = time.perf_counter() + timeout
-        while not _healthy(self.url):
-            if self.proc.poll() is not None or time.perf_counter() > end:
-                raise RuntimeError("streamlit did not start")
-            time.sleep(0.05)
-        return time.perf_counter() - self.t0
-
-    def close(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        super().__init__(env=extra_env)
 
 
-def _cpu_by_group(server_pgid: int) -> dict[str, float]:
-    """CPU seconds so far of the server (its process group: streamlit + UMAP process), of Chromium,
+def _cpu_by_group(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the server (its process tree: streamlit + UMAP process), of Chromium,
     and of everything else on the machine (other users' jobs included), from /proc."""
+    tree = {server_pid, *descendants(server_pid)}
     tick = os.sysconf("SC_CLK_TCK")
     out = {"server": 0.0, "chromium": 0.0, "other": 0.0}
     for pid in os.listdir("/proc"):
@@ -184,7 +142,7 @@ def _cpu_by_group(server_pgid: int) -> dict[str, float]:
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         f = stat[stat.rindex(")") + 2 :].split()
         cpu = (int(f[11]) + int(f[12])) / tick
-        if int(f[2]) == server_pgid:
+        if int(pid) in tree:
             out["server"] += cpu
         elif "chrom" in comm:
             out["chromium"] += cpu
@@ -193,25 +151,18 @@ def _cpu_by_group(server_pgid: int) -> dict[str, float]:
     return out
 
 
-COUNT_REDRAWS = """() => { window._redraws = 0; window._seen = new WeakSet();
-  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
-      if (!window._seen.has(p) && p.querySelector('.main-svg') && p.textContent.includes('A: embedding')) { window._seen.add(p); window._redraws++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
-
-
 def _page_step(page) -> int:
-    box = page.locator('[data-testid="stMetric"]', has_text="Step").first
-    return int(re.sub(r"[^0-9]", "", box.locator('[data-testid="stMetricValue"]').inner_text()) or 0)
+    return step(page)
 
 
-def _wait_quiet(server_pgid: int, limit_s: float, max_other: float = 0.25) -> float:
+def _wait_quiet(server_pid: int, limit_s: float, max_other: float = 0.25) -> float:
     """Wait (at most ``limit_s``) until processes other than ours use under ``max_other`` CPU over
     2 s; returns that outside load. The machine is shared with other users' jobs."""
     end = time.perf_counter() + limit_s
     while True:
-        c0 = _cpu_by_group(server_pgid)
+        c0 = _cpu_by_group(server_pid)
         time.sleep(2)
-        c1 = _cpu_by_group(server_pgid)
+        c1 = _cpu_by_group(server_pid)
         other = (c1["other"] - c0["other"]) / 2
         if other < max_other or time.perf_counter() > end:
             return other
@@ -476,7 +427,7 @@ def main(argv=None) -> int:
 
     from hraml_dashboard.umap_process import UmapService
 
-    threadpool_limits(1)  # as the app does
+    threadpool_limits(1, user_api="openmp")  # as the app does
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     p = _prepared()
     results = {}

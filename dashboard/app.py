@@ -14,18 +14,25 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import streamlit as st
+# One OpenBLAS thread, from OpenBLAS's start (numpy loads it on the next import; Streamlit has not):
+# on 2 vCPUs shared with the training threads its second thread only spins (a 1797 x 64 SVD took
+# 0.6 s instead of 10 ms under load). Lowering it later (threadpoolctl) is no substitute: such an
+# OpenBLAS, called from several threads at once (trainers, projection workers, the page), slowed
+# three trainers of one process to a few steps per second between them.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
-from hraml_dashboard import figures, settings_form
+from hraml_dashboard import budget, figures, server, settings_form
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
-from hraml_dashboard.state import Session, Settings, close_session
+from hraml_dashboard.state import Session, Settings, open_sessions
 from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
@@ -33,7 +40,8 @@ NO_FILE = "Choose a file to upload (CSV / TSV, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
 #: Larger datasets are subsampled (seeded, stratified) to keep the page live.
 MAX_SAMPLES = 10_000
-REFRESH_S = 0.45  # a little above 2 Hz: one refresh per 0.5 s measured 1.99/s
+#: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
+UI_KEYS = ("dataset", "task", "label_columns", "n_labels", "probe_size", "display_size", "projection", "baseline")
 
 st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 
@@ -43,11 +51,12 @@ st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 # --------------------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False)
 def _process_setup() -> bool:
-    """Once per server: one BLAS thread. On 2 vCPUs shared with the training thread, OpenBLAS's
-    second thread only spins (a 1797 x 64 SVD took 0.6 s instead of 10 ms under load)."""
+    """Once per server: one OpenMP thread for what runs outside the trainers (which set torch's
+    own). BLAS is left as it started (see the top of this file): lowered at run time, OpenBLAS
+    collapses under calls from several threads."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+    threadpool_limits(1, user_api="openmp")
     return True
 
 
@@ -57,17 +66,38 @@ def _umap_warm_up():
     return umap_service() if umap_enabled() else None
 
 
-@st.cache_resource(scope="session", on_release=close_session, show_spinner=False)
-def get_session() -> Session:
-    """This browser session's trainer holder; released (threads stopped) when the session ends."""
-    return Session()
+def _streamlit_stopping() -> bool:
+    """Whether Streamlit's runtime is stopping (SIGTERM, Ctrl-C): it then releases every session."""
+    try:
+        from streamlit import runtime
+        from streamlit.runtime.runtime import RuntimeState
+
+        return runtime.exists() and runtime.get_instance().state in (RuntimeState.STOPPING, RuntimeState.STOPPED)
+    except Exception:  # another Streamlit version: the exit hook still stops everything
+        return False
+
+
+def _release(attachment: server.Attachment) -> None:
+    """The browser session ended: detach (the grace period starts), or, when the server is
+    stopping, stop everything now (the first released session does it for all)."""
+    if server.stopping() or _streamlit_stopping():
+        server.shutdown()
+    else:
+        server.registry().detach(attachment.token)
+
+
+@st.cache_resource(scope="session", on_release=_release, show_spinner=False)
+def _attachment() -> server.Attachment:
+    """This browser session's hold on its Session: the one named in the address (a reload, a
+    reconnect) if the server still keeps it, else a new one."""
+    return server.registry().attach(st.query_params.get(server.QUERY_KEY))
 
 
 def _session() -> Session:
-    s = get_session()
+    s = _attachment().session
     if s.closed:  # closed from outside (tests, shutdown): start a fresh one
-        get_session.clear()
-        s = get_session()
+        _attachment.clear()
+        s = _attachment().session
     return s
 
 
@@ -180,6 +210,7 @@ def _apply(settings, prepared) -> None:
 # button callbacks
 # --------------------------------------------------------------------------------------------------
 def _on_start() -> None:
+    st.session_state.pop("_expired_note", None)
     settings, prepared, _ = _selection()
     if settings is not None:
         _apply(settings, prepared)
@@ -313,12 +344,17 @@ LIVE_CSS = """<style>
 </style>"""
 
 
-def live(ticking: bool) -> None:
+def _refresh_interval() -> float:
+    """Seconds between refreshes: longer as more sessions of the server refresh (budget.py)."""
+    return budget.refresh_interval(sum(1 for s in open_sessions() if s.needs_refresh()))
+
+
+def live(ticking: bool, interval: float | None = None, queued: bool = False) -> None:
     with st.container(key="live"):
-        _live_body(ticking)
+        _live_body(ticking, interval, queued)
 
 
-def _live_body(ticking: bool) -> None:
+def _live_body(ticking: bool, interval: float | None = None, queued: bool = False) -> None:
     session = _session()
     snap = session.snapshot()
     if snap is None:
@@ -332,7 +368,8 @@ def _live_body(ticking: bool) -> None:
         st.success(snap.message)
 
     cols = st.columns(7)
-    cols[0].metric("Status", snap.status)
+    place = session.queue_position()
+    cols[0].metric("Status", f"queued #{place}" if place else snap.status)
     cols[1].metric("Step", f"{snap.step:,}")
     cols[2].metric("Epoch", f"{snap.epoch:.2f}")
     cols[3].metric("Pairs/s", _fmt_rate(snap.pairs_per_s))
@@ -379,8 +416,10 @@ def _live_body(ticking: bool) -> None:
                          "status": r.status if not r.message else f"{r.status}: {r.message}"})
         st.dataframe(rows, hide_index=True)
 
-    if ticking != session.needs_refresh():
-        st.rerun()  # start or stop the periodic refresh
+    if ticking != session.needs_refresh() or queued != session.queued:
+        st.rerun()  # start or stop the periodic refresh; redraw the buttons once a queued run starts
+    if ticking and interval is not None and abs(_refresh_interval() / interval - 1) > 0.3:
+        st.rerun()  # more or fewer sessions refresh now: a new interval
 
 
 def baseline_panel(busy: bool) -> None:
@@ -388,6 +427,8 @@ def baseline_panel(busy: bool) -> None:
     itself once a second to show its elapsed time."""
     session = _session()
     fit = session.baselines.running()
+    place = session.baselines.queue_position()
+    waiting = session.baselines.busy()
     if session.prepared is not None:
         from hraml_core.baselines import BASELINES
 
@@ -398,14 +439,17 @@ def baseline_panel(busy: bool) -> None:
                      help="Fitted on the same training part, scored on the same held-out part. "
                           "LMNN and ITML can take one to two minutes on digits.")
         buttons = c2.container(horizontal=True)
-        buttons.button("Fit", key="fit_baseline", on_click=_on_fit_baseline, disabled=fit is not None)
-        buttons.button("Cancel", key="cancel_baseline", on_click=_on_cancel_baseline, disabled=fit is None)
+        buttons.button("Fit", key="fit_baseline", on_click=_on_fit_baseline, disabled=waiting)
+        buttons.button("Cancel", key="cancel_baseline", on_click=_on_cancel_baseline, disabled=not waiting)
         if fit is not None:
             doing = "Fitting" if fit.phase == "fitting" else "Starting the process for"
             st.caption(f"{doing} **{fit.name}**: {fit.elapsed():.0f} s")
+        elif place:
+            st.caption(f"Waiting for a slot: all {session.admission.limit} training slots of this server are in "
+                       f"use (place {place} in line); the fit starts by itself.")
         else:
             st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
-    if busy != (fit is not None):
+    if busy != waiting:
         st.rerun()  # start or stop this panel's refresh; the page shows the result
 
 
@@ -427,16 +471,46 @@ def downloads_panel(session: Session) -> None:
 # --------------------------------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------------------------------
+def _follow_address(attachment: server.Attachment) -> None:
+    """Keep the session's token in the address, so a reload reopens this session; on a reload,
+    put the widgets back as they were."""
+    ss = st.session_state
+    if st.query_params.get(server.QUERY_KEY) != attachment.token:
+        st.query_params[server.QUERY_KEY] = attachment.token
+    if not ss.get("_attached"):
+        ss["_attached"] = True
+        if attachment.reattached:
+            for key, value in attachment.session.ui_state.items():
+                ss.setdefault(key, value)
+        elif attachment.expired:
+            ss["_expired_note"] = True
+
+
+def _remember_widgets(session: Session) -> None:
+    ss = st.session_state
+    keys = UI_KEYS + tuple(settings_form.widget_keys())
+    session.ui_state = {k: ss[k] for k in keys if k in ss}
+
+
 def main() -> None:
     _process_setup()
     _umap_warm_up()
-    session = _session()
+    try:
+        session = _session()
+    except (ValueError, RuntimeError) as exc:  # a bad $HRAML_DASHBOARD_* value, or the server stopping
+        st.error(f"The dashboard cannot open a session: {exc}", icon="🚫")
+        st.stop()
+    _follow_address(_attachment())
     data_dir = _data_dir()
     sidebar(data_dir)
+    _remember_widgets(session)
 
     st.title("HRAML Explorer", anchor=False)
     st.caption("Relation-alignment metric learning, live: an MLP encoder learns embeddings whose squared "
                "distances D² match a relation g between labels.")
+    if st.session_state.get("_expired_note"):  # until the first Start
+        st.info(f"The session in this link has ended (a session without a browser is kept for "
+                f"{server.registry().grace_s:g} s, and none survives a server restart); this is a new one.", icon="🔗")
     settings, prepared, errors = _selection()
     if settings is not None:
         _apply(settings, prepared)
@@ -460,13 +534,21 @@ def main() -> None:
     snap = session.snapshot()
     status = snap.status if snap is not None else "idle"
     started = snap is not None and snap.step > 0
+    place = session.queue_position()
     c = st.columns([1.2, 1.2, 1, 1, 5])
     start_label = {PAUSED: "Resume", STOPPED: "Continue", FAILED: "Continue", RUNNING: "Training…"}.get(status, "Start")
+    if place:
+        start_label = f"Queued #{place}"
     c[0].button(start_label, key="start", type="primary", on_click=_on_start, icon=":material/play_arrow:",
-                disabled=session.trainer is None)
+                disabled=session.trainer is None or bool(place))
     c[1].button("Resume" if status == PAUSED else "Pause", key="pause", on_click=_on_pause,
                 icon=":material/pause:", disabled=status not in (RUNNING, PAUSED))
-    c[2].button("Stop", key="stop", on_click=_on_stop, icon=":material/stop:", disabled=status not in (RUNNING, PAUSED))
+    c[2].button("Stop", key="stop", on_click=_on_stop, icon=":material/stop:",
+                disabled=status not in (RUNNING, PAUSED) and not session.queued,
+                help="Stop training (keeps the weights); while queued, leave the line")
+    if place:
+        c[4].info(f"All {session.admission.limit} training slots of this server are in use: your run starts by "
+                  f"itself when one frees (place {place} in line). **Stop** leaves the line.", icon="⏳")
     c[3].button("Reset", key="reset", on_click=_on_reset, icon=":material/restart_alt:",
                 help="Start over from fresh weights with the current settings")
     pending = session.pending_changes(settings)
@@ -483,8 +565,9 @@ def main() -> None:
     with download_slot:
         downloads_panel(session)
     ticking = session.needs_refresh()
+    interval = _refresh_interval() if ticking else None
     with live_slot:
-        st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
+        st.fragment(run_every=interval)(live)(ticking, interval, session.queued)
     with compare_slot, st.expander("Compare with a baseline", expanded=False):
         busy = session.baselines.busy()
         st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)

@@ -98,7 +98,7 @@ class BaselineFit:
         self._cancelled.set()
         proc = self._proc
         if proc is not None and proc.poll() is None:
-            proc.terminate()  # the thread sees the child end, reaps it and reports "cancelled"
+            child.signal_group(proc, signal.SIGTERM)  # the thread sees the child end, reaps it, reports "cancelled"
         if self.thread is not threading.current_thread():
             self.thread.join(timeout)
 
@@ -108,7 +108,7 @@ class BaselineFit:
             proc, conn = child.spawn("from hraml_dashboard.baseline_process import serve; serve()")
             self._proc = proc
             if self._cancelled.is_set():  # cancel() came before there was a process to end
-                proc.terminate()
+                child.signal_group(proc, signal.SIGTERM)
             conn.send(self._request)
             while answer is None:
                 msg = conn.recv()  # EOFError once the child has ended

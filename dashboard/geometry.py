@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: UMAP settings for live frames (see docs/BENCHMARKS.md): approximate neighbours, 50 epochs.
+#: UMAP settings for live frames (see docs/BENCHMARKS.md): exact neighbours given to umap, 50 epochs.
 UMAP_EPOCHS = 50
 UMAP_NEIGHBORS = 15
 
@@ -67,10 +67,14 @@ def procrustes_align(frame, reference) -> np.ndarray:
 def umap_2d(Z, init=None, seed: int = 0, n_epochs: int = UMAP_EPOCHS, n_neighbors: int = UMAP_NEIGHBORS) -> np.ndarray:
     """UMAP of ``Z`` to 2-D, warm-started from ``init`` (n, 2) when given (PCA otherwise).
 
-    Approximate neighbours (``force_approximation_algorithm``: umap's exact path below 4096 points
-    is a slow Python loop), one thread, a fixed seed and few epochs: a live frame, not a final plot.
+    The neighbour graph is computed here, exactly (scikit-learn, brute force: a few thousand
+    points take milliseconds), and handed to umap as ``precomputed_knn``: umap's own search is
+    either a slow Python loop (exact, under 4096 points) or pynndescent's ``nn_descent``, whose
+    numba compile is most of a fresh process's first frame and cannot be cached on disk. One
+    thread, a fixed seed and few epochs: a live frame, not a final plot.
     """
     import umap
+    from sklearn.neighbors import NearestNeighbors
 
     Z = np.ascontiguousarray(Z, dtype=np.float32)
     if init is None:
@@ -80,14 +84,16 @@ def umap_2d(Z, init=None, seed: int = 0, n_epochs: int = UMAP_EPOCHS, n_neighbor
         raise ValueError(f"init must have shape ({len(Z)}, 2), got {init.shape}")
     if np.ptp(init, axis=0).min() <= 0:  # degenerate start: umap rescales by the range
         init = init + np.random.default_rng(seed).normal(0, 1e-3, init.shape)
+    k = max(2, min(n_neighbors, len(Z) - 1))
+    dists, index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(Z).kneighbors(Z)  # self first, as umap's
     model = umap.UMAP(
         n_components=2,
-        n_neighbors=max(2, min(n_neighbors, len(Z) - 1)),
+        n_neighbors=k,
         n_epochs=n_epochs,
         init=init,
         random_state=seed,
         n_jobs=1,
-        force_approximation_algorithm=True,
+        precomputed_knn=(index.astype(np.int32), dists.astype(np.float32), None),
         low_memory=True,
         verbose=False,
     )

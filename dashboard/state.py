@@ -9,14 +9,22 @@ Invariants:
 - at most one training thread per session: there is one :class:`~hraml_core.trainer.Trainer` at a
   time, a replaced trainer is stopped first, and ``Trainer.start`` never starts a second thread;
 - settings changes rebuild the trainer by themselves only while it is pristine (never started);
-  otherwise :meth:`Session.pending_changes` lists them and :meth:`Session.reset` applies them.
+  otherwise :meth:`Session.pending_changes` lists them and :meth:`Session.reset` applies them;
+- training and baseline fits are jobs of the server's :class:`~hraml_dashboard.budget.Admission`:
+  a session trains only while it holds a slot (a Start beyond the limit queues, :attr:`Session.queued`,
+  and starts by itself when a slot frees); a pause, a stop, a reset or the end of the session gives
+  the slot back; its trainer takes turns with the other sessions' on the server's CPU share;
+- a session whose browser is gone (:meth:`Session.suspend`) trains nothing and waits in no queue
+  until a browser comes back (:meth:`Session.wake`) or it is closed.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 import threading
 import weakref
@@ -27,7 +35,7 @@ from pathlib import Path
 from hraml_core.trainer import IDLE, PAUSED, RUNNING, Trainer
 from hraml_core.training import TrainConfig
 
-from . import export, settings_form
+from . import budget, export, settings_form
 from .baseline_process import BaselineFit
 from .prepare import Prepared
 from .projection import ProjectionWorker
@@ -62,7 +70,7 @@ def changed_settings(old: Settings, new: Settings) -> list[str]:
 @dataclass
 class BaselineResult:
     name: str
-    status: str  # "fitting", "done", "failed", "cancelled"
+    status: str  # "queued", "fitting", "done", "failed", "cancelled"
     metric: str
     value: float | None = None
     seconds: float | None = None
@@ -72,17 +80,28 @@ class BaselineResult:
 class BaselineRunner:
     """Fits baselines (hraml_core.baselines) on the session's training part, one at a time, each in a
     child process (:class:`~dashboard.baseline_process.BaselineFit`: a thread cannot be cancelled);
-    results are kept per dataset."""
+    results are kept per dataset. A fit is a job of the server's admission: beyond its limit it
+    waits ("queued") and starts when a slot frees."""
 
-    def __init__(self):
-        self._lock = threading.Lock()
+    def __init__(self, admission: budget.Admission | None = None, key=None):
+        self._lock = threading.RLock()
         self._fit: BaselineFit | None = None
         self._closed = False
         self.data_key = None
         self.results: dict[str, BaselineResult] = {}
+        self.admission = admission if admission is not None else budget.admission()
+        self.key = key if key is not None else ("baseline", id(self))
+        self._queued: tuple | None = None  # (name, task, metric, data, data_key) waiting for a slot
+        self._suspended = False
 
     def busy(self) -> bool:
-        return self.running() is not None
+        return self.running() is not None or self._queued is not None
+
+    def queue_position(self) -> int | None:
+        """The queued fit's place in the server's queue (None when no fit waits)."""
+        if self._queued is None:
+            return None
+        return self.admission.position(self.key)
 
     def running(self) -> BaselineFit | None:
         """The fit in progress (``name``, ``phase``, ``elapsed()``), or None."""
@@ -95,6 +114,7 @@ class BaselineRunner:
             if data_key == self.data_key:
                 return
             self.data_key, self.results, fit = data_key, {}, self._fit
+            self._unqueue()
         if fit is not None:
             fit.cancel()
 
@@ -108,28 +128,79 @@ class BaselineRunner:
             if data_key != self.data_key:
                 self.data_key, self.results = data_key, {}
             metric = PRIMARY_METRIC[prepared.task]
-            self.results[name] = BaselineResult(name, "fitting", metric)
             data = (prepared.X_train, prepared.Y_train, prepared.X_val, prepared.Y_val)
-            on_end = functools.partial(self._publish, data_key, metric)
-            self._fit = BaselineFit(name, prepared.task, metric, data, on_end)
-            self._fit.start()
+            self._queued = (name, prepared.task, metric, data, data_key)
+            self.results[name] = BaselineResult(name, "queued", metric)
+            if self.admission.request(self.key, self._admitted, alive=self._holds_slot) == 0:
+                self._launch()
             return True
+
+    def _admitted(self) -> bool:
+        """A slot freed for the queued fit (called by the admission)."""
+        with self._lock:
+            if self._closed or self._queued is None:
+                return False
+            self._launch()
+            return True
+
+    def _launch(self) -> None:
+        name, task, metric, data, data_key = self._queued
+        self._queued = None
+        self.results[name] = BaselineResult(name, "fitting", metric)
+        on_end = functools.partial(self._publish, data_key, metric)
+        self._fit = BaselineFit(name, task, metric, data, on_end)
+        self._fit.start()
+
+    def _holds_slot(self) -> bool:
+        with self._lock:  # not while a fit is being launched
+            return self.running() is not None
+
+    def _unqueue(self) -> None:
+        if self._queued is not None:
+            name, metric = self._queued[0], self._queued[2]
+            self._queued = None
+            self.admission.release(self.key)
+            if name in self.results:
+                self.results[name] = BaselineResult(name, "cancelled", metric)
 
     def _publish(self, data_key, metric, fit: BaselineFit, status, value, message, seconds) -> None:
         with self._lock:
             if self.data_key == data_key:  # a result for data no longer shown is dropped
                 self.results[fit.name] = BaselineResult(fit.name, status, metric, value, seconds, message)
+        self.admission.release(self.key)  # the fit's process is gone: its slot is free
 
     def cancel(self, timeout: float = 5.0) -> None:
-        """Cancel the running fit (it shows "cancelled"); returns once its process is gone."""
-        fit = self._fit
+        """Cancel the running or queued fit (it shows "cancelled"); returns once its process is gone."""
+        with self._lock:
+            self._unqueue()
+            fit = self._fit
         if fit is not None:
             fit.cancel(timeout)
+
+    def suspend(self) -> None:
+        """Freeze a running fit's process (SIGSTOP; it keeps its slot); :meth:`wake` continues it."""
+        self._signal_fit(signal.SIGSTOP, True)
+
+    def wake(self) -> None:
+        self._signal_fit(signal.SIGCONT, False)
+
+    def _signal_fit(self, sig, suspended: bool) -> None:
+        with self._lock:
+            fit = self.running()
+            if self._suspended == suspended or fit is None or fit.pid is None:
+                self._suspended = suspended
+                return
+            try:
+                os.kill(fit.pid, sig)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
+            self._suspended = suspended
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
         self.cancel()
+        self.admission.release(self.key)
 
     def join(self, timeout=None) -> None:
         fit = self._fit
@@ -140,7 +211,8 @@ class BaselineRunner:
 class Session:
     """One browser session: its trainer, projection worker and baseline runner."""
 
-    def __init__(self, projection_interval_s: float = 1.0):
+    def __init__(self, projection_interval_s: float = 1.0, admission: budget.Admission | None = None,
+                 scheduler=None):
         self.id = next(_session_ids)
         self._lock = threading.RLock()
         self.trainer: Trainer | None = None
@@ -148,7 +220,14 @@ class Session:
         self.prepared: Prepared | None = None
         self.generation = 0  # bumps whenever the trainer is rebuilt or reset
         self.projector = ProjectionWorker(min_interval_s=projection_interval_s)
-        self.baselines = BaselineRunner()
+        self.admission = admission if admission is not None else budget.admission()
+        self.scheduler = scheduler if scheduler is not None else budget.cpu_share()
+        self._train_key = ("train", self.id)
+        self.baselines = BaselineRunner(self.admission, ("baseline", self.id))
+        self.queued = False  # Start pressed, waiting for a training slot
+        self.suspended = False  # no browser attached (see suspend / wake)
+        self._wake_action: str | None = None  # what wake() restarts: "train" or "queue"
+        self.ui_state: dict = {}  # the page's widget values, restored when a browser reattaches
         self.closed = False
         self._upload_dir: str | None = None
         self._downloads_key = None
@@ -165,13 +244,15 @@ class Session:
     def _new_trainer(self, settings: Settings, prepared: Prepared) -> Trainer:
         return Trainer(
             prepared.X_train, prepared.Y_train, config=settings.config, X_val=prepared.X_val, Y_val=prepared.Y_val,
-            probe_size=settings.probe_size, display_size=settings.display_size,
+            probe_size=settings.probe_size, display_size=settings.display_size, scheduler=self.scheduler,
         )
 
     def _install(self, trainer: Trainer, settings: Settings, prepared: Prepared) -> None:
         old = self.trainer
         if old is not None and old is not trainer:
             old.stop()
+            if not self.queued:  # a Start that waits for a slot starts the new trainer
+                self.admission.release(self._train_key)
         self.trainer, self.settings, self.prepared = trainer, settings, prepared
         self.generation += 1
         self.baselines.clear_for(settings.data_key)
@@ -213,27 +294,67 @@ class Session:
 
     # -- control (button callbacks) -------------------------------------------------------------
     def start(self, settings: Settings | None = None, prepared: Prepared | None = None) -> bool:
-        """Start (or resume, or continue after a stop/failure). Never a second thread."""
+        """Start (or resume, or continue after a stop/failure). Never a second thread.
+
+        True when a training thread started now. Beyond the server's limit the session queues
+        (:attr:`queued`, :meth:`queue_position`) and starts by itself when a slot frees.
+        """
         with self._lock:
             if self.closed:
                 return False
             if settings is not None and prepared is not None:
                 self.sync(settings, prepared)
-            if self.trainer is None:
+            t = self.trainer
+            if t is None or (t.is_alive() and t.status == RUNNING):
                 return False
-            started = self.trainer.start()
-            self._follow()
-            return started
+            if self.suspended:  # no browser: start once one is back
+                self._wake_action = "train"
+                return False
+            if self.admission.request(self._train_key, self._admitted, alive=self._holds_slot) != 0:
+                self.queued = True
+                return False
+            return self._start_trainer()
+
+    def _start_trainer(self) -> bool:
+        self.queued = False
+        started = self.trainer.start()  # a paused thread is resumed (False)
+        self._follow()
+        if not self.training():  # finished runs do not start: the slot goes back
+            self.admission.release(self._train_key)
+        return started
+
+    def _admitted(self) -> bool:
+        """A slot freed while this session waited (called by the admission, outside its lock)."""
+        with self._lock:
+            if self.closed or not self.queued or self.trainer is None:
+                return False
+            self._start_trainer()
+            return self.training()
+
+    def _holds_slot(self) -> bool:
+        """The admission's check that this session still trains (waits while a start is under way)."""
+        with self._lock:
+            return self.training()
+
+    def _leave_admission(self) -> None:
+        """Give back the training slot, or leave the queue."""
+        self.queued = False
+        self.admission.release(self._train_key)
+
+    def queue_position(self) -> int | None:
+        """This session's place in the server's queue for a training slot (None: not queued)."""
+        return self.admission.position(self._train_key) if self.queued else None
 
     def pause(self) -> None:
         with self._lock:
             if self.trainer is not None:
                 self.trainer.pause()
+            self._leave_admission()
 
     def resume(self) -> None:
         with self._lock:
-            if self.trainer is not None:
-                self.trainer.resume()
+            if self.trainer is not None and self.trainer.status == PAUSED:
+                self.start()
 
     def toggle_pause(self) -> None:
         with self._lock:
@@ -241,12 +362,13 @@ class Session:
             if t is None:
                 return
             if t.status == PAUSED:
-                t.resume()
+                self.start()
             elif t.status == RUNNING:
-                t.pause()
+                self.pause()
 
     def stop(self) -> None:
         with self._lock:
+            self._leave_admission()
             if self.trainer is not None:
                 self.trainer.stop()
             self.projector.poke()
@@ -258,6 +380,7 @@ class Session:
             if self.closed:
                 return
             self.baselines.cancel()
+            self._leave_admission()
             if settings is None or prepared is None:
                 if self.trainer is not None:
                     self.trainer.reset()
@@ -317,16 +440,43 @@ class Session:
             return dict(self._downloads)
 
     def needs_refresh(self) -> bool:
-        """Whether the page should keep refreshing: training, a projection or a baseline pending."""
+        """Whether the page should keep refreshing: training or queued, a projection or a baseline
+        pending."""
         if self.closed:
             return False
-        return self.training() or self.baselines.busy() or not self.projector.up_to_date()
+        return self.training() or self.queued or self.baselines.busy() or not self.projector.up_to_date()
+
+    # -- no browser attached ----------------------------------------------------------------------
+    def suspend(self) -> None:
+        """The last browser of this session went away: pause training (its slot goes to the next in
+        line), leave the queue, freeze a baseline fit; :meth:`wake` undoes all three."""
+        with self._lock:
+            if self.closed or self.suspended:
+                return
+            self.suspended = True
+            self._wake_action = "train" if self.training() else "queue" if self.queued else None
+            if self.trainer is not None and self.trainer.status == RUNNING:
+                self.trainer.pause()
+            self._leave_admission()
+            self.baselines.suspend()
+
+    def wake(self) -> None:
+        """A browser is back: continue what :meth:`suspend` paused (through the admission again)."""
+        with self._lock:
+            if self.closed or not self.suspended:
+                return
+            self.suspended = False
+            action, self._wake_action = self._wake_action, None
+            self.baselines.wake()
+            if action is not None:
+                self.start()
 
     # -- ending ---------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop every thread and process of this session (the trainer's within its stop timeout)."""
         with self._lock:
             self.closed = True
+            self._leave_admission()
             self.baselines.close()
             if self.trainer is not None:
                 try:

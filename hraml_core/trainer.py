@@ -135,6 +135,9 @@ class Trainer:
 
     Pause and stop take effect between steps, and a live evaluation in progress is abandoned
     (checked between chunks of its neighbour search) rather than waited for.
+    scheduler : a :class:`~hraml_core.scheduler.CpuShare` that this trainer's thread takes turns
+        on with the other trainers of the process (a turn around each step and its publishing);
+        None (default): it steps without waiting for anyone.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class Trainer:
         metric_val_rows: int = METRIC_VAL_ROWS,
         metric_ref_rows: int = METRIC_REF_ROWS,
         eval_share: float = EVAL_SHARE,
+        scheduler=None,
     ):
         X = check_matrix(X, "X", dtype=np.float32, min_samples=2)  # a float32 C-array is not copied
         targets = encode_targets(Y, task)
@@ -178,6 +182,8 @@ class Trainer:
         self.probe_size, self.display_size = int(probe_size), int(display_size)
         self.publish_every_s, self.eval_every_s = float(publish_every_s), float(eval_every_s)
         self.n_threads = n_threads
+        self.scheduler = scheduler
+        self._turn = None  # the thread's turn on the scheduler, while it runs
         if not snapshot_every_s >= 0:
             raise ValueError(f"snapshot_every_s must be >= 0, got {snapshot_every_s!r}")
         self.run_dir, self.run_meta, self.snapshot_every_s = run_dir, dict(run_meta or {}), float(snapshot_every_s)
@@ -353,7 +359,16 @@ class Trainer:
     def _loop(self) -> None:
         # torch's thread count is process-wide: set for the loop, restored when it ends.
         with torch_threads(self.n_threads):
-            self._train()
+            self._turn = None if self.scheduler is None else self.scheduler.turn(self.name)
+            try:
+                self._train()
+            finally:
+                if self._turn is not None:
+                    self._turn.release()  # a stopped or failed trainer holds no slot
+
+    def _off(self) -> bool:
+        """Whether the thread should stop waiting for a turn (a stop or a pause came)."""
+        return self._stop_requested.is_set() or not self._unpaused.is_set()
 
     def _train(self) -> None:
         loop_start = time.perf_counter()
@@ -364,6 +379,8 @@ class Trainer:
             while not self._stop_requested.is_set():
                 if not self._unpaused.is_set():
                     if not self._parked.is_set():
+                        if self._turn is not None:
+                            self._turn.release()  # a paused trainer lets the others step
                         with self._model_lock:
                             run.flush()  # a paused run shows every step it took
                         self._publish()
@@ -372,6 +389,8 @@ class Trainer:
                     t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
                     loop_start = t_prev  # paused time is not the thread's working time
                     continue
+                if self._turn is not None and not self._turn.acquire(cancel=self._off):
+                    continue  # paused or stopped while waiting for a turn
                 t0 = time.perf_counter()
                 with self._model_lock:
                     run.step()
@@ -391,6 +410,8 @@ class Trainer:
                     loop_start = time.perf_counter()
                     self._publish()
                     self._record()
+                if self._turn is not None:
+                    self._turn.checkpoint()  # after a time slice, the next waiting trainer's turn
                 if done:
                     self._set_status(FINISHED, f"finished {self.max_epochs:g} epochs ({run.state.step} steps)")
                     self._end_run(FINISHED)

@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--address", default=None, help="address to bind (default: Streamlit's, all interfaces)")
     p.add_argument("--data-dir", default=None, help="data directory with file-based datasets (default: "
                                                     "$HRAML_DATA_DIR, else datasets/files)")
+    p.add_argument("--max-training", type=int, default=None, metavar="N",
+                   help="sessions (and baseline fits) that train at once on this server; a Start beyond it "
+                        "waits in line (default: $HRAML_DASHBOARD_MAX_TRAINING, else 3 per CPU core)")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.set_defaults(func=run)
 
@@ -67,8 +70,12 @@ def run(args) -> int:
         raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
     if importlib.util.find_spec("streamlit") is None:  # looked up, not imported: the library never imports the UI
         raise CommandError("the dashboard needs Streamlit: pip install 'hraml-explorer[dashboard]'")
+    if args.max_training is not None and args.max_training < 1:
+        raise CommandError(f"--max-training must be at least 1, got {args.max_training}")
     env = dict(os.environ)
     env.setdefault("OPENBLAS_NUM_THREADS", "1")  # the app also limits BLAS to one thread itself
+    if args.max_training is not None:
+        env["HRAML_DASHBOARD_MAX_TRAINING"] = str(args.max_training)  # read by hraml_dashboard.budget
     if args.data_dir:
         data_dir = Path(args.data_dir).expanduser()
         if not data_dir.is_dir():
@@ -77,6 +84,8 @@ def run(args) -> int:
     cmd = streamlit_command(args.port, args.address)
     if args.dry_run:
         prefix = f"HRAML_DATA_DIR={env['HRAML_DATA_DIR']} " if args.data_dir else ""
+        if args.max_training is not None:
+            prefix += f"HRAML_DASHBOARD_MAX_TRAINING={args.max_training} "
         print(prefix + " ".join(cmd))
         return 0
     sys.stdout.flush()

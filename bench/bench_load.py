@@ -1,0 +1,396 @@
+"""The dashboard server under a class's load (issue 11): numbers for docs/BENCHMARKS.md.
+
+    python bench/bench_load.py [--parts share,first,load] [--trainers 6] [--watchers 30]
+                               [--seconds 20] [--write]
+
+Three parts, each a section of docs/BENCHMARKS.md with --write:
+
+``share``   real Trainers in one process (no server, no browser): one alone, then N at once without
+            a CPU share, with CpuShare(slots=1) and with slots=2; steps per trainer over a window,
+            slowest / fastest, and all together against the one alone.
+``first``   a fresh server's first minute: the Trainer's headless rate in this process, then a new
+            `hraml dashboard` server and one Chromium page that presses Start as soon as it can;
+            the page's step counter between 20 and 40 s after Start against that headless rate;
+            the first chart's time after the server started; when the UMAP process was warm.
+``load``    one server, real Chromium pages on the same machine: one trainer alone (its page's
+            step rate), then N trainers at once (each page's step rate and refresh rate, the
+            slowest against the fastest, all together against the one alone), then M watchers of
+            one run (``?watch=<run>``: their refresh rate and what each adds to the server's
+            memory; left out, with a message, where this build has no watch page), then every tab
+            closed (seconds until the server's process tree uses < 5% of a core), then SIGTERM
+            (seconds to exit, processes left behind).
+
+Every rate is read off the page (its step counter) or counted in the browser (chart remounts);
+every ratio compares numbers of the same run. Run it on a quiet machine: other jobs on the same
+cores change every number (the load average at the start is printed with the results).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the app does, before numpy loads OpenBLAS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import machine, write_section  # noqa: E402
+from live_server import (  # noqa: E402
+    CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, alive, browser_missing, cpu_seconds, rss_bytes, step,
+)
+
+WATCH_TITLE = "watching a run"  # the title of a watch page (?watch=<run name>)
+#: Any chart remounted counts as a refresh of a watch page (it has no heatmap caption to look for).
+COUNT_ANY_REMOUNT = """() => { window._remounts = 0; window._seen2 = new WeakSet();
+  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
+      if (!window._seen2.has(p) && p.querySelector('.main-svg')) { window._seen2.add(p); window._remounts++; } } };
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
+
+
+def _load() -> str:
+    return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _digits():
+    from hraml_core.data import load_dataset
+    from hraml_dashboard.prepare import prepare_dataset
+
+    return prepare_dataset(load_dataset("digits"))
+
+
+def _trainer(p, scheduler=None):
+    from hraml_core.trainer import Trainer
+
+    # the app's defaults: TrainConfig(), 300 heatmap points, 2000 projection points
+    return Trainer(np.array(p.X_train), np.array(p.Y_train), X_val=np.array(p.X_val), Y_val=np.array(p.Y_val),
+                   probe_size=300, display_size=2000, scheduler=scheduler)
+
+
+def _rates(trainers, seconds: float, warm: float = 3.0, cpu: list | None = None) -> list[float]:
+    """Steps/s of each trainer over a window; with ``cpu``, appends the steps made per CPU-second
+    of this process (all threads) in it: a measure of overhead that other jobs on the machine
+    disturb less than a wall-clock rate."""
+    for t in trainers:
+        t.start()
+    time.sleep(warm)
+    s0, t0, c0 = [t.snapshot().step for t in trainers], time.perf_counter(), time.process_time()
+    time.sleep(seconds)
+    s1, t1, c1 = [t.snapshot().step for t in trainers], time.perf_counter(), time.process_time()
+    for t in trainers:
+        t.stop()
+    if cpu is not None:
+        cpu.append((sum(s1) - sum(s0)) / max(c1 - c0, 1e-9))
+    return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
+
+
+# --------------------------------------------------------------------------------------------------
+# share: trainers in one process
+# --------------------------------------------------------------------------------------------------
+def bench_share(p, n: int, seconds: float) -> dict:
+    from hraml_core.scheduler import CpuShare
+
+    _rates([_trainer(p)], 1.0, warm=0.5)  # the first optimiser's one-off imports, out of the way
+    per_cpu = []
+    alone = _rates([_trainer(p)], seconds, cpu=per_cpu)[0]
+    out = {"alone": alone, "n": n, "modes": {}, "per_cpu": {}, "alone_per_cpu": per_cpu[0]}
+    for label, make in (("no share", lambda: None), ("CpuShare(slots=1)", lambda: CpuShare(1, 0.05)),
+                        ("CpuShare(slots=2)", lambda: CpuShare(2, 0.05))):
+        share = make()
+        per_cpu = []
+        rates = _rates([_trainer(p, share) for _ in range(n)], seconds, cpu=per_cpu)
+        out["modes"][label] = rates
+        out["per_cpu"][label] = per_cpu[0]
+        print(f"  {label}: {[round(r) for r in rates]} (alone {alone:.0f})", flush=True)
+    out["alone_after"] = _rates([_trainer(p)], seconds)[0]
+    return out
+
+
+def share_markdown(r: dict, argv: str, load: str) -> str:
+    base = (r["alone"] + r["alone_after"]) / 2
+    lines = [
+        f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
+        f"{r['n']} Trainers on digits (the app's defaults) in one process, no server and no browser; one trainer",
+        f"alone before and after: {r['alone']:.0f} and {r['alone_after']:.0f} steps/s, "
+        f"{r['alone_per_cpu']:.0f} steps per CPU-second of the process.",
+        "",
+        "| trainers | steps/s each | slowest / fastest | all together / one alone | steps per CPU-second |",
+        "|---|---|---|---|---|",
+    ]
+    for label, rates in r["modes"].items():
+        lines.append(f"| {r['n']}, {label} | {', '.join(f'{x:.0f}' for x in rates)} | "
+                     f"{min(rates) / max(rates):.2f} | {sum(rates) / base:.2f} | {r['per_cpu'][label]:.0f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# first: a fresh server's first minute
+# --------------------------------------------------------------------------------------------------
+def _umap_ready(page) -> bool:
+    return any("UMAP process: ready" in c for c in page.locator('[data-testid="stCaptionContainer"]').all_inner_texts())
+
+
+def bench_first(p, browser) -> dict:
+    _rates([_trainer(p)], 1.0, warm=0.5)
+    headless = _rates([_trainer(p)], 10.0)[0]
+    srv = LiveServer()
+    try:
+        health = srv.wait_healthy()
+        page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        page.goto(srv.url, timeout=90_000)
+        page.wait_for_selector(".st-key-start button", timeout=90_000)
+        page.click(".st-key-start button")
+        started = time.perf_counter()
+        samples, ready_at, chart = [], None, None
+        heatmap = ".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image"
+        while time.perf_counter() - started < 45:
+            try:
+                samples.append((time.perf_counter() - started, step(page)))
+                if chart is None and page.locator(heatmap).count():
+                    chart = time.perf_counter() - srv.t0
+                if ready_at is None and _umap_ready(page):
+                    ready_at = time.perf_counter() - srv.t0
+            except Exception:  # an element replaced while read
+                pass
+            time.sleep(0.5)
+        window = [(t, s) for t, s in samples if 20 <= t <= 40]
+        rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else float("nan")
+        early = [(t, s) for t, s in samples if t <= 20]
+        rate_0_20 = (early[-1][1] - early[0][1]) / (early[-1][0] - early[0][0]) if len(early) > 1 else float("nan")
+    finally:
+        srv.close()
+    return {"headless": headless, "page_20_40": rate, "page_0_20": rate_0_20, "health_s": health, "chart_s": chart,
+            "umap_ready_s": ready_at, "start_s": started - srv.t0}
+
+
+def first_markdown(r: dict, argv: str, load: str) -> str:
+    ready = "not within the window" if r["umap_ready_s"] is None else f"{r['umap_ready_s']:.0f} s"
+    chart = "not within 45 s of Start" if r["chart_s"] is None else f"{r['chart_s']:.1f} s"
+    return "\n".join([
+        f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
+        "A new `hraml dashboard` server, one Chromium page on the same machine pressing Start as soon as it is drawn",
+        f"({r['start_s']:.1f} s after the server started); headless = the same Trainer alone in the benchmark's process.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| page steps/s 20-40 s after Start / headless steps/s | {r['page_20_40']:.0f} / {r['headless']:.0f} "
+        f"(**{100 * r['page_20_40'] / r['headless']:.0f}%**) | >= 50% |",
+        f"| the same, 0-20 s after Start | {r['page_0_20']:.0f} ({100 * r['page_0_20'] / r['headless']:.0f}%) | |",
+        f"| first chart after the server started (health answered at {r['health_s']:.1f} s) | **{chart}** | <= 10 s |",
+        f"| UMAP process ready after the server started | {ready} | |",
+    ])
+
+
+# --------------------------------------------------------------------------------------------------
+# load: N trainers, M watchers, tabs closed, SIGTERM
+# --------------------------------------------------------------------------------------------------
+def _page_rates(pages, seconds: float, counter: str = "_redraws") -> tuple[list[float], list[float]]:
+    """Step rate and refresh rate of each page over the same window."""
+    def steps():
+        out = []
+        for pg in pages:
+            try:
+                out.append(step(pg))
+            except Exception:
+                out.append(None)
+        return out
+
+    s0, r0, t0 = steps(), [pg.evaluate(f"() => window.{counter}") for pg in pages], time.perf_counter()
+    time.sleep(seconds)
+    s1, r1, t1 = steps(), [pg.evaluate(f"() => window.{counter}") for pg in pages], time.perf_counter()
+    dt = t1 - t0
+    return ([(b - a) / dt if a is not None and b is not None else float("nan") for a, b in zip(s0, s1)],
+            [(b - a) / dt for a, b in zip(r0, r1)])
+
+
+def _open_trainer(browser, url):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+    page = ctx.new_page()
+    page.goto(url, timeout=120_000)
+    page.wait_for_selector(".st-key-start button", timeout=120_000)
+    page.evaluate(COUNT_REDRAWS)
+    return page
+
+
+def _quiet_after(srv: LiveServer, limit_s: float = 120.0, threshold: float = 0.05) -> float | None:
+    """Seconds until the server's tree used < ``threshold`` of a core over a 1 s window (None: never)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit_s:
+        tree = srv.tree()
+        c0, w0 = cpu_seconds(tree), time.perf_counter()
+        time.sleep(1.0)
+        if (cpu_seconds(tree) - c0) / (time.perf_counter() - w0) < threshold:
+            return time.perf_counter() - t0 - 1.0  # the quiet window began a second ago
+    return None
+
+
+def _watched_run(folder: Path) -> str:
+    subprocess.run([sys.executable, "-m", "hraml_core", "train", "--dataset", "digits", "--epochs", "5",
+                    "--out", str(folder / "watched")], check=True, capture_output=True, timeout=600)
+    return "watched"
+
+
+def bench_load(browser, n: int, m: int, seconds: float) -> dict:
+    runs = Path(tempfile.mkdtemp(prefix="hraml-load-runs-"))
+    run = _watched_run(runs) if m else None
+    srv = LiveServer(env={"HRAML_DASHBOARD_MAX_TRAINING": str(max(n, 1)), "HRAML_RUNS_DIR": str(runs)})
+    out: dict = {"n": n, "m": m}
+    try:
+        srv.wait_healthy()
+        first = _open_trainer(browser, srv.url)
+        first.click(".st-key-start button")
+        time.sleep(10)  # past the first optimiser's imports and the first frames
+        steps, refresh = _page_rates([first], seconds)
+        out["alone"] = {"steps": steps[0], "refresh": refresh[0]}
+        print(f"  one trainer alone: {steps[0]:.1f} steps/s, {refresh[0]:.2f} refreshes/s", flush=True)
+
+        pages = [first] + [_open_trainer(browser, srv.url) for _ in range(n - 1)]
+        for pg in pages[1:]:
+            pg.click(".st-key-start button")
+        time.sleep(15)
+        steps, refresh = _page_rates(pages, seconds)
+        out["trainers"] = {"steps": steps, "refresh": refresh, "rss": rss_bytes(srv.tree())}
+        print(f"  {n} trainers: steps/s {[round(x, 1) for x in steps]}, refreshes/s {[round(x, 2) for x in refresh]}",
+              flush=True)
+
+        watchers = []
+        if m:
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+            probe = ctx.new_page()
+            probe.goto(f"{srv.url}/?watch={run}", timeout=120_000)
+            probe.wait_for_selector("h1", timeout=120_000)
+            if WATCH_TITLE not in probe.locator("h1").first.inner_text():
+                out["watchers_skipped"] = "?watch=<run> is not a watch page in this build"
+                print(f"  watchers left out: {out['watchers_skipped']}", flush=True)
+                ctx.close()
+            else:
+                rss0 = rss_bytes(srv.tree())
+                watchers = [probe]
+                for _ in range(m - 1):
+                    pg = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
+                    pg.goto(f"{srv.url}/?watch={run}", timeout=120_000)
+                    watchers.append(pg)
+                for pg in watchers:
+                    pg.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                    pg.evaluate(COUNT_ANY_REMOUNT)
+                time.sleep(10)
+                _, wrefresh = _page_rates(watchers, seconds, "_remounts")
+                out["watchers"] = {"refresh": wrefresh, "rss_per_watcher": (rss_bytes(srv.tree()) - rss0) / m}
+                print(f"  {m} watchers: refreshes/s min {min(wrefresh):.2f}", flush=True)
+
+        tree_open = srv.tree()
+        for pg in pages + watchers:
+            pg.context.close()
+        out["quiet_s"] = _quiet_after(srv)
+        print(f"  quiet {out['quiet_s']} s after the last tab closed", flush=True)
+
+        # SIGTERM with trainers running: a fresh tab trains first
+        last = _open_trainer(browser, srv.url)
+        last.click(".st-key-start button")
+        time.sleep(5)
+        tree = srv.tree()
+        out["sigterm_s"] = srv.terminate(timeout=60)
+        time.sleep(1)
+        out["orphans"] = [pid for pid in set(tree + tree_open) if alive(pid)]
+        last.context.close()
+        print(f"  SIGTERM: exit after {out['sigterm_s']} s, left behind {out['orphans']}", flush=True)
+    finally:
+        srv.close()
+    return out
+
+
+def load_markdown(r: dict, argv: str, load: str) -> str:
+    a, t = r["alone"], r["trainers"]
+    steps, refresh = t["steps"], t["refresh"]
+    lines = [
+        f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
+        "One `hraml dashboard` server (limit set to the number of trainers), Chromium on the same machine, one",
+        "tab per session; rates read off each page's step counter and counted in the browser (chart remounts).",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| one trainer alone: page steps/s, refreshes/s | {a['steps']:.1f}, {a['refresh']:.2f} | |",
+        f"| {r['n']} trainers: page steps/s each | {', '.join(f'{x:.1f}' for x in steps)} | |",
+        f"| {r['n']} trainers: all together / one alone | **{sum(steps) / a['steps']:.2f}** | >= 0.70 |",
+        f"| {r['n']} trainers: slowest / fastest | **{min(steps) / max(steps):.2f}** | >= 0.5 |",
+        f"| {r['n']} trainers: slowest page's refreshes/s | **{min(refresh):.2f}** | >= 0.5 |",
+        f"| server process tree memory with {r['n']} trainers | {t['rss'] / 2**20:.0f} MB | |",
+    ]
+    if "watchers" in r:
+        w = r["watchers"]
+        lines += [
+            f"| {r['m']} watchers of one run: slowest page's refreshes/s | **{min(w['refresh']):.2f}** | >= 1 |",
+            f"| memory the server added per watcher | **{w['rss_per_watcher'] / 2**20:.1f} MB** | <= 20 MB |",
+        ]
+    elif r.get("watchers_skipped"):
+        lines.append(f"| watchers | left out: {r['watchers_skipped']} | |")
+    quiet = "not within 120 s" if r["quiet_s"] is None else f"{r['quiet_s']:.1f} s"
+    term = "did not exit within 60 s" if r["sigterm_s"] is None else f"{r['sigterm_s']:.1f} s"
+    lines += [
+        f"| after the last tab closed: the process tree under 5% of a core | **{quiet}** | <= 5 s |",
+        f"| SIGTERM with a session training: exit | **{term}** | <= 5 s |",
+        f"| processes left behind | **{len(r['orphans'])}** | 0 |",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--parts", default="share,first,load", help="comma-separated: share, first, load")
+    ap.add_argument("--trainers", type=int, default=6, help="training sessions at once")
+    ap.add_argument("--watchers", type=int, default=30, help="watch pages of one run (0: none)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of each measuring window")
+    ap.add_argument("--write", action="store_true", help="write the sections of docs/BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    if args.trainers < 1 or args.watchers < 0 or args.seconds <= 0:
+        ap.error("--trainers >= 1, --watchers >= 0 and --seconds > 0")
+    parts = {s.strip() for s in args.parts.split(",") if s.strip()}
+    if parts - {"share", "first", "load"}:
+        ap.error(f"unknown parts: {sorted(parts - {'share', 'first', 'load'})}")
+    torch.set_num_threads(1)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")  # as the app does
+    shown = " ".join(argv if argv is not None else sys.argv[1:])
+    load = _load()
+    p = _digits()
+    sections = {}
+    if "share" in parts:
+        print("trainers in one process ...", flush=True)
+        sections["Server: trainers sharing the CPU"] = share_markdown(bench_share(p, args.trainers, args.seconds), shown, load)
+    if parts & {"first", "load"}:
+        why = browser_missing()
+        if why:
+            print(f"browser parts left out: {why}")
+        else:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    if "first" in parts:
+                        print("a fresh server's first minute ...", flush=True)
+                        sections["Server: the first minute"] = first_markdown(bench_first(p, browser), shown, load)
+                    if "load" in parts:
+                        print(f"{args.trainers} trainers and {args.watchers} watchers ...", flush=True)
+                        r = bench_load(browser, args.trainers, args.watchers, args.seconds)
+                        sections["Server under load"] = load_markdown(r, shown, load)
+                finally:
+                    browser.close()
+    for title, body in sections.items():
+        print(f"\n## {title}\n\n{body}")
+        if args.write:
+            write_section(title, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
