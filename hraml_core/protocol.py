@@ -103,10 +103,11 @@ INPUT_DIM = "input"
 #: The authors' network and optimisation (../shared/reference/PROTOCOL.md; their HRAML.m and
 #: crossvalidate1.m). Their SGD step is ``lr`` times the *sum* of the gradients of a batch's 40
 #: pairs; ours averages over the pairs (hraml_core.loss), so the same step needs 40 x their rate:
-#: 0.01 -> 0.4, 0.001 -> 0.04. Their weight decay (beta = 1e-4) is added once per epoch in all,
-#: ``batch / (n * pairsize) * beta * theta`` per batch: per pair of the mean it is
-#: beta / (4 n), below 1e-7 for every set here, where the alignment term is of order 1; it is left
-#: out (weight_decay 0). docs/RESULTS.md, "Deviations", has the arithmetic.
+#: 0.01 -> 0.4, 0.001 -> 0.04. Their weight decay (beta = 1e-4) is spread over an epoch's batches,
+#: ``batch / (n * pairsize) * beta * theta`` per batch: on our mean it is an L2 coefficient of
+#: beta / (4 n) (``weight_decay`` = beta / (8 n), 1e-8 to 2e-7 here), which shrinks the weights by
+#: about 0.01 % over the 20 epochs whatever n: it is left out (weight_decay 0). docs/RESULTS.md,
+#: "Deviations", has the arithmetic.
 AUTHORS_HRAML: dict = {
     "hidden": (100,),
     "dim": INPUT_DIM,
