@@ -332,14 +332,7 @@ class MLkNN:
 
     def _joint(self, X, work: _Work | None = None):
         """P(H1) P(E_C | H1) and P(H0) P(E_C | H0) for every test sample and label."""
-        if not hasattr(self, "nn_"):
-            raise ValueError("this MLkNN is not fitted yet; call fit(X, Y) first")
-        X = check_matrix(X, "X", dtype=FLOATS)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but this MLkNN was fitted on {self.n_features_in_}"
-            )
-        idx = _kneighbors(self.nn_, X, self.k_, work)
+        idx = _fitted_neighbours(self, X, "fit(X, Y)", work)
         C = self._counts(self.Y_, idx)
         cols = np.arange(C.shape[1])
         p1 = self.prior1_ * self.cond1_[C, cols]
@@ -360,6 +353,17 @@ class MLkNN:
         """``(predict(X), predict_proba(X))`` from one neighbour search."""
         p1, p0 = self._joint(X, work)
         return (p1 > p0).astype(np.int8), p1 / (p1 + p0)
+
+
+def _fitted_neighbours(learner, X, fit_call: str, work: _Work | None) -> np.ndarray:
+    """The k nearest training rows of each row of ``X`` for a fitted MLkNN or AAkNN (checked)."""
+    name = type(learner).__name__
+    if not hasattr(learner, "nn_"):
+        raise ValueError(f"this {name} is not fitted yet; call {fit_call} first")
+    X = check_matrix(X, "X", dtype=FLOATS)
+    if X.shape[1] != learner.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features but this {name} was fitted on {learner.n_features_in_}")
+    return _kneighbors(learner.nn_, X, learner.k_, work)
 
 
 def multilabel_metrics(Y_true, Y_pred, scores) -> dict[str, float]:
@@ -463,14 +467,7 @@ class AAkNN:
 
     def predict(self, X, *, work: _Work | None = None) -> np.ndarray:
         """Mean of the k nearest training distributions, shape (n_samples, n_labels)."""
-        if not hasattr(self, "nn_"):
-            raise ValueError("this AAkNN is not fitted yet; call fit(X, D) first")
-        X = check_matrix(X, "X", dtype=FLOATS)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but this AAkNN was fitted on {self.n_features_in_}"
-            )
-        idx = _kneighbors(self.nn_, X, self.k_, work)
+        idx = _fitted_neighbours(self, X, "fit(X, D)", work)
         return self.D_[idx].mean(axis=1)
 
 

@@ -34,7 +34,6 @@ from ..tasks import CLASSIFICATION, EncodedTargets, encode_targets
 from ..validation import check_matrix
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Linear algebra
 # --------------------------------------------------------------------------------------------------
@@ -178,6 +177,23 @@ class MahalanobisBaseline(TransformerMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.input_tags.sparse = True  # accepted, and densified (see fit)
         return tags
+
+
+class MetricLearnBaseline(MahalanobisBaseline):
+    """A baseline that is metric-learn's estimator of the same name, built with this one's
+    parameters (:meth:`_metric_learn_model`) and fitted on the class codes."""
+
+    def _metric_learn_model(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def _fit_metric(self, X: np.ndarray, targets: EncodedTargets) -> np.ndarray:
+        model = self._metric_learn_model()
+        with warnings.catch_warnings():
+            # metric-learn 0.7.0 on scikit-learn 1.7 warns about deprecated sklearn arguments.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit(X, targets.Y.argmax(axis=1))
+        self.n_iter_ = int(model.n_iter_)
+        return model.get_mahalanobis_matrix()
 
 
 def _is_one_hot(Y: np.ndarray) -> bool:
