@@ -30,8 +30,11 @@ Beside k-fold cross-validation (:func:`cross_validate`), :func:`evaluate_fixed_s
 given training set and tests on a given test set: Mulan's fixed splits of emotions and flags
 (:func:`hraml_core.data.load_fixed_split`), the ones the paper's Table 2 used.
 
-    >>> from hraml_core.protocol import get_protocol, cross_validate, summarize
-    >>> rows = summarize(cross_validate(load_dataset("uspst"), ["hraml", "raw"], get_protocol("authors")))
+    from hraml_core.data import load_dataset
+    from hraml_core.protocol import get_protocol, cross_validate, summarize, compare_with_paper
+
+    rows = summarize(cross_validate(load_dataset("uspst"), ["hraml", "raw"], get_protocol("authors")))
+    compare_with_paper(rows)  # gap to the paper's best, standard error, verdict per cell
 """
 from __future__ import annotations
 
