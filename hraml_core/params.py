@@ -350,6 +350,9 @@ PARAMS: tuple[Param, ...] = (
           label="optimiser", choices=("adam", "amsgrad", "sgd")),
     Param("lr", FLOAT, 3e-3, "Learning rate.", "optimiser", label="learning rate", low=0.0, low_open=True,
           step=1e-4, display="%.1e"),
+    Param("lr_drop_epoch", INT, None, "Epoch after which the learning rate is divided by ten (the authors' 0.01 "
+          "then 0.001); None keeps it constant. An epoch is the sampler's steps_per_epoch steps.", "optimiser",
+          label="learning-rate drop epoch", low=1, none_ok=True, advanced=True, widget=False),
     Param("momentum", FLOAT, 0.9, "Momentum of sgd.", "optimiser", low=0.0, high=1.0, high_open=True, advanced=True),
     Param("weight_decay", FLOAT, 5e-5, "lambda of eq. 5, on the per-pair mean of the alignment term.",
           "optimiser", label="weight decay", low=0.0, step=1e-5, display="%.1e"),

@@ -195,6 +195,9 @@ class TrainingRun:
             pairs=pairs,
         )
         self.check_every = config.loss_check_interval()
+        # The learning-rate drop (config.lr_drop_epoch): the step from which lr / 10 applies.
+        self._lr_drop_step = (None if config.lr_drop_epoch is None
+                              else config.lr_drop_epoch * self.sampler.steps_per_epoch)
         # Algorithm 1 on the CPU steps by the closed-form gradient, without autograd or torch.optim
         # (hraml_core.closed_form); closed_form=False keeps the autograd step (for comparison).
         auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step
@@ -241,6 +244,8 @@ class TrainingRun:
         ``state.losses`` once checked: at once on the CPU, every ``check_every`` steps otherwise
         (call :meth:`flush` before reading). Raises :class:`TrainingDiverged` from a check that
         finds a NaN, infinite or exploded loss, with the weights back at the last checked step."""
+        if self._lr_drop_step is not None:
+            self._schedule_lr()
         if self.closed_form:
             self._closed_form_step()
             return
@@ -250,6 +255,23 @@ class TrainingRun:
         if self.device.type == "cuda":  # a pageable copy would wait for the GPU to drain its queue
             idx = idx.pin_memory().to(self.device, non_blocking=True)
         self._autograd_step(idx)
+
+    def current_lr(self) -> float:
+        """The learning rate of the next step: ``config.lr``, divided by ten from the end of epoch
+        ``config.lr_drop_epoch`` on."""
+        if self._lr_drop_step is not None and self.state.step >= self._lr_drop_step:
+            return self.config.lr / 10.0
+        return self.config.lr
+
+    def _schedule_lr(self) -> None:
+        """Set the optimiser's learning rate for the next step (it reads ``param_groups[0]["lr"]`` at
+        every step); from the step count, so that a restore to an earlier step restores the rate too."""
+        group = self.optimizer.param_groups[0]
+        lr = self.current_lr()
+        if group["lr"] != lr:
+            group["lr"] = lr
+            if self._graph is not None:
+                self._graph.reset()  # the captured update holds the old rate: capture again
 
     def _autograd_step(self, idx: torch.Tensor) -> None:
         """The step on the rows ``idx`` (on the run's device): loss, check, backward, update."""

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from hraml_core import protocol
 from hraml_core.protocol import (
@@ -233,8 +234,11 @@ def test_reproduce_command_writes_results(tmp_path, capsys, dataset, metric):
     assert status == 0
     printed = capsys.readouterr().out
     assert "Chosen on validation" in printed and "fits in" in printed
+    assert "no fixed train/test split for " + dataset in printed  # the default --split cv,fixed
     records = json.loads((out / "results.json").read_text())
-    assert records and all(set(r) == {"dataset", "method", "metric", "mean", "std"} for r in records)
+    assert records and all(set(r) == {"dataset", "method", "metric", "mean", "std", "split", "protocol"}
+                           for r in records)
+    assert {(r["split"], r["protocol"]) for r in records} == {("cv", "project")}
     by = {(r["method"], r["metric"]): r for r in records}
     assert {m for m, _ in by} == {"hraml", "raw"}
     assert 0 <= by[("hraml", metric)]["mean"] <= 1 and by[("hraml", metric)]["std"] >= 0
@@ -250,9 +254,310 @@ def test_reproduce_command_rejects_bad_arguments(capsys):
     assert "unknown method" in capsys.readouterr().err
     assert main(["reproduce", "--datasets", "iris", "--folds", "1"]) == 2
     assert main(["reproduce", "--datasets", "iris", "--workers", "0"]) == 2
+    assert main(["reproduce", "--datasets", "iris", "--protocol", "mine"]) == 2
+    assert "unknown protocol(s) mine; choose from project, authors" in capsys.readouterr().err
+    assert main(["reproduce", "--datasets", "iris", "--split", "cv,holdout"]) == 2
+    assert "unknown split(s) holdout; choose from cv, fixed" in capsys.readouterr().err
+    # a fixed split only: iris has none, so nothing is left to run
+    assert main(["reproduce", "--datasets", "iris", "--split", "fixed"]) == 2
+    assert "nothing to run" in capsys.readouterr().err
 
 
 def test_default_grid_covers_every_task():
     for task in ("classification", "multilabel", "distribution"):
         cands = protocol.DEFAULT_CANDIDATES[task]
         assert cands and all(isinstance(c, Candidate) for c in cands)
+
+
+# -- the authors' preset, the learning-rate drop, fixed splits, verdicts ------------------------
+
+def test_authors_preset_holds_the_authors_settings():
+    from hraml_core.protocol import AUTHORS_HRAML, PROTOCOLS, get_protocol
+
+    c = get_protocol("authors")
+    assert c is PROTOCOLS["authors"] and c == ProtocolConfig.authors()
+    assert c.name == "authors" and get_protocol("project") == ProtocolConfig()
+    assert (c.folds, c.pca_components, c.knn_k) == (10, 100, 4)
+    # 20 epochs, the metric read after every one on one 10 % validation split, the best epoch's
+    # weights kept (no refit, no smoothing)
+    assert c.max_epochs == 20 and c.epoch_checkpoints() == list(range(1, 21))
+    assert (c.selection, c.smoothing, c.refit) == ("curve", 0, False)
+    assert (c.validation_fraction, c.repeats_for(10_000), c.repeats_for(50)) == (0.1, 1, 1)
+    for task, pre in (("classification", "pca"), ("multilabel", "pca+standardize"), ("distribution", "pca")):
+        (cand,) = c.candidates_for(task)
+        assert cand.preprocessing == pre and cand.label() == pre + "[authors]"
+        # classes: targets 0 (same class) / 1 (other class), the l1 g of one-hot rows halved
+        extra = {"scale": 0.5} if task == "classification" else {}
+        assert cand.params == {**AUTHORS_HRAML, **extra}
+    p = AUTHORS_HRAML
+    assert p["hidden"] == (100,) and p["dim"] == "input"
+    assert (p["out_activation"], p["init"], p["relation"]) == ("tanh", "paper", "l1")
+    assert (p["optimizer"], p["momentum"]) == ("sgd", 0.9)
+    # the authors' 0.01 then 0.001 on the sum over a batch's 40 pairs is 40x that on our mean
+    assert (p["lr"], p["lr_drop_epoch"], p["weight_decay"]) == (0.4, 10, 0.0)
+    assert (p["sampler"], p["batch_size"], p["partners"], p["balance"]) == ("neighbors", 40, 4, 0.5)
+    # overrides apply on top of the preset; a bad name is refused
+    assert get_protocol("authors", folds=3, seed=5).folds == 3 and get_protocol("authors", seed=5).max_epochs == 20
+    with pytest.raises(ValueError, match="unknown protocol 'paper'; choose one of project, authors"):
+        get_protocol("paper")
+
+
+def test_authors_preset_resolves_the_output_size_to_the_input_size():
+    from hraml_core.protocol import resolve_params
+
+    assert resolve_params({"dim": "input", "lr": 0.4}, 37) == {"dim": 37, "lr": 0.4}
+    assert resolve_params({"dim": 8}, 37) == {"dim": 8}
+    X, y = _blobs(n_per_class=15, d=6)
+    config = ProtocolConfig.authors(folds=3, max_epochs=3)
+    pre, model, cand, scores = fit_hraml("classification", X, y, config, seed=0)
+    width = pre.transform(X).shape[1]
+    assert width == 6  # PCA-100 keeps 6 features as they are
+    assert model.dim == width and model.encoder_.dim == width and model.transform(pre.transform(X)).shape == (45, 6)
+    assert model.hidden == (100,) and model.optimizer == "sgd" and model.sampler == "neighbors"
+    assert scores[cand.label()][1] in (1, 2, 3)
+
+
+def test_cross_validate_under_the_authors_preset_records_its_name():
+    X, y = _blobs(n_per_class=12)
+    results = cross_validate(_DS(X, y, "classification"), ["hraml", "raw"], ProtocolConfig.authors(folds=3, max_epochs=2))
+    assert {(r.protocol, r.split) for r in results} == {("authors", "cv")}
+    assert all(r.chosen.startswith("pca[authors]@") for r in results if r.method == "hraml")
+    rows = summarize(results)
+    assert {(r["protocol"], r["split"], r["n_folds"]) for r in rows} == {("authors", "cv", 3)}
+
+
+def _lr_run(**changes):
+    from hraml_core.training import TrainConfig, TrainingRun
+
+    X, y = _blobs(n_per_class=10, d=4)
+    X[:, 0] = 0.0  # the row ids of _blobs would saturate the tanh
+    config = TrainConfig(hidden=(8,), dim=4, batch_size=8, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.0,
+                         seed=3, **changes)
+    return TrainingRun(X, np.eye(3)[y], "classification", config)
+
+
+def _weights(run):
+    return [p.detach().clone() for p in run.encoder.parameters()]
+
+
+def test_lr_drop_divides_the_learning_rate_by_ten_after_its_epoch():
+    run = _lr_run(lr_drop_epoch=2)
+    assert run.sampler.steps_per_epoch == 4  # 30 rows, 8 per step
+    rates = []
+    for _ in range(12):
+        run.step()
+        rates.append(run.optimizer.param_groups[0]["lr"])  # the rate the step just used
+    assert rates == pytest.approx([0.1] * 8 + [0.01] * 4)  # epochs 1-2 at lr, epoch 3 at lr / 10
+    assert run.current_lr() == pytest.approx(0.01)
+    assert _lr_run().current_lr() == 0.1 and _lr_run(lr_drop_epoch=None)._lr_drop_step is None
+
+
+def test_lr_drop_scales_the_update_itself():
+    """Plain SGD (no momentum): the step after the drop moves the weights by a tenth of what the
+    same step moves them without the drop (same weights, same batch, same gradient)."""
+    dropped, constant = _lr_run(lr_drop_epoch=1), _lr_run()
+    for _ in range(4):  # epoch 1: the same steps
+        dropped.step()
+        constant.step()
+    before = _weights(dropped)
+    assert all(torch.equal(a, b) for a, b in zip(before, _weights(constant)))
+    dropped.step()
+    constant.step()
+    for b, d, c in zip(before, _weights(dropped), _weights(constant)):
+        # float32 weights of about 0.2: their differences carry rounding of about 1e-8
+        assert torch.allclose(d - b, (c - b) / 10.0, rtol=1e-3, atol=1e-7)
+    assert max(float((c - b).abs().max()) for b, c in zip(before, _weights(constant))) > 1e-4
+
+
+def test_lr_drop_is_a_declared_parameter():
+    from hraml_core import HRAML, params
+    from hraml_core.training import TrainConfig
+
+    p = params.get("lr_drop_epoch")
+    assert p.default is None and p.none_ok and p.group == "optimiser"
+    assert HRAML().lr_drop_epoch is None and TrainConfig().lr_drop_epoch is None
+    assert HRAML(lr_drop_epoch=3).train_config(0).lr_drop_epoch == 3
+    with pytest.raises(ValueError, match="lr_drop_epoch must be a positive int or None, got 0"):
+        TrainConfig(lr_drop_epoch=0)
+    X, y = _blobs(n_per_class=8, d=4)
+    model = HRAML(hidden=(8,), dim=4, max_epochs=2, lr_drop_epoch=1, optimizer="sgd", lr=0.05, random_state=0).fit(X, y)
+    assert model.n_iter_ == 2
+
+
+_ARFF_HEAD = """@relation toy
+@attribute f1 numeric
+@attribute f2 numeric
+@attribute f3 numeric
+@attribute red {0,1}
+@attribute blue {0,1}
+@data
+"""
+_XML = """<?xml version="1.0" encoding="utf-8"?>
+<labels xmlns="http://mulan.sourceforge.net/labels"><label name="red"></label><label name="blue"></label></labels>
+"""
+
+
+def _write_split(folder, name, n_train=24, n_test=12, seed=0):
+    """Mulan-layout train / test ARFF files and the XML label file of a small multi-label set."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n in (("train", n_train), ("test", n_test)):
+        Y = rng.integers(0, 2, size=(n, 2))
+        Y[0] = (1, 1)
+        X = rng.normal(size=(n, 3)) + 2 * Y @ np.array([[1.0, 0, 0], [0, 1.0, 0]])
+        rows = "\n".join(",".join([*(f"{v:.4f}" for v in x), *(str(v) for v in yv)]) for x, yv in zip(X, Y))
+        (folder / f"{name}-{part}.arff").write_text(_ARFF_HEAD + rows + "\n")
+    (folder / f"{name}.xml").write_text(_XML)
+
+
+def test_load_fixed_split_reads_both_halves_and_names_missing_files(tmp_path):
+    from hraml_core.data import DatasetError, load_fixed_split
+
+    _write_split(tmp_path / "mulan-splits", "flags")
+    train, test = load_fixed_split("flags", tmp_path)
+    assert (train.X.shape, test.X.shape, train.Y.shape, test.Y.shape) == ((24, 3), (12, 3), (24, 2), (12, 2))
+    assert train.task == test.task == "multilabel" and train.label_names == ("red", "blue")
+    (tmp_path / "mulan-splits" / "flags-test.arff").unlink()
+    with pytest.raises(DatasetError, match=r"flags: fixed split not in the data directory .*missing mulan-splits/flags-test.arff"):
+        load_fixed_split("flags", tmp_path)
+    with pytest.raises(DatasetError, match="binalpha: no fixed train/test split"):
+        load_fixed_split("binalpha", tmp_path)
+
+
+@pytest.mark.data
+def test_mulan_fixed_splits_have_mulans_sizes(shared_data):
+    from hraml_core.data import load_fixed_split
+
+    for name, (n_train, n_test, n_features, n_labels) in {"emotions": (391, 202, 72, 6), "flags": (129, 65, 19, 7)}.items():
+        train, test = load_fixed_split(name, shared_data)
+        assert train.X.shape == (n_train, n_features) and test.X.shape == (n_test, n_features)
+        assert train.Y.shape == (n_train, n_labels) and test.Y.shape == (n_test, n_labels)
+        assert len(train.label_names) == n_labels and set(np.unique(train.Y)) == {0, 1}
+
+
+def test_evaluate_fixed_split_trains_on_train_and_tests_on_test(tmp_path, monkeypatch):
+    from hraml_core.data import load_fixed_split
+    from hraml_core.protocol import evaluate_fixed_split
+
+    _write_split(tmp_path / "mulan-splits", "flags")
+    train, test = load_fixed_split("flags", tmp_path)
+    seen = []
+    real = protocol.run_method
+
+    def record(method, task, X_train, Y_train, X_test, Y_test, config, seed):
+        seen.append((len(X_train), len(X_test), seed))
+        return real(method, task, X_train, Y_train, X_test, Y_test, config, seed)
+
+    monkeypatch.setattr(protocol, "run_method", record)
+    config = ProtocolConfig(seed=4, max_epochs=2, checkpoints=(2,), candidates=(Candidate("standardize", TINY),))
+    results = evaluate_fixed_split(train, test, ["hraml", "raw"], config)
+    assert seen == [(24, 12, 4), (24, 12, 4)]
+    assert [(r.method, r.fold, r.split, r.protocol) for r in results] == [("hraml", 0, "fixed", "project"),
+                                                                          ("raw", 0, "fixed", "project")]
+    rows = summarize(results)
+    assert all(r["std"] == 0.0 and r["n_folds"] == 1 and r["split"] == "fixed" for r in rows)
+
+
+def test_reproduce_fixed_split_end_to_end(tmp_path, capsys):
+    """`hraml reproduce --split fixed --datasets flags --methods raw` on Mulan-layout files in a tmp
+    data directory, under both protocols."""
+    from hraml_core.cli import main
+
+    _write_split(tmp_path / "data" / "mulan-splits", "flags")
+    out = tmp_path / "out"
+    assert main(["reproduce", "--split", "fixed", "--datasets", "flags", "--methods", "raw", "--protocol",
+                 "project,authors", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "raw/project" in printed and "raw/authors" in printed and "fixed" in printed
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 10  # 5 metrics x 2 protocols
+    assert {(r["split"], r["protocol"]) for r in records} == {("fixed", "project"), ("fixed", "authors")}
+    assert all(r["std"] == 0 and r["dataset"] == "flags" and r["method"] == "raw" for r in records)
+    folds = json.loads((out / "folds.json").read_text())
+    assert [(f["split"], f["fold"]) for f in folds] == [("fixed", 0), ("fixed", 0)]
+
+
+@pytest.mark.data
+def test_reproduce_fixed_split_on_mulans_flags(tmp_path, capsys, shared_data):
+    from hraml_core.cli import main
+
+    out = tmp_path / "out"
+    assert main(["reproduce", "--split", "fixed", "--datasets", "flags", "--methods", "raw",
+                 "--data-dir", str(shared_data), "--out", str(out), "--no-progress"]) == 0
+    records = {r["metric"]: r for r in json.loads((out / "results.json").read_text())}
+    assert set(records) == {"hamming_loss", "ranking_loss", "one_error", "coverage", "average_precision"}
+    assert all(r["split"] == "fixed" and r["protocol"] == "project" and r["std"] == 0 for r in records.values())
+    # MLkNN on standardised features of Mulan's 129 training rows, tested on its 65 test rows
+    assert records["one_error"]["mean"] * 65 == pytest.approx(round(records["one_error"]["mean"] * 65))
+    assert records["hamming_loss"]["mean"] * 65 * 7 == pytest.approx(round(records["hamming_loss"]["mean"] * 455))
+
+
+def test_verdict_rule_on_hand_made_rows():
+    from hraml_core.protocol import standard_error, verdict
+
+    assert standard_error(0.03, 9) == pytest.approx(0.01) and standard_error(0.5, 1) == 0.0
+    assert verdict(0.02, 0.01) == "meets"
+    assert verdict(0.005, 0.01) == "meets, within noise"
+    assert verdict(0.0, 0.0) == "meets"
+    assert verdict(-0.005, 0.01) == "short, within noise"
+    assert verdict(-0.01, 0.01) == "short"  # a margin of exactly one standard error is not within noise
+    rows = [
+        # binalpha: paper best 0.7250 (RAML-SVR); se = 0.0300 / sqrt(9) = 0.0100
+        {"dataset": "binalpha", "method": "hraml", "metric": "accuracy", "mean": 0.7400, "std": 0.03, "n_folds": 9,
+         "split": "cv", "protocol": "project"},
+        {"dataset": "binalpha", "method": "hraml", "metric": "accuracy", "mean": 0.7300, "std": 0.03, "n_folds": 9,
+         "split": "cv", "protocol": "authors"},
+        # uspst: paper best 0.9537; short by 0.0037 < se 0.0060
+        {"dataset": "uspst", "method": "hraml", "metric": "accuracy", "mean": 0.9500, "std": 0.0190, "n_folds": 10,
+         "split": "cv", "protocol": "project"},
+        # flags fixed: one evaluation, se 0: Hamming loss 0.2800 vs 0.2791 is short, however small
+        {"dataset": "flags", "method": "hraml", "metric": "hamming_loss", "mean": 0.2800, "std": 0.0, "n_folds": 1,
+         "split": "fixed", "protocol": "authors"},
+        {"dataset": "emotions", "method": "hraml", "metric": "coverage", "mean": 1.5000, "std": 0.3, "n_folds": 4,
+         "split": "cv", "protocol": "project"},  # coverage: lower is better; 1.7327 - 1.5 = +0.2327 > se 0.15
+    ]
+    v = {(r["dataset"], r["protocol"]): r for r in compare_with_paper(rows)}
+    assert v[("binalpha", "project")]["gap"] == pytest.approx(0.0150)
+    assert v[("binalpha", "project")]["se"] == pytest.approx(0.0100)
+    assert v[("binalpha", "project")]["verdict"] == "meets" and not v[("binalpha", "project")]["within_noise"]
+    assert v[("binalpha", "authors")]["verdict"] == "meets, within noise"
+    assert v[("uspst", "project")]["verdict"] == "short, within noise"
+    assert v[("uspst", "project")]["se"] == pytest.approx(0.0190 / np.sqrt(10))
+    assert v[("flags", "authors")]["verdict"] == "short" and v[("flags", "authors")]["se"] == 0.0
+    assert v[("emotions", "project")]["verdict"] == "meets" and v[("emotions", "project")]["gap"] == pytest.approx(0.2327)
+    from hraml_core.protocol import best_of_protocols
+
+    best = {(b["dataset"], b["metric"]): b["protocol"] for b in best_of_protocols(compare_with_paper(rows))}
+    assert best[("binalpha", "accuracy")] == "project"
+
+
+def test_format_tables_show_split_and_protocol():
+    results = [FoldResult("uspst", "hraml", i, {"accuracy": a}, 1.0, split="cv", protocol=p)
+               for i, (a, p) in enumerate([(0.94, "project"), (0.95, "project"), (0.93, "authors"), (0.95, "authors")])]
+    results.append(FoldResult("flags", "raw", 0, {"hamming_loss": 0.29, "ranking_loss": 0.21, "one_error": 0.2,
+                                                  "coverage": 3.72, "average_precision": 0.82}, 1.0, split="fixed",
+                              protocol="authors"))
+    text = format_tables(summarize(results))
+    header = next(line for line in text.splitlines() if line.startswith("dataset"))
+    assert header.split()[:5] == ["dataset", "split", "metric", "hraml/project", "hraml/authors"]
+    line = next(line for line in text.splitlines() if line.startswith("uspst"))
+    assert line.split()[1] == "cv" and "0.9450±0.0071" in line and "0.9400±0.0141" in line
+    flags = next(line for line in text.splitlines() if line.startswith("flags") and "hamming" in line)
+    assert flags.split()[1] == "fixed" and "0.2900 " in flags and "±" not in flags.split("(down)")[1].split("0.2791")[0]
+
+
+@pytest.mark.slow
+def test_reproduce_runs_in_parallel_give_the_sequential_results(tmp_path, capsys):
+    """Every fold of every (dataset, protocol, split) in one pool of workers, longest first: the
+    records are those of the sequential run, in the same order."""
+    from hraml_core.cli import main
+
+    common = ["reproduce", "--datasets", "iris,synthetic_multilabel", "--protocol", "project,authors",
+              "--split", "cv", "--folds", "3", "--max-epochs", "2", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--workers", "2", "--out", str(tmp_path / "two")]) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert one == two
+    assert {(r["dataset"], r["protocol"]) for r in one} == {(d, p) for d in ("iris", "synthetic_multilabel")
+                                                           for p in ("project", "authors")}
