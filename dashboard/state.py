@@ -29,6 +29,7 @@ from hraml_core.training import TrainConfig
 
 from . import export, settings_form
 from .baseline_process import BaselineFit
+from .exact_eval import ExactEvaluation
 from .prepare import Prepared
 from .projection import ProjectionWorker
 
@@ -109,7 +110,7 @@ class BaselineRunner:
                 self.data_key, self.results = data_key, {}
             metric = PRIMARY_METRIC[prepared.task]
             self.results[name] = BaselineResult(name, "fitting", metric)
-            data = (prepared.X_train, prepared.Y_train, prepared.X_val, prepared.Y_val)
+            data = prepared.baseline_data()  # a fixed sample of large sets (prepare.BASELINE_TRAIN_ROWS)
             on_end = functools.partial(self._publish, data_key, metric)
             self._fit = BaselineFit(name, prepared.task, metric, data, on_end)
             self._fit.start()
@@ -149,6 +150,7 @@ class Session:
         self.generation = 0  # bumps whenever the trainer is rebuilt or reset
         self.projector = ProjectionWorker(min_interval_s=projection_interval_s)
         self.baselines = BaselineRunner()
+        self.exact = ExactEvaluation()  # the exact held-out evaluation on demand
         self.closed = False
         self._upload_dir: str | None = None
         self._downloads_key = None
@@ -296,7 +298,7 @@ class Session:
             baselines = dict(baselines)
 
             def embeddings() -> str:
-                return export.embeddings_csv(trainer.embed(prep.X_train), trainer.embed(prep.X_val), prep)
+                return export.sampled_embeddings_csv(trainer.embed, prep)
 
             def model() -> bytes:
                 s = trainer.snapshot()
@@ -317,10 +319,10 @@ class Session:
             return dict(self._downloads)
 
     def needs_refresh(self) -> bool:
-        """Whether the page should keep refreshing: training, a projection or a baseline pending."""
+        """Whether the page should keep refreshing: training, a projection, a baseline or an exact evaluation pending."""
         if self.closed:
             return False
-        return self.training() or self.baselines.busy() or not self.projector.up_to_date()
+        return self.training() or self.baselines.busy() or self.exact.running() or not self.projector.up_to_date()
 
     # -- ending ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -328,6 +330,7 @@ class Session:
         with self._lock:
             self.closed = True
             self.baselines.close()
+            self.exact.close()
             if self.trainer is not None:
                 try:
                     self.trainer.stop()
