@@ -24,8 +24,8 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True)
 class EvalView:
-    """What an exact evaluation is doing: ``phase`` (running / done / cancelled / failed), rows
-    processed (``done`` of ``total``: rows embedded, then rows searched), the metrics when done,
+    """What an exact evaluation is doing: ``phase`` (running / done / cancelled / failed), work done
+    (``done`` of ``total``: rows embedded, then rows searched), the metrics when done,
     the step whose weights it evaluates, and its rows (held-out, training)."""
 
     key: object
@@ -67,38 +67,43 @@ class ExactEvaluation:
         """Evaluate ``trainer`` exactly, in the background; False when one is running already (or
         the trainer has no held-out data, which the view then says)."""
         with self._lock:
-            if self._closed or self.running():
-                return False
+            if self._closed or (self.running() and not self._cancel.is_set()):
+                return False  # (a cancelled one may still finish its chunk: its views are not published)
             snap = trainer.snapshot()
             rows = snap.metric_rows or (0, 0)
             if snap.metric_rows is None:
                 self._view = EvalView(key, FAILED, snap.step, rows, message="this run has no held-out rows to evaluate")
                 return False
-            self._cancel = threading.Event()
+            self._cancel = token = threading.Event()  # also tells this evaluation's views from later ones
             self._view = EvalView(key, RUNNING, snap.step, rows)
-            self._thread = threading.Thread(target=self._run, args=(trainer, key, snap.step, rows, self._cancel),
+            self._thread = threading.Thread(target=self._run, args=(trainer, key, snap.step, rows, token),
                                             name=f"hraml-exact-eval-{next(_ids)}", daemon=True)
             self._thread.start()
             return True
 
-    def _run(self, trainer, key, step, rows, cancel: threading.Event) -> None:
-        start = time.perf_counter()
+    def _publish(self, token, view: EvalView) -> None:
+        with self._lock:
+            if token is self._cancel and not (token.is_set() and view.phase == RUNNING):
+                self._view = view
 
-        def progress(done: int, total: int) -> None:
-            self._view = EvalView(key, RUNNING, step, rows, done, total, seconds=time.perf_counter() - start)
+    def _run(self, trainer, key, step, rows, token: threading.Event) -> None:
+        start = time.perf_counter()
+        done = total = 0
+
+        def progress(d: int, t: int) -> None:
+            nonlocal done, total
+            done, total = d, t
+            self._publish(token, EvalView(key, RUNNING, step, rows, d, t, seconds=time.perf_counter() - start))
 
         try:
-            metrics = trainer.evaluate_full(progress=progress, should_stop=cancel.is_set, threads=self.threads)
+            metrics = trainer.evaluate_full(progress=progress, should_stop=token.is_set, threads=self.threads)
         except EvaluationCancelled:
-            last = self._view
-            self._view = EvalView(key, CANCELLED, step, rows, last.done, last.total, seconds=time.perf_counter() - start)
+            self._publish(token, EvalView(key, CANCELLED, step, rows, done, total, seconds=time.perf_counter() - start))
         except Exception as exc:  # shown on the page, never a traceback
-            self._view = EvalView(key, FAILED, step, rows, seconds=time.perf_counter() - start,
-                                  message=f"{type(exc).__name__}: {exc}")
+            self._publish(token, EvalView(key, FAILED, step, rows, seconds=time.perf_counter() - start,
+                                          message=f"{type(exc).__name__}: {exc}"))
         else:
-            last = self._view
-            self._view = EvalView(key, DONE, step, rows, last.total, last.total, dict(metrics),
-                                  time.perf_counter() - start)
+            self._publish(token, EvalView(key, DONE, step, rows, total, total, dict(metrics), time.perf_counter() - start))
 
     def cancel(self, timeout: float | None = 5.0) -> None:
         """Ask the running evaluation to stop (checked between chunks of rows); waits up to ``timeout``."""
@@ -110,12 +115,12 @@ class ExactEvaluation:
     def follow(self, key) -> None:
         """The session's trainer is now ``key``: an evaluation of another one is cancelled (without
         waiting) and forgotten."""
-        v = self._view
-        if v is not None and v.key != key:
-            self.cancel(timeout=None)
-            with self._lock:
-                if self._view is v:
-                    self._view = None
+        with self._lock:
+            if self._view is None or self._view.key == key:
+                return
+            self._cancel.set()
+            self._cancel = threading.Event()  # the old evaluation's views are no longer published
+            self._view = None
 
     def close(self) -> None:
         with self._lock:
@@ -142,7 +147,8 @@ def sample_caption(snap) -> str:
 def progress_text(v: EvalView) -> str:
     if not v.total:
         return "Exact evaluation: copying the weights…"
-    return f"Exact evaluation (weights of step {v.step:,}): {v.done:,} of {v.total:,} rows, {v.seconds:.0f} s"
+    return (f"Exact evaluation of all {v.rows[0]:,} held-out against all {v.rows[1]:,} training rows (weights of "
+            f"step {v.step:,}): {v.fraction:.0%}, {v.seconds:.0f} s")
 
 
 def result_text(v: EvalView, metric: str) -> str:
@@ -154,7 +160,7 @@ def result_text(v: EvalView, metric: str) -> str:
         return (f"Exact held-out {metric}: {shown} on all {v.rows[0]:,} held-out rows against all {v.rows[1]:,} "
                 f"training rows (weights of step {v.step:,}; {v.seconds:.1f} s)" + (f"; {others}" if others else "") + ".")
     if v.phase == CANCELLED:
-        return f"Exact evaluation cancelled after {v.done:,} of {v.total:,} rows."
+        return f"Exact evaluation cancelled at {v.fraction:.0%}."
     if v.phase == FAILED:
         return f"Exact evaluation failed: {v.message}"
     return progress_text(v)

@@ -8,7 +8,7 @@ fitted preprocessor is kept, so :meth:`Prepared.transform` maps raw rows the sam
 embedding export and the downloaded model, which ``hraml evaluate`` reads like a ``hraml train`` one).
 
 Every row is trained on, at any size. Dense features are split and standardised block by block
-(:data:`BLOCK_ROWS` rows at a time) straight into the two float32 arrays the trainer takes, so the
+(:data:`BLOCK_BYTES` at a time) straight into the two float32 arrays the trainer takes, so the
 only full-size arrays are the dataset's own and the prepared parts (together the dataset's size
 again in float32): no gathered copy of the training part, no float64 copy, no temporaries of the
 scaler's full size (``tests/test_dashboard_scale.py`` measures the peak). Parts that cannot take
@@ -34,8 +34,9 @@ DEFAULT_TEST_SIZE = 0.3
 MAX_SPARSE_DIMS = 100
 #: Fewest samples a dataset needs (a few training rows and a few held-out rows).
 MIN_SAMPLES = 8
-#: Rows split and standardised at a time: bounds the temporaries at any size.
-BLOCK_ROWS = 65_536
+#: Bytes of float64 per block of rows split and standardised at a time: bounds the temporaries
+#: (a block's float64 sums) at any size.
+BLOCK_BYTES = 16 << 20
 #: Baselines (hraml_core.baselines) are fitted on at most this many training rows and scored on at
 #: most this many held-out rows (seeded, stratified samples): most of them scale with the rows
 #: squared or worse (pairs, LMNN's neighbourhoods); these are the sizes the dashboard used for every
@@ -179,11 +180,16 @@ def _frozen(a):
     return a
 
 
+def _block_rows(n_features: int) -> int:
+    return max(256, BLOCK_BYTES // (8 * max(1, n_features)))
+
+
 def _gather(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``X[rows]`` as a new float32 array, gathered block by block (no float64 copy of the part)."""
     out = np.empty((len(rows), X.shape[1]), dtype=np.float32)
-    for a in range(0, len(rows), BLOCK_ROWS):
-        idx = rows[a : a + BLOCK_ROWS]
+    block = _block_rows(X.shape[1])
+    for a in range(0, len(rows), block):
+        idx = rows[a : a + block]
         if X.dtype == np.float32:
             np.take(X, idx, axis=0, out=out[a : a + len(idx)], mode="clip")  # "raise" buffers `out`
         else:
@@ -198,14 +204,14 @@ def _column_moments(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     block in float64) made it several times slower than these sums at a million rows; the features
     are finite (the Dataset checks). Two passes: the mean, then squared deviations from it.
     """
-    n = len(Z)
+    n, block = len(Z), _block_rows(Z.shape[1])
     total = np.zeros(Z.shape[1])
-    for a in range(0, n, BLOCK_ROWS):
-        total += Z[a : a + BLOCK_ROWS].sum(axis=0, dtype=np.float64)
+    for a in range(0, n, block):
+        total += Z[a : a + block].sum(axis=0, dtype=np.float64)
     mean = total / n
     mean32, squares = mean.astype(np.float32), np.zeros(Z.shape[1])
-    for a in range(0, n, BLOCK_ROWS):
-        d = Z[a : a + BLOCK_ROWS] - mean32
+    for a in range(0, n, block):
+        d = Z[a : a + block] - mean32
         np.square(d, out=d)
         squares += d.sum(axis=0, dtype=np.float64)
     std = np.sqrt(squares / n)
