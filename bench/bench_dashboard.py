@@ -290,19 +290,34 @@ def bench_browser(p, seconds: float, rounds: int = 3, quiet_wait_s: float = 0.0)
                 srv.close()
         finally:
             browser.close()
+    pages = _against_headless(windows, out)
+    out["quietest"] = min(pages, key=lambda w: w["cpu"]["other"])  # the window with the least outside load
+    return out
+
+
+def _against_headless(windows: list[dict], out: dict) -> list[dict]:
+    """Each page window against the mean of the headless windows before and after it (``ratio``);
+    the medians go into ``out``. Returns the page windows."""
     pages = []
     for i, w in enumerate(windows):
         if w["kind"] == "page":
-            base = (windows[i - 1]["steps_per_s"] + windows[i + 1]["steps_per_s"]) / 2
-            w["ratio"] = w["steps_per_s"] / base
-            w["headless_steps_per_s"] = base
+            w["headless_steps_per_s"] = (windows[i - 1]["steps_per_s"] + windows[i + 1]["steps_per_s"]) / 2
+            w["ratio"] = w["steps_per_s"] / w["headless_steps_per_s"]
             pages.append(w)
     out["windows"] = windows
-    best = min(pages, key=lambda w: w["cpu"]["other"])  # the window with the least outside load
-    out["quietest"] = best
     out["median_ratio"] = statistics.median(w["ratio"] for w in pages)
     out["median_redraws_per_s"] = statistics.median(w["redraws_per_s"] for w in pages)
-    return out
+    return pages
+
+
+def _window_rows(windows: list[dict]) -> list[str]:
+    """The real-page windows as table rows (with the CPU split where it was measured)."""
+    rows = []
+    for k, w in enumerate((w for w in windows if w["kind"] == "page"), start=1):
+        cpu = f" {w['cpu']['server']:.2f} / {w['cpu']['chromium']:.2f} / {w['cpu']['other']:.2f} |" if "cpu" in w else ""
+        rows.append(f"| {k} | {w['steps_per_s']:.0f} | {w['headless_steps_per_s']:.0f} | {100 * w['ratio']:.0f}% | "
+                    f"{w['redraws_per_s']:.2f} |" + cpu)
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,15 +453,7 @@ def bench_scale_page(rows: int, features: int, seconds: float, rounds: int, clas
                     browser.close()
         finally:
             srv.close()
-    pages = []
-    for i, w in enumerate(windows):
-        if w["kind"] == "page":
-            w["headless_steps_per_s"] = (windows[i - 1]["steps_per_s"] + windows[i + 1]["steps_per_s"]) / 2
-            w["ratio"] = w["steps_per_s"] / w["headless_steps_per_s"]
-            pages.append(w)
-    out["windows"] = windows
-    out["median_ratio"] = statistics.median(w["ratio"] for w in pages)
-    out["median_redraws_per_s"] = statistics.median(w["redraws_per_s"] for w in pages)
+    _against_headless(windows, out)
     return out
 
 
@@ -476,13 +483,7 @@ def scale_rows(r: dict) -> list[str]:
         "| window | page steps/s | headless steps/s | ratio | refreshes/s |",
         "|---|---|---|---|---|",
     ]
-    k = 0
-    for w in r["windows"]:
-        if w["kind"] == "page":
-            k += 1
-            lines.append(f"| {k} | {w['steps_per_s']:.0f} | {w['headless_steps_per_s']:.0f} | {100 * w['ratio']:.0f}% | "
-                         f"{w['redraws_per_s']:.2f} |")
-    return lines
+    return lines + _window_rows(r["windows"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,14 +608,7 @@ def _markdown(r: dict, load: str, argv: str) -> str:
             "",
             "| window | page steps/s | headless steps/s | ratio | refreshes/s | CPU server / Chromium / other |",
             "|---|---|---|---|---|---|",
-        ]
-        k = 0
-        for w in b["windows"]:
-            if w["kind"] == "page":
-                k += 1
-                c = w["cpu"]
-                lines.append(f"| {k} | {w['steps_per_s']:.0f} | {w['headless_steps_per_s']:.0f} | {100 * w['ratio']:.0f}% | "
-                             f"{w['redraws_per_s']:.2f} | {c['server']:.2f} / {c['chromium']:.2f} / {c['other']:.2f} |")
+        ] + _window_rows(b["windows"])
     lines += [
         "",
         "Notes. Streamlit remounts a plotly chart on every data change (st.plotly_chart's element id hashes",
