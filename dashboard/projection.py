@@ -70,6 +70,7 @@ class ProjectionWorker:
         self.name = f"hraml-projection-{next(_ids)}"
         self.errors: list[str] = []
         self.frames = 0
+        self.passes = 0  # times the thread looked at its source (frames computed or not)
 
     # -- control --------------------------------------------------------------------------------
     def follow(self, source, source_id) -> None:
@@ -151,6 +152,7 @@ class ProjectionWorker:
                 continue
             method = self.effective_method()
             if prev is not None and prev.shows(snap.version, self.method, method):
+                self.passes += 1
                 continue
             wait = self.min_interval_s - (time.perf_counter() - last_start)
             if prev is not None and wait > 0:

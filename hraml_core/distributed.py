@@ -18,8 +18,15 @@ The engine is torch's own: process groups, DDP and ``torchrun`` for launching::
 
     torchrun --nproc-per-node 4 -m hraml_core.distributed --dataset uspst --data-dir DIR --out runs/uspst
 
-``gloo`` serves CPUs, ``nccl`` GPUs (one per rank, chosen by LOCAL_RANK). The entry point fits the
-preprocessing's PCA (if any) on rank 0's shard and its standardisation on the rows of all shards.
+``gloo`` serves CPUs, ``nccl`` GPUs (one per rank, chosen by LOCAL_RANK). ``--dataset`` names a
+dataset, which every rank loads whole and keeps its part of (:func:`shard_rows`), or a shard folder
+(``hraml datasets shard``, hraml_core.data.shards), of which every rank reads only its own shards:
+the way past one machine, each node holding only its ranks' shards (docs/DISTRIBUTED.md: the
+multi-node launch, and what a step costs as the world grows). The ranks agree on the global label
+facts by collectives over small summaries: the class list (each rank's distinct classes) and the
+relation's scale (each rank's distinct label rows). The entry point fits the preprocessing's PCA
+(if any) on rank 0's shard and broadcasts it, and fits its standardisation on the rows of all
+shards (all-reduced sums).
 ``--out DIR`` writes a run directory (docs/RUNS.md) as training goes, from rank 0 only: the loss of
 every step averaged over the ranks, snapshots of rank 0's probe rows, and at the end the model
 folder that ``hraml evaluate DIR`` reads; ``--out FILE.safetensors`` saves only the model (and
@@ -29,29 +36,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .loss import pairwise_sq_dists
 from . import params
-from .relations import get_relation, relation_max, relation_scale
+from .data.shards import shard_rows  # noqa: F401  (the rows of a rank when every rank loads the whole set)
+from .loss import pairwise_sq_dists
+from .relations import get_relation, relation_max, relation_scale, unique_rows
+from .tasks import CLASSIFICATION
 from .training import TrainConfig, TrainingRun, _as_float_tensor
 
 #: Samplers whose pairs lie inside a batch, and so extend to the union of the ranks' batches.
 CROSS_RANK_SAMPLERS = ("batch", "hard")
-
-
-def shard_rows(n: int, rank: int, world_size: int, seed: int = 0) -> np.ndarray:
-    """The rows of rank ``rank``: a seeded shuffle split into ``world_size`` near-equal parts."""
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} outside a world of {world_size}")
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(np.array_split(order, world_size)[rank])
 
 
 class _AllGather(torch.autograd.Function):
@@ -127,10 +131,9 @@ class DistributedRun(TrainingRun):
 
     # Cross-rank pairs are the default because they make a W-rank run the same optimisation as one
     # process with W times the batch (hyperparameters carry over), where per-rank pairs drop the
-    # (W-1)/W of the union's pairs that cross shards, more the more ranks. The price, measured
-    # with two gloo ranks on a busy 2-core CPU (digits, batch 32 to 256 per rank): one all-gather
-    # and twice the pairs per step, 1.2 to 1.6 times the time per step (0.6 to 2 ms more), and
-    # the same held-out 1-NN accuracy on digits. cross_rank_pairs=False gets per-rank pairs back.
+    # (W-1)/W of the union's pairs that cross shards, more the more ranks. The price: one
+    # all-gather and about twice the pairs per step (docs/BENCHMARKS.md, "Distributed"), at the
+    # same held-out 1-NN accuracy on digits. cross_rank_pairs=False gets per-rank pairs back.
     def __init__(self, X_shard, Y_shard, task: str, config: TrainConfig, global_scale: float,
                  cross_rank_pairs: bool = True):
         if cross_rank_pairs and config.sampler not in CROSS_RANK_SAMPLERS:
@@ -207,11 +210,48 @@ def mean_over_ranks(values: list[float], device="cpu") -> list[float]:
     return (t / dist.get_world_size()).tolist()
 
 
-def global_relation_scale(config: TrainConfig, Y_shard, device) -> float:
-    """The ``scale`` factor from the largest g over all shards (every rank gets the same)."""
-    g_max = torch.tensor([relation_max(get_relation(config.relation), Y_shard)], device=device)
-    dist.all_reduce(g_max, op=dist.ReduceOp.MAX)
-    return relation_scale(config.scale, float(g_max.item()))
+def gather_objects(obj) -> list:
+    """Every rank's ``obj``, in rank order (a collective; for small summaries, never for data)."""
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def global_relation_scale(config: TrainConfig, Y_shard, device=None) -> float:
+    """The ``scale`` factor from the largest g over the union of the shards' labels (every rank
+    gets the same).
+
+    Each rank contributes its distinct label rows (at most ``TrainingRun.MAX_CACHED_ROWS`` of them,
+    a seeded sample beyond), not its labels, and every rank computes the largest g among the union
+    of those: pairs of rows from different shards count too (for classes, whose distinct rows are
+    the classes, the one-process value exactly; for distributions, a sample of it).
+    """
+    rows, _ = unique_rows(np.asarray(Y_shard))
+    limit = TrainingRun.MAX_CACHED_ROWS
+    seed = config.seed if config.seed is not None else 0
+    if len(rows) > limit:
+        rows = rows[np.random.default_rng(seed + dist.get_rank()).choice(len(rows), limit, replace=False)]
+    union = np.concatenate(gather_objects(np.asarray(rows, dtype=np.float64)))
+    return relation_scale(config.scale, relation_max(get_relation(config.relation), union, seed=seed))
+
+
+def global_classes(y_shard) -> np.ndarray:
+    """The sorted class values of all shards: each rank gathers the others' distinct classes, not
+    their labels. Fewer than two raises ValueError (on every rank alike)."""
+    classes = np.unique(np.concatenate([np.asarray(c) for c in gather_objects(np.unique(np.asarray(y_shard)))]))
+    if len(classes) < 2:
+        raise SetupRefused(f"classification needs at least 2 classes; the shards hold only {classes.tolist()!r}")
+    return classes
+
+
+def one_hot(y, classes: np.ndarray) -> np.ndarray:
+    """The label matrix of class labels ``y`` over ``classes`` (the column of each class), as
+    :func:`hraml_core.tasks.encode_targets` gives it when ``classes`` are all of y's classes; float32,
+    the dtype training uses, so that the run takes it without a copy."""
+    codes = np.searchsorted(classes, y)
+    Y = np.zeros((len(codes), len(classes)), dtype=np.float32)
+    Y[np.arange(len(codes)), codes] = 1.0
+    return Y
 
 
 def fit_distributed(X_shard, Y_shard, task: str, config: TrainConfig, max_epochs: int,
@@ -258,22 +298,33 @@ def run_recorder(writer, X_shard, Y_shard, row_ids=None, classes=None, sync_ever
     return make
 
 
-def standardise_over_shards(pre, X_shard, device) -> None:
+def standardise_over_shards(pre, X_shard, device, block_rows: int = 1 << 16) -> None:
     """Refit the standardisation step of a fitted Preprocessor on the rows of all shards.
 
     Two all-reduced passes (sums, then squared deviations from the global mean) give the mean and
     the population standard deviation that StandardScaler would fit on the whole set; features it
     would call constant (variance within rounding of 0) get scale 1, as there. A PCA step, if any,
-    is left as fitted.
+    is left as fitted. Each pass transforms ``block_rows`` rows at a time into float64, so that it
+    holds a block, not a float64 copy of the shard (twice the float32 features).
     """
     if pre.scale_ is None:
         return
     pre.scale_mean_ = pre.scale_ = None  # transform now stops before the standardisation
-    Z = torch.as_tensor(pre.transform(X_shard), dtype=torch.float64, device=device)
-    sums = torch.cat([Z.sum(0), Z.new_tensor([len(Z)])])
+
+    def blocks():
+        for s in range(0, max(len(X_shard), 1), block_rows):
+            yield torch.as_tensor(pre.transform(X_shard[s : s + block_rows]), dtype=torch.float64, device=device)
+
+    d = pre.transform(X_shard[:0]).shape[1]
+    sums = torch.zeros(d + 1, dtype=torch.float64, device=device)
+    for Z in blocks():
+        sums[:-1] += Z.sum(0)
+        sums[-1] += len(Z)
     dist.all_reduce(sums)
     n, mean = sums[-1], sums[:-1] / sums[-1]
-    var = (Z - mean).square().sum(0)
+    var = torch.zeros(d, dtype=torch.float64, device=device)
+    for Z in blocks():
+        var += (Z - mean).square().sum(0)
     dist.all_reduce(var)
     var /= n
     eps = torch.finfo(torch.float64).eps
@@ -297,11 +348,135 @@ def close_process_group() -> None:
     time.sleep(0.05)
 
 
-class RunDirectoryRefused(ValueError):
+class SetupRefused(ValueError):
+    """The job cannot start (bad data, a refused run directory); every rank raises it, with the
+    same message, so that all stop together."""
+
+
+class RunDirectoryRefused(SetupRefused):
     """Rank 0 could not open the run directory; every rank raises it, so that all stop together."""
 
 
-def _open_run_directory(args, rank: int, world: int, config: TrainConfig, ds, task: str, train, test):
+def on_every_rank(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` on this rank; if it raised a ValueError or OSError on any rank,
+    :class:`SetupRefused` on every rank (naming the ranks where they differ): a rank that raised
+    alone would leave the others waiting in their next collective."""
+    try:
+        result, error = fn(*args, **kwargs), None
+    except (ValueError, OSError) as exc:
+        result, error = None, str(exc)
+    failed = [(r, e) for r, e in enumerate(gather_objects(error)) if e is not None]
+    if failed:
+        if len({e for _, e in failed}) == 1 and len(failed) == dist.get_world_size():
+            raise SetupRefused(failed[0][1])
+        raise SetupRefused("; ".join(f"rank {r}: {e}" for r, e in failed))
+    return result
+
+
+@dataclass
+class RankData:
+    """What one rank trains on, and what rank 0 records and evaluates."""
+
+    X: np.ndarray | None  # this rank's training rows: raw features (dropped once preprocessed) ...
+    Y: np.ndarray  # ... their label matrix (one-hot over the classes of every shard) ...
+    rows: np.ndarray  # ... and their rows in the dataset
+    task: str
+    classes: np.ndarray | None
+    dataset: dict  # run.json's "dataset"
+    info: dict  # added to run.json's "info"
+    split: dict  # split.json
+    #: rank 0, with held-out rows: () -> (X_train, y_train, X_test, y_test), raw features and labels
+    held_out: object = None
+    held_out_scope: str = "every row of the dataset"
+
+
+def shard_folder(dataset: str, data_dir=None) -> Path | None:
+    """The shard layout ``--dataset`` names, if it names one: ``DATA_DIR/NAME`` or the path NAME."""
+    from .data.paths import data_dir as resolve
+    from .data.shards import is_shard_folder
+
+    for candidate in (resolve(data_dir) / dataset, Path(dataset)):
+        if is_shard_folder(candidate):
+            return candidate
+    return None
+
+
+def load_whole(args, rank: int, world: int) -> RankData:
+    """Every rank loads the whole dataset and keeps its part of the training rows (:func:`shard_rows`)."""
+    from .data import load_dataset
+    from .splits import holdout_split
+
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    if args.test_size:
+        part = holdout_split(ds.Y, ds.task, args.seed, test_size=args.test_size)
+        train, test = part.train, part.test
+    else:
+        train, test = np.arange(ds.n_samples), np.zeros(0, dtype=np.int64)
+    rows = train[shard_rows(len(train), rank, world, args.seed)]
+    targets = ds.targets()
+    held_out = (lambda: (ds.X[train], ds.Y[train], ds.X[test], ds.Y[test])) if len(test) and rank == 0 else None
+    return RankData(X=ds.X[rows], Y=targets.Y[rows], rows=rows, task=targets.task, classes=targets.classes,
+                    dataset={"name": args.dataset, "data_dir": args.data_dir, "n_samples": ds.n_samples}, info={},
+                    split={"test_size": args.test_size, "seed": args.seed, "train_rows": train, "test_rows": test},
+                    held_out=held_out)
+
+
+def load_shards(args, folder: Path, rank: int, world: int) -> RankData:
+    """This rank reads only its shards of the layout in ``folder`` (hraml_core.data.shards).
+
+    The ranks agree on the layout (its id), on who reads which shard (:func:`assign_shards`, from
+    the shards each rank's folder holds) and on the class list (:func:`global_classes`). With
+    ``--test-size`` every shard holds out its own rows (seeded by the seed and the shard's number:
+    the same rows whatever the number of ranks), and rank 0 evaluates on its shards alone.
+    """
+    from .data.shards import assign_shards, read_manifest, read_shards
+    from .splits import holdout_split
+
+    layout = on_every_rank(read_manifest, folder)
+    seen = gather_objects((layout.id, layout.present(), socket.gethostname(), str(folder)))
+    if len({s[0] for s in seen}) > 1:
+        raise SetupRefused("the ranks' shard folders hold different layouts: " + "; ".join(
+            f"rank {r} ({host}: {path}) layout {lid[:12]}" for r, (lid, _, host, path) in enumerate(seen)))
+    try:
+        assignment = assign_shards(layout.n_shards, world, [s[1] for s in seen])
+    except ValueError as exc:  # the same on every rank: every rank raises it
+        raise SetupRefused(f"{folder}: {exc}") from None
+    mine = assignment[rank]
+    data = on_every_rank(read_shards, layout, mine)
+
+    def split():
+        train, test, at = [], [], 0
+        for s, size in zip(mine, data.sizes):
+            part = holdout_split(data.y[at : at + size], layout.task, args.seed + s, test_size=args.test_size)
+            train.append(part.train + at)
+            test.append(part.test + at)
+            at += size
+        return np.concatenate(train), np.concatenate(test)
+
+    if args.test_size:
+        train, test = on_every_rank(split)
+    else:
+        train, test = np.arange(len(data.rows)), np.zeros(0, dtype=np.int64)
+    classes = global_classes(data.y) if layout.task == CLASSIFICATION else None
+    y = data.y[train] if len(test) else data.y
+    X = data.X[train] if len(test) else data.X
+    Y = one_hot(y, classes) if classes is not None else np.asarray(y, dtype=np.float32)
+    held_out = None
+    if len(test) and rank == 0:
+        held_out = lambda: (X, y, data.X[test], data.y[test])  # noqa: E731
+    rows = data.rows[train]
+    return RankData(
+        X=X, Y=Y, rows=rows, task=layout.task, classes=classes,
+        dataset={"name": args.dataset, "data_dir": args.data_dir, "n_samples": layout.n_rows,
+                 "shards": {"id": layout.id, "count": layout.n_shards, "source": layout.name, "seed": layout.seed}},
+        info={"shards": assignment},
+        split={"test_size": args.test_size, "seed": args.seed, "train_rows": rows, "test_rows": data.rows[test],
+               "scope": "rank 0's shards", "shards": mine},
+        held_out=held_out,
+        held_out_scope=f"rank 0's shards ({', '.join(map(str, mine))}): {len(train)} training, {len(test)} held-out rows")
+
+
+def _open_run_directory(args, rank: int, world: int, config: TrainConfig, data: RankData):
     """Rank 0's RunWriter for ``args.out`` (None on the other ranks); a refusal reaches every rank."""
     from .evaluate import PRIMARY_METRIC
     from .runs.writer import RunWriter
@@ -311,11 +486,11 @@ def _open_run_directory(args, rank: int, world: int, config: TrainConfig, ds, ta
         settings = {**config.to_dict(), "device": config.device.split(":")[0], "max_epochs": args.max_epochs,
                     "world_size": world, "cross_rank_pairs": args.cross_rank_pairs, "test_size": args.test_size}
         try:
-            writer = RunWriter(args.out, config=settings, task=task, metric=PRIMARY_METRIC[task] if len(test) else None,
-                               source="torchrun", info={"world_size": world},
-                               dataset={"name": args.dataset, "data_dir": args.data_dir, "n_samples": ds.n_samples,
-                                        "preprocessing": args.preprocessing})
-            writer.write_split({"test_size": args.test_size, "seed": args.seed, "train_rows": train, "test_rows": test})
+            writer = RunWriter(args.out, config=settings, task=data.task,
+                               metric=PRIMARY_METRIC[data.task] if args.test_size else None, source="torchrun",
+                               info={"world_size": world, **data.info},
+                               dataset={**data.dataset, "preprocessing": args.preprocessing})
+            writer.write_split(data.split)
         except (OSError, ValueError) as exc:
             if writer is not None:
                 writer.finish("failed", str(exc))
@@ -330,41 +505,42 @@ def _open_run_directory(args, rank: int, world: int, config: TrainConfig, ds, ta
 def _train_and_save(args, rank: int, world: int, device: str) -> None:
     # A function of its own so that the run, and DDP's reducer with it, is gone before the
     # process group is destroyed (a reducer outliving its group aborts the process at exit).
-    from .data import load_dataset
     from .estimator import HRAML
     from .preprocessing import Preprocessor
 
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    if args.test_size:
-        from .commands.train import split_rows
-
-        train, test = (np.asarray(r, dtype=np.int64) for r in split_rows(ds, args.test_size, args.seed))
+    folder = shard_folder(args.dataset, args.data_dir)
+    sharded = gather_objects(folder is not None)
+    if len(set(sharded)) > 1:
+        raise SetupRefused(f"--dataset {args.dataset} is a shard folder (with shards.json) on ranks "
+                           f"{[r for r, s in enumerate(sharded) if s]} but not on ranks "
+                           f"{[r for r, s in enumerate(sharded) if not s]}: every node needs its shard folder there")
+    if folder is not None:
+        data = load_shards(args, folder, rank, world)
     else:
-        train, test = np.arange(ds.n_samples), np.zeros(0, dtype=np.int64)
-    rows = train[shard_rows(len(train), rank, world, args.seed)]
+        data = on_every_rank(load_whole, args, rank, world)
     # Every rank must feed the encoder the same transform. A PCA is fitted on rank 0's shard and
     # broadcast (a distributed PCA is beyond this module); the standardisation after it is cheap
     # to fit on all rows, and so it is.
-    pre = [Preprocessor(args.preprocessing, random_state=args.seed).fit(ds.X[rows]) if rank == 0 else None]
+    pre = [Preprocessor(args.preprocessing, random_state=args.seed).fit(data.X) if rank == 0 else None]
     dist.broadcast_object_list(pre, src=0)
     pre = pre[0]
-    standardise_over_shards(pre, ds.X[rows], device)
-    X = pre.transform(ds.X[rows])
-    targets = ds.targets()
+    standardise_over_shards(pre, data.X, device)
+    X = pre.transform(data.X)
+    data.X = None  # training holds the preprocessed rows (rank 0's held-out evaluation keeps its own)
     config = _config(args).replace(device=device)
     in_folder = not args.out.endswith(".safetensors")
-    writer = _open_run_directory(args, rank, world, config, ds, targets.task, train, test) if in_folder else None
+    writer = _open_run_directory(args, rank, world, config, data) if in_folder else None
     try:
-        recorder = run_recorder(writer, X, targets.Y[rows], row_ids=rows, classes=targets.classes) if in_folder else None
-        run = fit_distributed(X, targets.Y[rows], targets.task, config, args.max_epochs, args.cross_rank_pairs, recorder)
+        recorder = run_recorder(writer, X, data.Y, row_ids=data.rows, classes=data.classes) if in_folder else None
+        run = fit_distributed(X, data.Y, data.task, config, args.max_epochs, args.cross_rank_pairs, recorder)
         if rank != 0:
             return
-        model = HRAML.from_training_run(run, targets.classes)
+        model = HRAML.from_training_run(run, data.classes)
         if writer is None:
             model.save(args.out)
             pre.save(os.path.splitext(args.out)[0] + ".preprocess.safetensors")
         else:
-            _finish_run_directory(writer, model, pre, ds, train, test, run.state.step, world)
+            _finish_run_directory(writer, model, pre, data, run.state.step, world)
         print(f"{world} ranks, {run.state.step} steps each; saved {args.out}")
     except BaseException as exc:
         if writer is not None:
@@ -372,19 +548,21 @@ def _train_and_save(args, rank: int, world: int, device: str) -> None:
         raise
 
 
-def _finish_run_directory(writer, model, pre, ds, train, test, step: int, world: int) -> None:
+def _finish_run_directory(writer, model, pre, data: RankData, step: int, world: int) -> None:
     """Rank 0, after training: the model folder files, the held-out metrics, status finished."""
     from .evaluate import PRIMARY_METRIC, evaluate_embedding
 
     writer.checkpoint(model, step)
     writer.save_model(model, pre)
-    if len(test):
-        X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
-        learned = evaluate_embedding(ds.task, model.transform(X_train), ds.Y[train], model.transform(X_test), ds.Y[test])
-        raw = evaluate_embedding(ds.task, X_train, ds.Y[train], X_test, ds.Y[test])
-        metric = PRIMARY_METRIC[ds.task]
+    if data.held_out is not None:
+        X_train, y_train, X_test, y_test = data.held_out()
+        X_train, X_test = pre.transform(X_train), pre.transform(X_test)
+        learned = evaluate_embedding(data.task, model.transform(X_train), y_train, model.transform(X_test), y_test)
+        raw = evaluate_embedding(data.task, X_train, y_train, X_test, y_test)
+        metric = PRIMARY_METRIC[data.task]
         writer.log(step, **{metric: learned[metric]})
-        writer.update(raw_metric=raw[metric], results={"metrics": learned, "raw_metrics": raw, "knn_k": None})
+        writer.update(raw_metric=raw[metric], results={"metrics": learned, "raw_metrics": raw, "knn_k": None,
+                                                       "held_out": data.held_out_scope})
     writer.finish("finished", f"{world} ranks, {step} steps each")
 
 
@@ -403,7 +581,9 @@ def _config(args) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``torchrun ... -m hraml_core.distributed``."""
     ap = argparse.ArgumentParser(prog="python -m hraml_core.distributed", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--dataset", default="digits",
+                    help="a dataset name or file (every rank loads it whole), or a shard folder written by "
+                         "`hraml datasets shard` (every rank reads only its shards)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--preprocessing", default="standardize")
     ap.add_argument("--seed", type=int, default=0, help="seed of the shards and of training (default 0)")
@@ -437,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         _train_and_save(args, rank, world, device)
-    except RunDirectoryRefused as exc:
+    except SetupRefused as exc:
         if rank == 0:
             print(f"{ap.prog}: error: {exc}", file=sys.stderr)
         status = 2

@@ -21,11 +21,11 @@ and ``should_stop`` (a cancellation check) and then queries the neighbours in ch
 :data:`EVAL_CHUNK_ROWS` rows, reporting and checking between chunks (a stop raises
 :class:`EvaluationCancelled`); the results are those of one query. The neighbour search is
 scikit-learn's exact search with its ``algorithm="auto"`` choice, i.e. brute force for embeddings
-(more than 15 dimensions) and a k-d tree for low-dimensional raw features. Measured on 64-d unit
-vectors, clustered like trained embeddings or not (``bench/bench_scale.py --neighbours``, results in
-docs/BENCHMARKS.md): k-d and ball trees answer 10-40x slower than brute force from 1e4 to 1e5
-reference rows, and pynndescent (which umap-learn brings) is approximate, where an evaluation must
-be exact, and its index alone costs more than brute force's answers at the query counts here.
+(more than 15 dimensions) and a k-d tree for low-dimensional raw features. On 64-d unit vectors,
+clustered like trained embeddings or not, k-d and ball trees answer slower than brute force from
+1e4 to 1e5 reference rows (``bench/bench_scale.py --neighbours``, numbers in docs/BENCHMARKS.md),
+and pynndescent (which umap-learn brings) is approximate, where an evaluation must be exact, and
+its index alone costs more than brute force's answers at the query counts here.
 """
 from __future__ import annotations
 
@@ -101,9 +101,9 @@ DEFAULT_K: dict[str, int] = {CLASSIFICATION: 1, MULTILABEL: 10, DISTRIBUTION: 4}
 KL_EPSILON = 1e-12
 
 # scikit-learn's brute-force neighbour search runs on OpenMP threads (2 on the project's 2-vCPU
-# machines). The evaluators run beside a training loop that keeps a core busy, and there two
-# threads are 2-8x slower than one (measured, 1500 x 72 points, k=10: idle 6.6 ms with 2 threads,
-# 11 ms with 1; one core busy 21-94 ms with 2, 11 ms with 1), so searches run single-threaded.
+# machines). The evaluators run beside a training loop that keeps a core busy, and there a second
+# thread only competes with it: one thread was faster whenever a core was busy, so searches run
+# single-threaded (the exact evaluation on demand may ask for more).
 _NEIGHBOUR_THREADS = 1
 _threadpools: ThreadpoolController | None = None
 
@@ -332,14 +332,7 @@ class MLkNN:
 
     def _joint(self, X, work: _Work | None = None):
         """P(H1) P(E_C | H1) and P(H0) P(E_C | H0) for every test sample and label."""
-        if not hasattr(self, "nn_"):
-            raise ValueError("this MLkNN is not fitted yet; call fit(X, Y) first")
-        X = check_matrix(X, "X", dtype=FLOATS)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but this MLkNN was fitted on {self.n_features_in_}"
-            )
-        idx = _kneighbors(self.nn_, X, self.k_, work)
+        idx = _fitted_neighbours(self, X, "fit(X, Y)", work)
         C = self._counts(self.Y_, idx)
         cols = np.arange(C.shape[1])
         p1 = self.prior1_ * self.cond1_[C, cols]
@@ -360,6 +353,17 @@ class MLkNN:
         """``(predict(X), predict_proba(X))`` from one neighbour search."""
         p1, p0 = self._joint(X, work)
         return (p1 > p0).astype(np.int8), p1 / (p1 + p0)
+
+
+def _fitted_neighbours(learner, X, fit_call: str, work: _Work | None) -> np.ndarray:
+    """The k nearest training rows of each row of ``X`` for a fitted MLkNN or AAkNN (checked)."""
+    name = type(learner).__name__
+    if not hasattr(learner, "nn_"):
+        raise ValueError(f"this {name} is not fitted yet; call {fit_call} first")
+    X = check_matrix(X, "X", dtype=FLOATS)
+    if X.shape[1] != learner.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features but this {name} was fitted on {learner.n_features_in_}")
+    return _kneighbors(learner.nn_, X, learner.k_, work)
 
 
 def multilabel_metrics(Y_true, Y_pred, scores) -> dict[str, float]:
@@ -411,7 +415,7 @@ def _ranking_loss_and_precision(Y: np.ndarray, S: np.ndarray) -> tuple[np.ndarra
 
     Same definitions and tie handling as scikit-learn's ``label_ranking_loss`` and
     ``label_ranking_average_precision_score`` (the tests check they agree), which loop over samples
-    in Python and cost ~0.15 s per 1000 samples, too slow for the live loop. Every row of ``Y``
+    in Python over the samples, too slow for the live loop. Every row of ``Y``
     must have a relevant label. For each label j let ``above_j = #{l : s_l >= s_j}`` and
     ``rel_above_j`` the relevant ones among them; then, over the relevant labels j,
     ranking loss = sum_j (above_j - rel_above_j) / (|relevant| |irrelevant|) (0 when every label is
@@ -463,14 +467,7 @@ class AAkNN:
 
     def predict(self, X, *, work: _Work | None = None) -> np.ndarray:
         """Mean of the k nearest training distributions, shape (n_samples, n_labels)."""
-        if not hasattr(self, "nn_"):
-            raise ValueError("this AAkNN is not fitted yet; call fit(X, D) first")
-        X = check_matrix(X, "X", dtype=FLOATS)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but this AAkNN was fitted on {self.n_features_in_}"
-            )
-        idx = _kneighbors(self.nn_, X, self.k_, work)
+        idx = _fitted_neighbours(self, X, "fit(X, D)", work)
         return self.D_[idx].mean(axis=1)
 
 

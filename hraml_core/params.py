@@ -326,21 +326,24 @@ PARAMS: tuple[Param, ...] = (
           choices=("paper", "torch"), advanced=True),
     # pairs
     Param("sampler", STR, "batch", "Which pairs enter a step's loss (hraml_core.samplers).", "pairs",
-          label="pair sampler", choices=("batch", "hard", "pairs"),
+          label="pair sampler", choices=("batch", "hard", "neighbors", "pairs"),
           choice_help={
               "batch": "all pairs inside a shuffled mini-batch (fast; default)",
               "hard": "online mining inside each mini-batch: per sample, its nearest same-label and other-label "
                       "partners in the current embedding",
+              "neighbors": "the authors' pairs: each sample with partners among its nearest neighbours in the "
+                           "input space, chosen once over the whole training set, batch_size pairs per step",
               "pairs": "one random pair per step: the paper's Algorithm 1 (slow, for teaching)",
           }),
-    Param("batch_size", INT, 256, "Samples embedded per step (samplers 'batch' and 'hard').", "pairs",
-          label="batch size", low=2, step=32),
-    Param("partners", INT, 4, "Partners per sample (sampler 'hard').", "pairs", label="partners per sample", low=1),
-    Param("balance", FLOAT, 0.5, "Fraction of same-label partners for classes (sampler 'hard').", "pairs",
-          low=0.0, high=1.0, advanced=True),
-    Param("sampling_power", FLOAT, 1.0, "For label sets and distributions (sampler 'hard'): partners drawn "
-          "with probability proportional to (1 / (g + 1e-6)) ** sampling_power; 0 draws them uniformly.",
-          "pairs", label="sampling power", low=0.0, advanced=True),
+    Param("batch_size", INT, 256, "Samples embedded per step (samplers 'batch' and 'hard'); pairs per step "
+          "(sampler 'neighbors').", "pairs", label="batch size", low=2, step=32),
+    Param("partners", INT, 4, "Partners per sample (samplers 'hard' and 'neighbors').", "pairs",
+          label="partners per sample", low=1),
+    Param("balance", FLOAT, 0.5, "Fraction of same-label partners for classes (samplers 'hard' and "
+          "'neighbors').", "pairs", low=0.0, high=1.0, advanced=True),
+    Param("sampling_power", FLOAT, 1.0, "For label sets and distributions (samplers 'hard' and 'neighbors'): "
+          "partners drawn with probability proportional to (1 / (g + 1e-6)) ** sampling_power; 0 draws them "
+          "uniformly.", "pairs", label="sampling power", low=0.0, advanced=True),
     # optimiser
     Param("optimizer", STR, "adam", "Optimiser: adam; amsgrad (Adam without the sudden loss spikes that "
           "Adam makes in long runs once converged); sgd with momentum (the authors' choice).", "optimiser",

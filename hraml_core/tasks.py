@@ -44,12 +44,15 @@ def _is_numeric(y: np.ndarray) -> bool:
 
 
 def detect_task(y) -> str:
-    """Guess the task from the shape and values of ``y``.
+    """The task of targets ``y``: the project's one rule (the data loaders use it too).
 
     1-D targets (or a single column) are class labels. A 2-D 0/1 matrix is a multi-label indicator
-    matrix. A 2-D non-negative matrix whose rows sum to 1 is a label distribution. A one-hot matrix
-    satisfies both of the last two; it is read as multi-label with exactly one label per row, which
-    HRAML treats the same as classes (the relation values coincide).
+    matrix (what scikit-learn's ``type_of_target`` calls "multilabel-indicator"; tested here
+    directly, because the data loaders call this and must not import scikit-learn, and because NaN
+    entries, which the loaders report as missing labels, are left out of the test). Any other
+    numeric 2-D matrix is read as label distributions, whose rows :func:`encode_targets` checks. A one-hot matrix satisfies
+    the multi-label rule; it is read as multi-label with exactly one label per row, which HRAML
+    treats the same as classes (the relation values coincide).
     """
     y = _as_array(y)
     if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
@@ -58,17 +61,8 @@ def detect_task(y) -> str:
         raise ValueError(f"targets must be 1-D class labels or a 2-D label matrix, got {y.ndim} dimensions")
     if not _is_numeric(y):
         raise ValueError("a 2-D label matrix must be numeric (0/1 indicators or label distributions)")
-    yf = y.astype(np.float64)
-    if not np.all(np.isfinite(yf)):
-        raise ValueError("the label matrix contains NaN or infinite values")
-    if np.all((yf == 0) | (yf == 1)):
-        return MULTILABEL
-    if np.all(yf >= 0) and np.allclose(yf.sum(axis=1), 1.0, atol=DISTRIBUTION_ATOL):
-        return DISTRIBUTION
-    raise ValueError(
-        "cannot tell the task from a 2-D label matrix that is neither 0/1 indicators "
-        "nor non-negative rows summing to 1 (label distributions)"
-    )
+    values = y[np.isfinite(y)] if y.dtype.kind == "f" else y
+    return MULTILABEL if np.all((values == 0) | (values == 1)) else DISTRIBUTION
 
 
 def encode_targets(y, task: str = "auto") -> EncodedTargets:
@@ -76,7 +70,8 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
     y = _as_array(y)
     if y.size == 0 or y.shape[0] == 0:
         raise ValueError("targets are empty")
-    if task == "auto":
+    detected = task == "auto"
+    if detected:
         task = detect_task(y)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected 'auto' or one of {', '.join(TASKS)}")
@@ -110,10 +105,17 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
         if np.all(Y == Y[0]):
             raise ValueError("every sample has the same label set: there is no relation to learn")
     else:
-        if np.any(Y < 0):
-            raise ValueError("label distributions must be non-negative")
         sums = Y.sum(axis=1)
         bad = np.flatnonzero(np.abs(sums - 1.0) > DISTRIBUTION_ATOL)
+        negative = bool(np.any(Y < 0))
+        if detected and (negative or len(bad)):
+            why = "some values are negative" if negative else f"row {bad[0]} sums to {sums[bad[0]]:.4g}"
+            raise ValueError(
+                "cannot tell the task from a 2-D label matrix that is neither 0/1 indicators nor "
+                f"non-negative rows summing to 1 (label distributions): {why}"
+            )
+        if negative:
+            raise ValueError("label distributions must be non-negative")
         if len(bad):
             raise ValueError(
                 f"label distribution rows must sum to 1; {len(bad)} rows do not "

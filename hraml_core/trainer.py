@@ -201,6 +201,7 @@ class Trainer:
         self._model_lock = threading.Lock()  # held by the training thread around each step
         self._snapshot_lock = threading.Lock()
         self._unpaused = threading.Event()
+        self._parked = threading.Event()  # set by the training thread once a pause has taken effect
         self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._raw_metric: float | None = None
@@ -259,11 +260,24 @@ class Trainer:
             _live.add(self)
             return True
 
-    def pause(self) -> None:
+    def pause(self, timeout: float = 10.0) -> bool:
+        """Pause training. Returns once the thread has stopped stepping and published the step it
+        stopped at (True), or False when nothing was running or it did not stop within ``timeout``
+        seconds (a live evaluation in progress gives way to a pause between its chunks)."""
         with self._control:
-            if self.is_alive() and self._status == RUNNING:
-                self._unpaused.clear()
-                self._set_status(PAUSED, "paused")
+            if not (self.is_alive() and self._status == RUNNING):
+                return False
+            self._parked.clear()
+            self._unpaused.clear()
+            self._set_status(PAUSED, "paused")
+            thread = self._thread
+        end = time.monotonic() + timeout
+        while not self._parked.wait(0.05):
+            if not thread.is_alive():
+                return True  # stopped meanwhile: it steps no more either
+            if time.monotonic() >= end:
+                return False
+        return True
 
     def resume(self) -> None:
         with self._control:
@@ -349,8 +363,11 @@ class Trainer:
             t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
             while not self._stop_requested.is_set():
                 if not self._unpaused.is_set():
-                    with self._model_lock:
-                        run.flush()  # a paused run shows every step it took
+                    if not self._parked.is_set():
+                        with self._model_lock:
+                            run.flush()  # a paused run shows every step it took
+                        self._publish()
+                        self._parked.set()  # pause() returns now: no step until a resume
                     self._unpaused.wait(0.1)
                     t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
                     loop_start = t_prev  # paused time is not the thread's working time

@@ -177,6 +177,12 @@ class TrainingRun:
                                         momentum=config.momentum)
         # The sampler draws on its own generator so that initialisation and sampling are separately
         # reproducible (changing the init does not change the pair sequence).
+        pairs = None
+        if config.sampler == "neighbors":  # chosen once, in the input space, over the whole set
+            from .partners import input_space_pairs
+
+            pairs = input_space_pairs(X, np.asarray(Y), task, self.relation, config.partners, config.balance,
+                                      config.sampling_power, seed=seed + 2 + sampler_offset)
         self.sampler = make_sampler(
             config.sampler,
             n,
@@ -186,6 +192,7 @@ class TrainingRun:
             config.partners,
             config.balance,
             config.sampling_power,
+            pairs=pairs,
         )
         self.check_every = config.loss_check_interval()
         # Algorithm 1 on the CPU steps by the closed-form gradient, without autograd or torch.optim

@@ -135,9 +135,9 @@ def test_dashboard_trains_live_in_chromium(server, tmp_path):
             if docs_shot:  # a nicer picture: wait for UMAP frames and a bit of training
                 _wait(lambda: "UMAP of" in page.locator(".js-plotly-plot", has_text="training embeddings").first.inner_text(),
                       240, "a UMAP frame")
-                time.sleep(2)
+                at = _step(page)
+                _wait(lambda: _step(page) > at + 100, 60, "a hundred more steps")
             page.set_viewport_size({"width": 1500, "height": 1780})  # the whole page, no scrolling
-            time.sleep(1.5)
             _wait(lambda: page.evaluate(ALL_DRAWN), 30, "all five charts drawn")
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             if docs_shot:

@@ -1,6 +1,5 @@
 """Projection helpers: Procrustes alignment, PCA, and the background worker (no browser)."""
 import threading
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -146,8 +145,10 @@ def test_a_failing_umap_falls_back_to_pca_once_per_snapshot():
         assert wait_for(lambda: w.latest() is not None)
         f = w.latest()
         assert f.method == PCA and f.fallback and "UMAP failed" in f.note
-        time.sleep(0.5)
-        assert len(calls) == 1 and w.up_to_date()  # no retry loop on the same snapshot
+        seen = w.passes
+        w.poke()
+        assert wait_for(lambda: w.passes >= seen + 2)  # the thread looked again, twice...
+        assert len(calls) == 1 and w.up_to_date()  # ...and did not retry UMAP on the same snapshot
         advance()
         w.poke()
         assert wait_for(lambda: w.latest().version == 2) and len(calls) == 2

@@ -3,7 +3,6 @@ import io
 import os
 import signal
 import threading
-import time
 import zipfile
 
 import numpy as np
@@ -222,9 +221,7 @@ def test_cancel_a_long_fit(session, digits):
     assert runner.fit("lmnn", digits, ("named", "digits", None))  # about 1.5 min
     assert wait_for(lambda: runner.busy() and runner.running().phase == "fitting", 30)
     assert baseline_children() == [runner.running().pid]  # the check below can see a child
-    t0 = time.monotonic()
-    runner.cancel()
-    assert time.monotonic() - t0 < 20  # not a speed target: LMNN alone would take about 90 s more
+    runner.cancel()  # returns once the child is gone (it waits 5 s at most): LMNN would fit on for minutes
     assert not runner.busy() and not baseline_children()
     r = runner.results["lmnn"]
     assert r.status == "cancelled" and r.value is None and r.message == ""

@@ -1,8 +1,13 @@
 """Data-parallel training on torch.distributed (gloo on CPU), two real processes."""
 import contextlib
+import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +16,18 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from hraml_core import HRAML
-from hraml_core.distributed import DistributedRun, close_process_group, fit_distributed, shard_rows
+from hraml_core.data import Dataset
+from hraml_core.data.shards import MANIFEST, read_shards, write_shards
+from hraml_core.distributed import (DistributedRun, SetupRefused, close_process_group, fit_distributed, global_classes,
+                                    global_relation_scale, on_every_rank, one_hot, shard_rows)
 from hraml_core.loss import alignment_loss, all_pairs_alignment_loss, pairwise_sq_dists
+from hraml_core.relations import REACHABLE_D2
+from hraml_core.samplers import make_sampler
 from hraml_core.tasks import encode_targets
 from hraml_core.training import TrainConfig, TrainingRun
 from support import free_port
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(hidden=(8,), dim=4, batch_size=16, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.0, seed=0)
 
 
@@ -212,3 +223,159 @@ def test_torchrun_entry_point_refuses_bad_settings_before_starting(args, message
         main(args)  # no process group exists: the check comes first
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not dist.is_initialized()
+
+
+def _label_facts(rank, world, port, out):
+    with _gloo_group(rank, world, port):
+        y = [np.array([0, 1, 1]), np.array([2, 1])][rank]  # class 0 only on rank 0, class 2 only on rank 1
+        classes = global_classes(y)
+        # Distributions whose largest L1 distance (2) lies between the shards; within each it is 0.2.
+        Y = [np.array([[1.0, 0.0], [0.9, 0.1]]), np.array([[0.0, 1.0], [0.1, 0.9]])][rank]
+        scale = global_relation_scale(TrainConfig(relation="l1", scale="max"), Y)
+
+        def fails_on_rank_1():
+            if rank == 1:
+                raise ValueError("no such file")
+            return "fine"
+
+        try:
+            on_every_rank(fails_on_rank_1)
+            refused = None
+        except SetupRefused as exc:
+            refused = str(exc)
+        torch.save({"classes": classes, "Y": one_hot(y, classes), "scale": scale, "refused": refused},
+                   os.path.join(out, f"rank{rank}.pt"))
+
+
+def test_ranks_agree_on_the_classes_the_relation_scale_and_a_failure(tmp_path):
+    mp.spawn(_label_facts, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for r in ranks:
+        np.testing.assert_array_equal(r["classes"], [0, 1, 2])
+        assert r["scale"] == pytest.approx(REACHABLE_D2 / 2.0)  # not REACHABLE_D2 / 0.2, each shard's own
+        assert r["refused"] == "rank 1: no such file"  # raised on rank 1 alone, reported on both
+    np.testing.assert_array_equal(ranks[0]["Y"], [[1, 0, 0], [0, 1, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(ranks[1]["Y"], [[0, 0, 1], [0, 1, 0]])
+
+
+def _entry_point(rank, world, port, out, argvs):
+    """``main`` as torchrun would start it (the process group from the environment), stderr kept."""
+    from hraml_core.distributed import main
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(argvs[rank])
+    torch.save({"code": code, "err": err.getvalue()}, os.path.join(out, f"rank{rank}.pt"))
+
+
+def blobs_dataset(n=64):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 3
+    X = rng.normal(size=(n, 5)) + 3 * np.eye(3, 5)[y]
+    return Dataset(name="blobs", X=X, Y=y, task="classification")
+
+
+def node_folders(layout, tmp_path, nodes):
+    """A folder per node holding the manifest and only the shards listed for it."""
+    folders = []
+    for k, shards in enumerate(nodes):
+        folder = tmp_path / f"node{k}" / "blobs"
+        folder.mkdir(parents=True)
+        shutil.copy(layout.folder / MANIFEST, folder)
+        for s in shards:
+            for f in layout.shards[s]["files"]:
+                shutil.copy(layout.folder / f["name"], folder)
+        folders.append(folder)
+    return folders
+
+
+@pytest.mark.parametrize("case, message", [
+    ("three shards", "3 shards cannot be shared equally by 2 ranks"),
+    pytest.param("a shard nowhere", "shard 3 is on no node", marks=pytest.mark.slow),
+    pytest.param("two layouts", "the ranks' shard folders hold different layouts: rank 0 (", marks=pytest.mark.slow),
+])
+def test_a_sharded_job_that_cannot_start_stops_every_rank_with_one_message(tmp_path, case, message):
+    ds = blobs_dataset()
+    if case == "three shards":
+        layout = write_shards(ds, tmp_path / "all", 3)
+        folders = [layout.folder, layout.folder]
+    elif case == "a shard nowhere":
+        folders = node_folders(write_shards(ds, tmp_path / "all", 4), tmp_path, [(0, 1), (2,)])
+    else:
+        folders = [write_shards(ds, tmp_path / "a", 4, seed=0).folder, write_shards(ds, tmp_path / "b", 4, seed=1).folder]
+    argvs = [["--dataset", str(f), "--out", str(tmp_path / "run")] for f in folders]
+    mp.spawn(_entry_point, args=(2, free_port(), str(tmp_path), argvs), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert [r["code"] for r in ranks] == [2, 2]
+    assert message in ranks[0]["err"] and ranks[1]["err"] == ""  # rank 0 says it, once
+    assert not (tmp_path / "run").exists()
+
+
+def _node_agents(folders, out, flags, log_dir, timeout=300):
+    """Two torchrun node agents on this machine, one per folder, meeting at a c10d rendezvous on
+    loopback; each agent (and its workers) in a process group of its own, killed if the agents
+    have not both ended by ``timeout``. Returns their exit codes and logs."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    agents, logs = [], []
+    try:
+        for k, folder in enumerate(folders):
+            log = open(log_dir / f"agent{k}.log", "w")
+            logs.append(log)
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                   "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "hraml-test",
+                   "-m", "hraml_core.distributed", "--dataset", str(folder), "--out", str(out), *flags]
+            agents.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                           start_new_session=True))
+        deadline = time.monotonic() + timeout
+        for agent in agents:
+            agent.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                os.killpg(agent.pid, signal.SIGKILL)
+                agent.wait()
+        for log in logs:
+            log.close()
+    return [a.returncode for a in agents], [(log_dir / f"agent{k}.log").read_text() for k in range(len(agents))]
+
+
+@pytest.mark.slow
+def test_two_node_agents_on_localhost_train_the_one_process_model_on_the_union_batches(tmp_path):
+    """Multi-node on one machine: two torchrun agents (c10d rendezvous on 127.0.0.1), each given a
+    folder holding only its node's shards; the model is the one a single process trains when it
+    steps the same union batches."""
+    from hraml_core.preprocessing import Preprocessor
+    from hraml_core.runs import open_run
+
+    ds = blobs_dataset()
+    layout = write_shards(ds, tmp_path / "all", 4)
+    folders = node_folders(layout, tmp_path, [(0, 1), (2, 3)])
+    flags = ["--epochs", "3", "--batch-size", "8", "--hidden", "8", "--dim", "4", "--seed", "0"]
+    codes, logs = _node_agents(folders, tmp_path / "run", flags, tmp_path)
+    assert codes == [0, 0], "\n".join(log[-2000:] for log in logs)
+    run = open_run(tmp_path / "run")
+    assert run.status == "finished" and run.dataset["n_samples"] == 64 and run.dataset["shards"]["id"] == layout.id
+    assignment = run.info["info"]["shards"]  # rank -> shards; which node gets rank 0 is the rendezvous's choice
+    assert sorted(assignment) == [[0, 1], [2, 3]]
+
+    # One process on the same union batches: each rank's rows in its order, its sampler replayed.
+    pre = Preprocessor.load(tmp_path / "run" / "preprocess.safetensors")
+    X32 = ds.X.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(pre.scale_mean_, X32.mean(0), rtol=1e-9)  # fitted over both nodes' shards
+    np.testing.assert_allclose(pre.scale_, X32.std(0), rtol=1e-9)
+    parts = [read_shards(layout, shards) for shards in assignment]
+    X = np.concatenate([pre.transform(p.X) for p in parts])
+    Y = np.concatenate([one_hot(p.y, np.arange(3)) for p in parts])
+    samplers = [make_sampler("batch", len(p.rows), torch.Generator().manual_seed(0 + 1 + r), 8) for r, p in enumerate(parts)]
+    first = np.cumsum([0] + [len(p.rows) for p in parts])
+    single = TrainingRun(X, Y, "classification", TrainConfig(hidden=(8,), dim=4, batch_size=16, seed=0))
+    single.sampler.batch_indices = lambda: torch.cat([s.batch_indices() + int(f) for s, f in zip(samplers, first)])
+    steps = min(s.steps_per_epoch for s in samplers) * 3
+    for _ in range(steps):
+        single.step()
+    assert run.progress["step"] == steps == 12  # 32 rows a rank, batches of 8, 3 epochs
+    np.testing.assert_allclose(run.scalars["loss"].dropna().to_numpy(), single.state.losses, rtol=1e-5)
+    np.testing.assert_allclose(run.load_model().transform(X), single.embed(X), atol=1e-6)

@@ -29,9 +29,10 @@ def blobs(n=120, d=5, classes=3, seed=0):
     return rng.normal(size=(n, d)) + 3 * np.eye(classes, d)[y], y
 
 
-def test_default_hraml_beats_euclidean_1nn_on_digits():
-    """The library's acceptance bar: >= 98.3% 1-NN accuracy on digits over seeds 0-4
-    (StandardScaler fit on train, stratified 70/30); Euclidean 1-NN gets about 97.1%."""
+def test_default_hraml_keeps_its_level_on_digits():
+    """A regression guard, not an acceptance test: the defaults were tuned on digits, so this only
+    says they still give >= 98.3% 1-NN accuracy there over seeds 0-4 (StandardScaler fit on train,
+    stratified 70/30; Euclidean 1-NN gets about 97.1%). The acceptance test is the next one."""
     X, y = load_digits(return_X_y=True)
     accs, raw = [], []
     for seed in range(5):
@@ -43,6 +44,29 @@ def test_default_hraml_beats_euclidean_1nn_on_digits():
         raw.append(KNeighborsClassifier(1).fit(Xtr, ytr).score(Xte, yte))
     assert np.mean(raw) == pytest.approx(0.971, abs=0.005)
     assert np.mean(accs) >= 0.983, accs
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_defaults_beat_raw_features_on_data_they_were_never_tuned_on(shared_data):
+    """Acceptance: MnistData_05 (the paper's 3495-sample MNIST, added after the defaults were
+    chosen) was never used to tune anything. On three stratified 70/30 splits the default HRAML
+    beats Euclidean 1-NN on the standardised pixels on every split, by 0.06 on average when this
+    test was written (standard error 0.003 over five splits); the bar is half of that."""
+    from hraml_core.data import load_dataset
+
+    ds = load_dataset("MnistData_05", data_dir=shared_data)
+    X, y = np.asarray(ds.X, dtype=np.float64), ds.Y
+    gains = []
+    for seed in range(3):
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
+        scaler = StandardScaler().fit(Xtr)
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
+        model = HRAML(random_state=seed).fit(Xtr, ytr)
+        learned = KNeighborsClassifier(1).fit(model.transform(Xtr), ytr).score(model.transform(Xte), yte)
+        raw = KNeighborsClassifier(1).fit(Xtr, ytr).score(Xte, yte)
+        gains.append(learned - raw)
+    assert min(gains) > 0 and np.mean(gains) >= 0.03, gains
 
 
 def test_fitted_attributes_and_pair_count():

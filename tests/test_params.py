@@ -81,7 +81,7 @@ def test_values_are_parsed_and_checked_with_the_parameter_named():
         ("lr", 0, "lr must be a positive finite number, got 0"),
         ("momentum", 1.0, r"momentum must be a number in \[0, 1\), got 1.0"),
         ("batch_size", 1, "batch_size must be an int >= 2, got 1"),
-        ("sampler", "triplets", "sampler must be one of batch, hard, pairs, got 'triplets'"),
+        ("sampler", "triplets", "sampler must be one of batch, hard, neighbors, pairs, got 'triplets'"),
         ("dim", 2.5, "dim must be an int in"),
         ("early_stopping", "maybe", "early_stopping must be true or false"),
         ("hidden", [64, -1], "hidden must be positive ints"),

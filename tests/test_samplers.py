@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 import pytest
 
@@ -82,3 +83,70 @@ def test_make_sampler_validates():
         make_sampler("hard", 10, gen(), balance=1.5)
     with pytest.raises(ValueError, match="at least 2 samples"):
         make_sampler("pairs", 1, gen())
+
+
+# --------------------------------------------------------------------------------------------------
+# neighbors: the authors' input-space partners
+# --------------------------------------------------------------------------------------------------
+def test_input_space_partners_match_neighbour_lists_built_by_hand():
+    from hraml_core.partners import input_space_pairs
+
+    # Six points on a line, two classes: 0 1 2 | 10 11 12 (class 0 left, class 1 right), and a
+    # class-1 point at 3.5 so that "nearest other-class" is not just the other cluster's edge.
+    X = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0], [3.5]])
+    y = np.array([0, 0, 0, 1, 1, 1, 1])
+    Y = np.eye(2)[y]
+    a, b = input_space_pairs(X, Y, "classification", partners=2, balance=0.5)
+    got = sorted(zip(a.tolist(), b.tolist()))
+    # per sample: its nearest same-class neighbour and its nearest other-class sample, by hand
+    same = {0: 1, 1: 0, 2: 1, 3: 4, 4: 3, 5: 4, 6: 3}  # 1 is as near to 0 as 2: the lower index
+    other = {0: 6, 1: 6, 2: 6, 3: 2, 4: 2, 5: 2, 6: 2}
+    assert got == sorted([(i, same[i]) for i in range(7)] + [(i, other[i]) for i in range(7)])
+    ua, ub = input_space_pairs(X, Y, "classification", partners=2, balance=0.5, unique=True)
+    assert np.all(ua < ub) and len(set(zip(ua.tolist(), ub.tolist()))) == len(ua)
+
+
+def test_label_set_partners_prefer_similar_labels_among_the_nearest():
+    from hraml_core.partners import input_space_pairs
+    from hraml_core.relations import get_relation
+
+    # Point 0 has five candidates at the same distance scale; only one shares its labels.
+    X = np.array([[0.0], [1.0], [1.1], [1.2], [1.3], [50.0]])
+    Y = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 1], [0, 1]], dtype=float)
+    picks = [input_space_pairs(X, Y, "multilabel", get_relation("l1"), partners=1, sampling_power=4.0,
+                               candidates=4, seed=s) for s in range(20)]
+    first = [b[a == 0][0] for a, b in picks]
+    assert all(p == 1 for p in first)  # weight (1/1e-6)^4 against (1/2)^4: always the one alike
+    assert all(5 not in b[a == 0] for a, b in picks)  # the far point is not a candidate
+
+
+def test_neighbors_sampler_steps_through_the_pairs_once_per_epoch():
+    from hraml_core.samplers import NeighborSampler
+
+    anchors = np.array([0, 1, 2, 3, 4, 5, 6])
+    partners = np.array([1, 0, 3, 2, 5, 4, 0])
+    s = NeighborSampler(8, torch.Generator().manual_seed(0), anchors, partners, pairs_per_step=3)
+    assert s.steps_per_epoch == 3 and not s.all_pairs
+    seen = []
+    for _ in range(s.steps_per_epoch):
+        rows = s.batch_indices()
+        la, lb = s.select_pairs(torch.zeros(len(rows), len(rows)), None)
+        seen += list(zip(rows[la].tolist(), rows[lb].tolist()))
+        assert len(set(rows.tolist())) == len(rows)  # each row embedded once per step
+    assert sorted(seen) == sorted(zip(anchors.tolist(), partners.tolist()))
+
+
+def test_neighbors_sampler_trains_through_a_run():
+    from hraml_core.training import TrainConfig, TrainingRun
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = rng.normal(size=(60, 5)) + 3 * np.eye(3, 5)[y]
+    run = TrainingRun(X, np.eye(3)[y], "classification", TrainConfig(hidden=(8,), dim=4, sampler="neighbors",
+                                                                      batch_size=40, partners=4))
+    assert run.sampler.n_pairs == 60 * 4 and run.sampler.steps_per_epoch == 6
+    for _ in range(12):
+        run.step()
+    run.flush()
+    assert run.state.step == 12 and np.isfinite(run.state.losses).all()
+    assert run.state.pairs_seen == 12 * 40

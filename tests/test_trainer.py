@@ -1,13 +1,13 @@
 import dataclasses
 import random
 import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from hraml_core.trainer import Trainer
+from support import wait_for
 from hraml_core.training import TrainConfig
 
 SMALL = TrainConfig(hidden=(16,), dim=8, batch_size=32, lr=1e-2, seed=0)
@@ -21,15 +21,6 @@ def blobs(n=150, d=6, classes=3, seed=0):
 
 def train_threads():
     return [t for t in threading.enumerate() if "train" in t.name and t.is_alive()]
-
-
-def wait_for(predicate, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
@@ -49,12 +40,11 @@ def test_lifecycle_start_pause_resume_stop_reset(trainer):
     assert len([t for t in train_threads() if t.name == trainer.name]) == 1
     assert wait_for(lambda: trainer.snapshot().step > 20)
 
-    trainer.pause()
-    assert trainer.snapshot().status == "paused"
-    time.sleep(0.05)
+    assert trainer.pause() is True  # returns once the thread has stopped stepping
     frozen = trainer.run.state.step
-    time.sleep(0.2)
-    assert trainer.run.state.step == frozen
+    snap = trainer.snapshot()
+    assert snap.status == "paused" and snap.step == frozen  # the step it stopped at is published
+    assert trainer.pause() is False  # already paused: nothing to do
 
     trainer.resume()
     assert wait_for(lambda: trainer.snapshot().step > frozen + 10)
@@ -98,7 +88,6 @@ def test_probe_is_at_most_300_samples():
 
 
 def test_concurrent_controls_never_make_a_second_thread(trainer):
-    stop_at = time.time() + 1.5
     peak = []
     errors = []
 
@@ -106,7 +95,7 @@ def test_concurrent_controls_never_make_a_second_thread(trainer):
         rng = random.Random(seed)
         actions = [trainer.start, trainer.pause, trainer.resume, trainer.stop, trainer.start]
         try:
-            while time.time() < stop_at:
+            for _ in range(150):
                 rng.choice(actions)()
                 peak.append(len([t for t in train_threads() if t.name == trainer.name]))
         except Exception as exc:  # pragma: no cover - reported below

@@ -29,13 +29,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..relations import Relation
+from ..partners import input_space_pairs
 from ..tasks import CLASSIFICATION, EncodedTargets, encode_targets
 from ..validation import check_matrix
-
-#: Rows of distances computed at once when looking for nearest neighbours (memory: chunk x n).
-_NN_CHUNK = 512
-#: Pairs whose relation is computed at once (memory: chunk x chunk).
-_PAIR_CHUNK = 256
 
 
 # --------------------------------------------------------------------------------------------------
@@ -90,37 +86,6 @@ def pair_sq_dists(D: np.ndarray, M: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Pairs
 # --------------------------------------------------------------------------------------------------
-def pair_relation(relation: Relation, Y: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """g(y_a[p], y_b[p]) for each pair p, as float64 (chunked: no n x n matrix)."""
-    out = np.empty(len(a), dtype=np.float64)
-    for s in range(0, len(a), _PAIR_CHUNK):
-        G = relation(Y[a[s : s + _PAIR_CHUNK]], Y[b[s : s + _PAIR_CHUNK]])
-        out[s : s + _PAIR_CHUNK] = np.diagonal(G.detach().cpu().numpy()).astype(np.float64)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"relation {relation.name!r} gives NaN or infinite values on these labels")
-    return out
-
-
-def _sq_dists(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    sq = np.einsum("ij,ij->i", X, X)
-    D = sq[rows][:, None] + sq[None, :] - 2.0 * (X[rows] @ X.T)
-    np.maximum(D, 0.0, out=D)
-    D[np.arange(len(rows)), rows] = np.inf  # never one's own partner
-    return D
-
-
-def _nearest(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise indices of the k smallest finite entries (flat anchors/partners, ordered)."""
-    k = min(k, D.shape[1])
-    if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < D.shape[1] else np.tile(np.arange(D.shape[1]), (len(D), 1))
-    vals = np.take_along_axis(D, idx, axis=1)
-    rows = np.repeat(np.arange(len(D))[:, None], k, axis=1)
-    ok = np.isfinite(vals)
-    return rows[ok], idx[ok]
-
-
 def sample_pairs(
     X: np.ndarray,
     targets: EncodedTargets,
@@ -129,53 +94,13 @@ def sample_pairs(
     balance: float = 0.5,
     sampling_power: float = 1.0,
     n_candidates: int = 20,
-    rng: np.random.Generator | None = None,
+    rng=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a, b), a < b, each unordered pair once: ``n_partners`` partners per sample.
-
-    Classes: ``round(balance * n_partners)`` nearest same-class neighbours and the rest nearest
-    other-class neighbours (Euclidean, input space). Multi-label sets and distributions: partners
-    drawn without replacement among the ``n_candidates`` nearest neighbours with probability
-    proportional to ``(1 / (g + 1e-6)) ** sampling_power`` (the authors' multi-label sampling).
-    """
-    n = X.shape[0]
-    if n_partners < 1:
-        raise ValueError(f"n_partners must be at least 1, got {n_partners}")
-    if not 0.0 <= balance <= 1.0:
-        raise ValueError(f"balance must lie in [0, 1], got {balance}")
-    if sampling_power < 0:
-        raise ValueError(f"sampling_power must be >= 0, got {sampling_power}")
-    rng = np.random.default_rng(rng)
-    anchors, partners = [], []
-    if targets.task == CLASSIFICATION:
-        codes = targets.Y.argmax(axis=1)
-        n_same = int(round(balance * n_partners))
-        for s in range(0, n, _NN_CHUNK):
-            rows = np.arange(s, min(s + _NN_CHUNK, n))
-            D = _sq_dists(X, rows)
-            same = codes[rows][:, None] == codes[None, :]
-            for mask, k in ((same, n_same), (~same, n_partners - n_same)):
-                r, c = _nearest(np.where(mask, D, np.inf), k)
-                anchors.append(rows[r])
-                partners.append(c)
-    else:
-        k = min(max(int(n_candidates), n_partners), n - 1)
-        for s in range(0, n, _NN_CHUNK):
-            rows = np.arange(s, min(s + _NN_CHUNK, n))
-            r, c = _nearest(_sq_dists(X, rows), k)
-            cand = c.reshape(len(rows), k)
-            g = pair_relation(relation, targets.Y, rows[r], c).reshape(len(rows), k)
-            # Weighted sampling without replacement: the top keys of log w + Gumbel noise.
-            logw = -sampling_power * np.log(np.clip(g, 0.0, None) + 1e-6)
-            keys = logw + rng.gumbel(size=logw.shape)
-            pick = np.argsort(-keys, axis=1)[:, : min(n_partners, k)]
-            anchors.append(np.repeat(rows, pick.shape[1]))
-            partners.append(np.take_along_axis(cand, pick, axis=1).ravel())
-    a = np.concatenate(anchors)
-    b = np.concatenate(partners)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keys = np.unique(lo.astype(np.int64) * n + hi)
-    return keys // n, keys % n
+    """Pairs (a, b), a < b, each unordered pair once: ``n_partners`` partners per sample, chosen in
+    the input space as the authors do (:func:`hraml_core.partners.input_space_pairs`)."""
+    seed = int(np.random.default_rng(rng).integers(2**31 - 1))
+    return input_space_pairs(X, targets.Y, targets.task, relation, n_partners, balance, sampling_power,
+                             n_candidates, seed=seed, unique=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,6 +177,23 @@ class MahalanobisBaseline(TransformerMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.input_tags.sparse = True  # accepted, and densified (see fit)
         return tags
+
+
+class MetricLearnBaseline(MahalanobisBaseline):
+    """A baseline that is metric-learn's estimator of the same name, built with this one's
+    parameters (:meth:`_metric_learn_model`) and fitted on the class codes."""
+
+    def _metric_learn_model(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def _fit_metric(self, X: np.ndarray, targets: EncodedTargets) -> np.ndarray:
+        model = self._metric_learn_model()
+        with warnings.catch_warnings():
+            # metric-learn 0.7.0 on scikit-learn 1.7 warns about deprecated sklearn arguments.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit(X, targets.Y.argmax(axis=1))
+        self.n_iter_ = int(model.n_iter_)
+        return model.get_mahalanobis_matrix()
 
 
 def _is_one_hot(Y: np.ndarray) -> bool:

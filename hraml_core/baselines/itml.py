@@ -6,15 +6,10 @@ the ``prior`` in LogDet divergence under the distance bounds. Class labels only.
 """
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-
-from ..tasks import EncodedTargets
-from .base import MahalanobisBaseline
+from .base import MetricLearnBaseline
 
 
-class ITML(MahalanobisBaseline):
+class ITML(MetricLearnBaseline):
     """ITML (Davis et al., ICML 2007) via ``metric_learn.ITML_Supervised``; parameters are its own."""
 
     method = "ITML"
@@ -27,20 +22,8 @@ class ITML(MahalanobisBaseline):
         self.prior = prior
         self.random_state = random_state
 
-    def _fit_metric(self, X: np.ndarray, targets: EncodedTargets) -> np.ndarray:
+    def _metric_learn_model(self):
         from metric_learn import ITML_Supervised
 
-        model = ITML_Supervised(
-            gamma=self.gamma,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_constraints=self.n_constraints,
-            prior=self.prior,
-            random_state=self.random_state,
-        )
-        with warnings.catch_warnings():
-            # metric-learn 0.7.0 on scikit-learn 1.7 warns about deprecated sklearn arguments.
-            warnings.simplefilter("ignore", FutureWarning)
-            model.fit(X, targets.Y.argmax(axis=1))
-        self.n_iter_ = int(model.n_iter_)
-        return model.get_mahalanobis_matrix()
+        return ITML_Supervised(gamma=self.gamma, max_iter=self.max_iter, tol=self.tol,
+                               n_constraints=self.n_constraints, prior=self.prior, random_state=self.random_state)

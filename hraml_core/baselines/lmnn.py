@@ -5,15 +5,13 @@ Through metric-learn's ``LMNN`` (metric-learn 0.7.0), with its defaults (3 targe
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..tasks import EncodedTargets
-from .base import MahalanobisBaseline
+from .base import MetricLearnBaseline
 
 
-class LMNN(MahalanobisBaseline):
+class LMNN(MetricLearnBaseline):
     """LMNN (Weinberger & Saul, JMLR 2009) via ``metric_learn.LMNN``; parameters are its own."""
 
     method = "LMNN"
@@ -39,8 +37,6 @@ class LMNN(MahalanobisBaseline):
         self.random_state = random_state
 
     def _fit_metric(self, X: np.ndarray, targets: EncodedTargets) -> np.ndarray:
-        from metric_learn import LMNN as _LMNN
-
         counts = targets.Y.sum(axis=0)
         if counts.min() <= self.n_neighbors:
             small = targets.classes[int(counts.argmin())]
@@ -48,18 +44,11 @@ class LMNN(MahalanobisBaseline):
                 f"LMNN: class {small!r} has {int(counts.min())} samples; each class needs more than "
                 f"n_neighbors={self.n_neighbors}"
             )
-        model = _LMNN(
-            n_neighbors=self.n_neighbors,
-            init=self.init,
-            min_iter=self.min_iter,
-            max_iter=self.max_iter,
-            learn_rate=self.learn_rate,
-            regularization=self.regularization,
-            convergence_tol=self.convergence_tol,
-            random_state=self.random_state,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            model.fit(X, targets.Y.argmax(axis=1))
-        self.n_iter_ = int(model.n_iter_)
-        return model.get_mahalanobis_matrix()
+        return super()._fit_metric(X, targets)
+
+    def _metric_learn_model(self):
+        from metric_learn import LMNN as _LMNN
+
+        return _LMNN(n_neighbors=self.n_neighbors, init=self.init, min_iter=self.min_iter, max_iter=self.max_iter,
+                     learn_rate=self.learn_rate, regularization=self.regularization,
+                     convergence_tol=self.convergence_tol, random_state=self.random_state)

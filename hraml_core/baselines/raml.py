@@ -32,7 +32,8 @@ from sklearn.svm import SVR
 
 from ..relations import get_relation
 from ..tasks import TASKS, EncodedTargets
-from .base import PairBaseline, metric_from_pairs, pair_kernel, pair_relation
+from ..partners import pair_relation
+from .base import PairBaseline, metric_from_pairs, pair_kernel
 
 
 class _RAML(PairBaseline):

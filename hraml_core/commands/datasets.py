@@ -1,10 +1,9 @@
-"""``hraml datasets``: list the known datasets and download missing ones."""
+"""``hraml datasets``: list the known datasets, download missing ones, write one as shards."""
 from __future__ import annotations
 
 import argparse
 
 from . import CommandError
-
 
 
 def register(subparsers) -> None:
@@ -29,6 +28,22 @@ def register(subparsers) -> None:
                            "(default: $HRAML_DATASETS_URL, else the registry's URLs)")
     p_dl.add_argument("--quiet", action="store_true", help="no progress bar")
     p_dl.set_defaults(func=cmd_download)
+
+    p_sh = sub.add_parser("shard", help="write a dataset as shards for a multi-node torchrun job",
+                          description="Write a dataset as a shard layout: a folder of Parquet files and a manifest "
+                                      "(shards.json), from which each rank of `torchrun -m hraml_core.distributed "
+                                      "--dataset DIR` reads only its own shards (docs/DISTRIBUTED.md).")
+    p_sh.add_argument("name", metavar="NAME", help="dataset name or data file (see `hraml datasets list`)")
+    p_sh.add_argument("--shards", type=int, required=True, metavar="N",
+                      help="number of shards; a job of W ranks needs W to divide N")
+    p_sh.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder to write")
+    p_sh.add_argument("--seed", type=int, default=0, help="seed of the rows' shuffle into shards (default 0)")
+    p_sh.add_argument("--rows-per-file", type=int, default=None, metavar="ROWS",
+                      help="split a shard into files of at most ROWS rows (default 4194304)")
+    p_sh.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
+    p_sh.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
+    p_sh.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_sh.set_defaults(func=cmd_shard)
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -71,4 +86,40 @@ def cmd_download(args: argparse.Namespace) -> int:
     folder = download_dataset(spec.name, data_dir=args.data_dir, url_base=args.url_base,
                               progress=not args.quiet, log=print)
     print(f"{spec.name}: ready in {folder}")
+    return 0
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hraml_core.data.shards import ROWS_PER_FILE, check_out_folder, write_shards
+
+    from .train import _load
+
+    if args.shards < 1:
+        raise CommandError(f"--shards must be a positive integer, got {args.shards}")
+    rows_per_file = ROWS_PER_FILE if args.rows_per_file is None else args.rows_per_file
+    if rows_per_file < 1:
+        raise CommandError(f"--rows-per-file must be a positive integer, got {rows_per_file}")
+    check_out_folder(Path(args.out))  # before reading a dataset that may be large
+    ds = _load(args.name, args.data_dir, args.label_columns)
+    bar = None
+    if not args.quiet:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=ds.n_samples, unit="rows", unit_scale=True, desc=f"sharding {ds.name}", file=sys.stderr, leave=False)
+    try:
+        layout = write_shards(ds, args.out, args.shards, seed=args.seed, rows_per_file=rows_per_file,
+                              progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    files = sum(len(s["files"]) for s in layout.shards)
+    sizes = [s["rows"] for s in layout.shards]
+    print(f"{ds.summary()}\nwrote {layout.n_shards} shards ({min(sizes)} to {max(sizes)} rows each, {files} files) "
+          f"to {args.out}; layout id {layout.id[:12]}")
     return 0

@@ -12,6 +12,7 @@ from .errors import dataset_error
 from .loaders import EXTENSIONS
 from .download import file_sha256
 from .registry import lookup, registry, resolve_spec
+from .shards import is_shard_folder, load_sharded
 
 AVAILABLE, EMBEDDED, MISSING, INCOMPLETE, CORRUPT, UNREGISTERED = (
     "available", "embedded", "missing", "incomplete", "corrupt", "unregistered",
@@ -38,7 +39,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
 
     File-based sets are read from ``<data_dir>/<name>/`` where ``data_dir`` is the argument >
     ``$HRAML_DATA_DIR`` > ``<repo>/datasets/files``. A folder of the data directory that is not
-    registered loads when it holds exactly one data file. A path to a file (``x.csv``) is read with
+    registered loads when it holds exactly one data file, or a shard layout (``hraml datasets
+    shard``) when it holds every shard. A path to a file (``x.csv``) is read with
     :func:`load_file` defaults. Problems raise :class:`DatasetError`.
     """
     from .loaders import load_file
@@ -50,6 +52,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
     if spec is None:
         root = paths.data_dir(data_dir)
         folder = root / name
+        for shards in (folder, Path(name)):  # a shard layout (hraml_core.data.shards): every shard read
+            if is_shard_folder(shards):
+                return load_sharded(shards)
         if folder.is_dir():
             files = _data_files(folder)
             if len(files) == 1:
