@@ -23,6 +23,7 @@ from pathlib import Path
 from hraml_core.data import DatasetError, list_datasets, load_file
 from hraml_core.data import data_dir as resolve_data_dir
 from hraml_core.data.loaders import detect_format
+from hraml_core.data.shards import is_shard_folder
 
 from .prepare import DEFAULT_TEST_SIZE, Prepared, prepare_dataset
 
@@ -82,7 +83,7 @@ def _data_file(root: Path, path: Path) -> DataFile | None:
 
 def data_files(data_dir: str | os.PathLike | None = None) -> list[DataFile]:
     """The CSV / Parquet files of the data directory: at its top level and in its folders that are
-    not registered datasets (those are offered by name), sorted by path."""
+    neither registered datasets nor shard layouts (those are offered by name), sorted by path."""
     from hraml_core.data import registry
 
     root = resolve_data_dir(data_dir)
@@ -95,7 +96,7 @@ def data_files(data_dir: str | os.PathLike | None = None) -> list[DataFile]:
             continue
         if entry.is_file():
             found.append(_data_file(root, entry))
-        elif entry.is_dir() and entry.name.lower() not in registered:
+        elif entry.is_dir() and entry.name.lower() not in registered and not is_shard_folder(entry):
             found += [_data_file(root, p) for p in sorted(entry.iterdir()) if p.is_file()]
     return [f for f in found if f is not None]
 
@@ -113,16 +114,21 @@ def find_data_file(option: str, data_dir: str | os.PathLike | None = None) -> Da
 
 def dataset_options(data_dir: str | os.PathLike | None = None) -> list[str]:
     """What the dataset list offers: embedded sets (digits first), registered sets present in the
-    data directory, unregistered folders holding one other data file (ARFF, MAT), then the
-    CSV / Parquet files of :func:`data_files` by their path."""
+    data directory, unregistered folders holding one other data file (ARFF, MAT), shard layouts
+    (``hraml datasets shard``: loaded whole, by name), then the CSV / Parquet files of
+    :func:`data_files` by their path."""
     files = data_files(data_dir)
     as_files = {f.path for f in files}
     rows = list_datasets(data_dir)
     embedded = [r.name for r in rows if r.status == "embedded"]
     named = [r.name for r in rows if r.status == "available"
              or (r.status == "unregistered" and r.path is not None and (r.path / r.detail) not in as_files)]
+    root = resolve_data_dir(data_dir)
+    known = {n.lower() for n in named}
+    sharded = sorted(p.name for p in root.iterdir() if p.is_dir() and is_shard_folder(p)
+                     and p.name.lower() not in known) if root.is_dir() else []
     ordered = (["digits"] if "digits" in embedded else []) + [n for n in embedded if n != "digits"]
-    return ordered + named + [f.option for f in files]
+    return ordered + named + sharded + [f.option for f in files]
 
 
 def columns(f: DataFile) -> list[str]:

@@ -63,6 +63,10 @@ def test_data_directory_files_are_offered_by_path(tmp_path):
     (tmp_path / "notes.txt").write_text("not data")
     (tmp_path / ".hidden.csv").write_text("a,b\n1,2\n")
     write_tags_csv(tmp_path / "emotions" / "extra.csv", 20)  # a registered set's folder: offered by name only
+    from hraml_core.data.shards import write_shards
+
+    X, y = blobs(40, 3)
+    write_shards(Dataset(name="s", X=X, Y=y, task="classification"), tmp_path / "sharded", 2)  # by name, whole
 
     files = sources.data_files(tmp_path)
     assert [f.option for f in files] == ["big.parquet", "mine/more.tsv.gz", "mine/tags.csv", "single/only.csv"]
@@ -73,7 +77,7 @@ def test_data_directory_files_are_offered_by_path(tmp_path):
     assert options[0] == "digits" and "iris" in options
     assert "arffset" in options  # an unregistered folder holding one ARFF file keeps its name
     assert "single" not in options and "single/only.csv" in options  # a table is offered as the file itself
-    assert options[-4:] == [f.option for f in files]
+    assert options[-4:] == [f.option for f in files] and options[-5] == "sharded"
 
     assert sources.find_data_file("mine/tags.csv", tmp_path).path == tmp_path / "mine" / "tags.csv"
     for option in ("digits", "notes.txt", "../big.parquet", str(tmp_path / "big.parquet"), "missing.csv"):
