@@ -28,7 +28,7 @@ from hraml_dashboard.state import Session, Settings, close_session
 from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
-NO_FILE = "Choose a file to upload (CSV / TSV, ARFF or MAT), or pick a dataset."
+NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
 REFRESH_S = 0.45  # a little above 2 Hz: one refresh per 0.5 s measured 1.99/s
 
