@@ -241,19 +241,200 @@ def bench_browser(p, seconds: float, rounds: int = 3, quiet_wait_s: float = 0.0)
                 srv.close()
         finally:
             browser.close()
+    pages = _against_headless(windows, out)
+    out["quietest"] = min(pages, key=lambda w: w["cpu"]["other"])  # the window with the least outside load
+    return out
+
+
+def _against_headless(windows: list[dict], out: dict) -> list[dict]:
+    """Each page window against the mean of the headless windows before and after it (``ratio``);
+    the medians go into ``out``. Returns the page windows."""
     pages = []
     for i, w in enumerate(windows):
         if w["kind"] == "page":
-            base = (windows[i - 1]["steps_per_s"] + windows[i + 1]["steps_per_s"]) / 2
-            w["ratio"] = w["steps_per_s"] / base
-            w["headless_steps_per_s"] = base
+            w["headless_steps_per_s"] = (windows[i - 1]["steps_per_s"] + windows[i + 1]["steps_per_s"]) / 2
+            w["ratio"] = w["steps_per_s"] / w["headless_steps_per_s"]
             pages.append(w)
     out["windows"] = windows
-    best = min(pages, key=lambda w: w["cpu"]["other"])  # the window with the least outside load
-    out["quietest"] = best
     out["median_ratio"] = statistics.median(w["ratio"] for w in pages)
     out["median_redraws_per_s"] = statistics.median(w["redraws_per_s"] for w in pages)
+    return pages
+
+
+def _window_rows(windows: list[dict]) -> list[str]:
+    """The real-page windows as table rows (with the CPU split where it was measured)."""
+    rows = []
+    for k, w in enumerate((w for w in windows if w["kind"] == "page"), start=1):
+        cpu = f" {w['cpu']['server']:.2f} / {w['cpu']['chromium']:.2f} / {w['cpu']['other']:.2f} |" if "cpu" in w else ""
+        rows.append(f"| {k} | {w['steps_per_s']:.0f} | {w['headless_steps_per_s']:.0f} | {100 * w['ratio']:.0f}% | "
+                    f"{w['redraws_per_s']:.2f} |" + cpu)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. a large data-directory file (section "Scale"; bench/bench_scale.py calls this)
+# --------------------------------------------------------------------------------------------------
+def write_synthetic_parquet(path: Path, rows: int, features: int, classes: int = 20, seed: int = 0,
+                            group_rows: int = 100_000) -> Path:
+    """Gaussian blobs, float32 features f0.. and an int label column, written a row group at a time
+    (the generator holds one group, not the file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, features)).astype(np.float32)
+    names = [f"f{j}" for j in range(features)] + ["label"]
+    schema = pa.schema([(n, pa.float32()) for n in names[:-1]] + [("label", pa.int64())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for a in range(0, rows, group_rows):
+            m = min(group_rows, rows - a)
+            y = rng.integers(0, classes, m)
+            X = rng.standard_normal((m, features), dtype=np.float32) * 2.0 + centres[y]
+            writer.write_table(pa.Table.from_arrays([pa.array(X[:, j]) for j in range(features)] + [pa.array(y)],
+                                                    schema=schema))
+    return path
+
+
+def _tree_rss(pgid: int) -> float:
+    """Resident memory (bytes) of every process in the process group ``pgid`` (the server tree)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid:
+                continue
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return float(total)
+
+
+def _choose_dataset(page, option: str) -> None:
+    page.locator(".st-key-dataset").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _caption_texts(page) -> list[str]:
+    return page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+
+
+def bench_scale_page(rows: int, features: int, seconds: float, rounds: int, classes: int = 20) -> dict:
+    """The dashboard on a generated ``rows`` x ``features`` Parquet file of a temporary data
+    directory, through `streamlit run` + Chromium: time from choosing the file to the first screen
+    (the read is timed by the server and shown on the page), page refreshes/s and the trainer's
+    steps/s while training against a headless Trainer on the same prepared data (windows
+    alternating, as bench_browser does), and the server's process-tree memory."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    from hraml_dashboard import sources
+    from hraml_core.trainer import Trainer
+
+    out: dict = {"rows": rows, "features": features, "classes": classes}
+    with tempfile.TemporaryDirectory(prefix="hraml-scale-bench-") as tmp:
+        t = time.perf_counter()
+        data = write_synthetic_parquet(Path(tmp) / "scale.parquet", rows, features, classes)
+        out["file_mb"] = data.stat().st_size / 1e6
+        print(f"wrote {data} ({out['file_mb']:.0f} MB) in {time.perf_counter() - t:.1f} s", flush=True)
+        srv = Server(extra_env={"HRAML_DATA_DIR": tmp, "HRAML_DASHBOARD_UMAP": os.environ.get("HRAML_DASHBOARD_UMAP", "1")})
+        try:
+            srv.wait_healthy()
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport={"width": 1600, "height": 1400})
+                    page.goto(srv.url, timeout=60_000)
+                    page.wait_for_selector(".st-key-start button", timeout=60_000)
+                    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+                    out["rss_idle_gb"] = _tree_rss(srv.proc.pid) / 1e9
+                    page.evaluate(COUNT_REDRAWS)
+                    t0 = time.perf_counter()
+                    _choose_dataset(page, "scale.parquet")
+                    seen_bar = False
+                    read_line = None
+                    end = t0 + 3600
+                    while read_line is None and time.perf_counter() < end:
+                        seen_bar = seen_bar or page.locator('[data-testid="stProgress"]').count() > 0
+                        read_line = next((c for c in _caption_texts(page) if c.startswith("Read ") and " rows in " in c), None)
+                        time.sleep(0.05)
+                    if read_line is None:
+                        raise RuntimeError("the page never said it read the file")
+                    t_caption = time.perf_counter()
+                    r0 = page.evaluate("() => window._redraws")
+                    while page.evaluate("() => window._redraws") <= r0 and time.perf_counter() < t_caption + 120:
+                        time.sleep(0.05)
+                    t_screen = time.perf_counter()
+                    m = re.search(r"in ([0-9.]+) s; split and standardised in ([0-9.]+) s", read_line)
+                    out.update(read_s=float(m.group(1)), prepare_s=float(m.group(2)), progress_bar_seen=seen_bar,
+                               choose_to_caption_s=t_caption - t0, choose_to_screen_s=t_screen - t0,
+                               screen_after_read_s=t_screen - t0 - float(m.group(1)),
+                               rss_loaded_gb=_tree_rss(srv.proc.pid) / 1e9)
+                    print({k: v for k, v in out.items()}, flush=True)
+
+                    # the same prepared data in this process, for the headless windows
+                    f = sources.find_data_file("scale.parquet", tmp)
+                    p = sources.prepare_file(f, None, "auto", cache=sources.PreparedCache(keep=1))
+                    def headless():
+                        return _rate(Trainer(p.X_train, p.Y_train, X_val=p.X_val, Y_val=p.Y_val,
+                                             probe_size=300, display_size=2000), seconds, warm=1.0)
+
+                    windows = [{"kind": "headless", "steps_per_s": headless()}]
+                    rss_peak = 0.0
+                    for _ in range(rounds):
+                        page.click(".st-key-start button")  # Start, then Resume
+                        time.sleep(3)
+                        r0 = page.evaluate("() => window._redraws")
+                        s0, w0 = _page_step(page), time.perf_counter()
+                        time.sleep(seconds)
+                        s1, w1 = _page_step(page), time.perf_counter()
+                        r1 = page.evaluate("() => window._redraws")
+                        rss_peak = max(rss_peak, _tree_rss(srv.proc.pid))
+                        page.click(".st-key-pause button")
+                        windows.append({"kind": "page", "steps_per_s": (s1 - s0) / (w1 - w0),
+                                        "redraws_per_s": (r1 - r0) / (w1 - w0)})
+                        time.sleep(1)
+                        windows.append({"kind": "headless", "steps_per_s": headless()})
+                    page.click(".st-key-stop button")
+                    out["rss_training_gb"] = rss_peak / 1e9
+                finally:
+                    browser.close()
+        finally:
+            srv.close()
+    _against_headless(windows, out)
     return out
+
+
+def scale_rows(r: dict) -> list[str]:
+    """The dashboard's rows of the "Scale" section from :func:`bench_scale_page`'s result."""
+    n = len([w for w in r["windows"] if w["kind"] == "page"])
+    lines = [
+        f"The dashboard on a generated {r['rows']:,} x {r['features']} Parquet file ({r['file_mb']:.0f} MB, "
+        f"{r['classes']} classes) in a temporary data directory: `streamlit run` with the flags of `hraml dashboard`, "
+        "Chromium on the same machine, the file chosen from the Dataset list; every row trained on (70/30 split), "
+        "heatmaps 300 points, projection 2,000 points, the live metric on its fixed sample. Headless: a `Trainer` "
+        "on the same prepared data in the benchmark's process, in windows before and after each page window.",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| file read (block reader, float32, progress bar on the page: {'seen' if r['progress_bar_seen'] else 'not seen'}) "
+        f"| {r['read_s']:.1f} s | |",
+        f"| split and standardisation | {r['prepare_s']:.1f} s | |",
+        f"| choosing the file -> first screen (charts of the new set drawn), less the read | "
+        f"**{r['screen_after_read_s']:.1f} s** | <= 15 s |",
+        f"| page refreshes/s while training (heatmap redraws counted in the browser), median of {n} windows | "
+        f"**{r['median_redraws_per_s']:.2f}** | >= 1 |",
+        f"| trainer steps/s on the page against headless, median of {n} windows | **{100 * r['median_ratio']:.0f}%** | >= 70% |",
+        f"| server memory (process tree RSS): idle on digits / after reading the file / peak while training | "
+        f"{r['rss_idle_gb']:.2f} / {r['rss_loaded_gb']:.2f} / {r['rss_training_gb']:.2f} GB | stated |",
+        "",
+        "| window | page steps/s | headless steps/s | ratio | refreshes/s |",
+        "|---|---|---|---|---|",
+    ]
+    return lines + _window_rows(r["windows"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,14 +559,7 @@ def _markdown(r: dict, load: str, argv: str) -> str:
             "",
             "| window | page steps/s | headless steps/s | ratio | refreshes/s | CPU server / Chromium / other |",
             "|---|---|---|---|---|---|",
-        ]
-        k = 0
-        for w in b["windows"]:
-            if w["kind"] == "page":
-                k += 1
-                c = w["cpu"]
-                lines.append(f"| {k} | {w['steps_per_s']:.0f} | {w['headless_steps_per_s']:.0f} | {100 * w['ratio']:.0f}% | "
-                             f"{w['redraws_per_s']:.2f} | {c['server']:.2f} / {c['chromium']:.2f} / {c['other']:.2f} |")
+        ] + _window_rows(b["windows"])
     lines += [
         "",
         "Notes. Streamlit remounts a plotly chart on every data change (st.plotly_chart's element id hashes",

@@ -18,11 +18,19 @@
    and uniform): scikit-learn brute force, k-d tree, ball tree, and pynndescent (approximate),
    the measurement behind the choice in hraml_core.evaluate.
 6. GPU: the CUDA-graph step against the eager step, where CUDA is available.
+7. The dashboard at 1e6 rows (``bench_dashboard.bench_scale_page``): a generated 1,000,000 x 100
+   Parquet file (synthetic, 20 classes, in a temporary data directory, deleted afterwards) chosen in
+   the page (`streamlit run` + Chromium): the read, the time from choosing it to the first screen,
+   page refreshes/s and the trainer's steps/s against a headless Trainer on the same data, and the
+   server's process-tree memory. Needs Chromium (``$HRAML_CHROMIUM``, default /usr/bin/chromium)
+   and Playwright; skipped, with a line saying so, without them.
 
 Targets (issue "Scale"): live refresh <= 0.5 s at every size; samples/s at 1e6 within 1.5x of 1e4;
 ``pairs`` >= 10x its pairs/s before; the first fit in a fresh process costs at most a quarter of
-``import torch``'s time more than the second. ``--quick`` is a smoke run (small sizes, few steps)
-to check the script works; its numbers are not for publishing.
+``import torch``'s time more than the second; the dashboard's first screen within 15 s of choosing
+a 1e6-row file (after the read), >= 1 page refresh/s, training >= 70% of the headless steps/s.
+``--quick`` is a smoke run (small sizes, few steps) to check the script works; its numbers are not
+for publishing.
 """
 from __future__ import annotations
 
@@ -158,21 +166,21 @@ def rows_section(sizes: list[int], full_eval: bool, window: float) -> list[str]:
     ratio = (first["train"] / first["fit_s"]) / (last["train"] / last["fit_s"])
     lines += ["", f"- samples/s at {first['n']:,} rows / at {last['n']:,} rows: **{ratio:.2f}x** (target <= 1.5x).",
               f"- slowest live refresh: **{max(r['refresh_s'] for r in results):.3f} s** (target <= 0.5 s)."]
-    lines += dashboard_rows()
     return lines
 
 
-def dashboard_rows() -> list[str]:
-    """The dashboard's part of the table: filled in by the dashboard work (not measured here)."""
-    return [
-        "",
-        "Dashboard at 1,000,000 rows (**to be filled in by the dashboard work**, bench/bench_dashboard.py):",
-        "",
-        "| measure | value | target |",
-        "|---|---|---|",
-        "| dashboard refresh at 1e6 rows | not measured yet | |",
-        "| trainer's share of its headless steps/s at 1e6 rows | not measured yet | |",
-    ]
+# -- 7. the dashboard ---------------------------------------------------------------------------------
+def dashboard_section(rows: int, features: int, seconds: float, rounds: int) -> list[str]:
+    """The dashboard on a generated file of ``rows`` x ``features`` (bench_dashboard.bench_scale_page)."""
+    import importlib.util
+
+    import bench_dashboard
+
+    if not Path(bench_dashboard.CHROMIUM).exists() or importlib.util.find_spec("playwright") is None:
+        return [f"Not measured: needs Chromium at {bench_dashboard.CHROMIUM} (`$HRAML_CHROMIUM`) and Playwright."]
+    result = bench_dashboard.bench_scale_page(rows, features, seconds, rounds)
+    print(result, flush=True)
+    return bench_dashboard.scale_rows(result)
 
 
 # -- 2. pairs ----------------------------------------------------------------------------------------
@@ -382,7 +390,9 @@ def main() -> None:
     ap.add_argument("--neighbours", action="store_true", help="also measure the neighbour-search algorithms")
     ap.add_argument("--nndescent", action="store_true", help="with --neighbours: include pynndescent")
     ap.add_argument("--only", default=None, help="sections to run, comma-separated: rows, pairs, cold, blocks, "
-                    "neighbours, gpu (prints them; --write needs all)")
+                    "neighbours, gpu, dashboard (prints them; --write needs all)")
+    ap.add_argument("--dashboard-rows", type=float, default=None,
+                    help="rows of the dashboard's generated file (default 1e6; --quick: 2e4)")
     args = ap.parse_args()
     only = set(args.only.split(",")) if args.only else None
     if only and args.write:
@@ -409,7 +419,11 @@ def main() -> None:
         nn_sizes = [10_000] if args.quick else [10_000, 100_000, 1_000_000]
         parts += ["### Neighbour search", ""] + neighbours_section(nn_sizes, 100 if args.quick else 500, args.nndescent) + [""]
     if wanted("gpu"):
-        parts += ["### GPU", ""] + gpu_section(50 if args.quick else 300)
+        parts += ["### GPU", ""] + gpu_section(50 if args.quick else 300) + [""]
+    if wanted("dashboard"):
+        n = int(args.dashboard_rows or (2e4 if args.quick else 1e6))
+        parts += [f"### Dashboard at {n:,} rows", ""] + dashboard_section(
+            n, 20 if args.quick else 100, 3.0 if args.quick else 10.0, 1 if args.quick else 3)
     body = "\n".join(parts)
     print(body)
     if args.write:

@@ -15,31 +15,27 @@ import sys
 from pathlib import Path
 
 # One OpenBLAS thread, from OpenBLAS's start (numpy loads it on the next import; Streamlit has not):
-# on 2 vCPUs shared with the training threads its second thread only spins (a 1797 x 64 SVD took
-# 0.6 s instead of 10 ms under load). Lowering it later (threadpoolctl) is no substitute: such an
-# OpenBLAS, called from several threads at once (trainers, projection workers, the page), slowed
-# three trainers of one process to a few steps per second between them.
+# on a small machine shared with the training threads its second thread only spins. Lowering it
+# later (threadpoolctl) is no substitute: such an OpenBLAS, called from several threads at once
+# (trainers, projection workers, the page), slowed three trainers of one process to a crawl.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from hraml_core import params
-from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file
+from hraml_core.data import DatasetError, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
-from hraml_dashboard import budget, figures, server, settings_form
+from hraml_dashboard import budget, exact_eval, figures, server, settings_form, sources
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
 from hraml_dashboard.state import Session, Settings, open_sessions
 from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
-NO_FILE = "Choose a file to upload (CSV / TSV, ARFF or MAT), or pick a dataset."
+NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
-#: Larger datasets are subsampled (seeded, stratified) to keep the page live.
-MAX_SAMPLES = 10_000
 #: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
 UI_KEYS = ("dataset", "task", "label_columns", "n_labels", "probe_size", "display_size", "projection", "baseline")
 
@@ -113,22 +109,38 @@ def _data_dir() -> str | None:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _dataset_names(data_dir: str | None) -> list[str]:
-    rows = list_datasets(data_dir)
-    embedded = [r.name for r in rows if r.status == "embedded"]
-    files = [r.name for r in rows if r.status in ("available", "unregistered")]
-    ordered = (["digits"] if "digits" in embedded else []) + [n for n in embedded if n != "digits"]
-    return ordered + files
+    return sources.dataset_options(data_dir)  # named sets, then the data directory's CSV / Parquet files
 
 
 @st.cache_resource(show_spinner="Loading and preparing the data…", max_entries=16)
 def _prepared_named(name: str, data_dir: str | None):
-    return prepare_dataset(load_dataset(name, data_dir), test_size=DEFAULT_TEST_SIZE, seed=0, max_samples=MAX_SAMPLES)
+    return prepare_dataset(load_dataset(name, data_dir), test_size=DEFAULT_TEST_SIZE, seed=0)
 
 
 @st.cache_resource(show_spinner="Reading the uploaded file…", max_entries=8)
 def _prepared_upload(path: str, digest: str, label_columns: tuple | None, task: str, n_labels: int | None):
     ds = load_file(path, task=task, label_columns=list(label_columns) if label_columns else None, n_labels=n_labels)
-    return prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0, max_samples=MAX_SAMPLES)
+    return prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0)
+
+
+def _prepared_file(f: sources.DataFile, label_columns: tuple | None, task: str):
+    """A data-directory file, read in blocks with a progress bar on the page (once per server)."""
+    if sources.PREPARED.cached(sources.file_key(f, label_columns, task)):
+        return sources.prepare_file(f, label_columns, task)
+    size = sources.format_bytes(f.size)
+    bar = st.progress(0.0, text=f"Reading {f.option} ({size})…")
+
+    def show(fraction: float) -> None:
+        bar.progress(fraction, text=f"Reading {f.option} ({size}): {fraction:.0%}" if fraction < 1
+                     else f"Splitting and standardising {f.option}…")
+
+    try:
+        prepared = sources.prepare_file(f, label_columns, task, progress=sources.Throttle(show))
+    except Exception:
+        bar.empty()
+        raise
+    bar.empty()
+    return prepared
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -157,7 +169,19 @@ def _selection():
     prepared, data_key = None, None
     choice = ss.get("dataset", "digits")
     try:
-        if choice == UPLOAD:
+        data_file = None if choice == UPLOAD else sources.find_data_file(choice, _data_dir())
+        too_large = None
+        if choice == UPLOAD and ss.get("upload") is not None:
+            up = ss["upload"]
+            too_large = sources.upload_too_large(up.name, up.size, int(st.get_option("server.maxUploadSize")), _data_dir())
+        if data_file is not None:
+            cols = tuple(ss.get("label_columns") or ()) or None
+            task = ss.get("task", "auto")
+            prepared = _prepared_file(data_file, cols, task)
+            data_key = ("file", data_file.option, data_file.key, cols, task)
+        elif too_large:
+            errors.append(too_large)
+        elif choice == UPLOAD:
             up = ss.get("upload")
             if up is None:
                 errors.append(NO_FILE)
@@ -249,9 +273,31 @@ def _on_cancel_baseline() -> None:
     _session().baselines.cancel()
 
 
+def _exact_key(session: Session):
+    return (id(session.trainer), session.generation)  # an evaluation belongs to one trainer
+
+
+def _on_exact_eval() -> None:
+    session = _session()
+    if session.trainer is not None:
+        session.exact.start(session.trainer, _exact_key(session))
+
+
+def _on_exact_cancel() -> None:
+    _session().exact.cancel(timeout=None)
+
+
 # --------------------------------------------------------------------------------------------------
 # the sidebar
 # --------------------------------------------------------------------------------------------------
+def _label_picker(sb, cols: list[str]) -> None:
+    """Label columns of an uploaded or data-directory table (default: the last column)."""
+    if st.session_state.get("label_columns") and not set(st.session_state["label_columns"]) <= set(cols):
+        del st.session_state["label_columns"]
+    sb.multiselect("Label columns", cols, default=[cols[-1]], key="label_columns",
+                   help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: distributions.")
+
+
 def sidebar(data_dir: str | None) -> None:
     sb = st.sidebar
     sb.header("Data")
@@ -259,9 +305,19 @@ def sidebar(data_dir: str | None) -> None:
     sb.selectbox("Dataset", names + [UPLOAD], index=0, key="dataset",
                  help="Embedded sets need no files; others come from the data directory "
                       f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
+    data_file = sources.find_data_file(st.session_state.get("dataset", ""), data_dir)
+    if data_file is not None:  # a CSV / Parquet file of the data directory
+        sb.caption(f"{sources.format_bytes(data_file.size)} {data_file.format.upper()} file, read in blocks into "
+                   "float32 with a progress bar; every row is trained on.")
+        sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
+        try:
+            _label_picker(sb, sources.columns(data_file))
+        except DatasetError as exc:  # the loader reports it again, in the page
+            sb.warning(f"Could not read the columns of {data_file.option}: {exc}")
     if st.session_state.get("dataset") == UPLOAD:
-        up = sb.file_uploader("Data file", type=["csv", "tsv", "arff", "mat", "gz"], key="upload",
-                              help="CSV/TSV (pick the label columns), ARFF (Mulan: labels at the end), MATLAB .mat")
+        up = sb.file_uploader("Data file", type=["csv", "tsv", "arff", "mat", "gz", "parquet", "pq"], key="upload",
+                              help="CSV/TSV or Parquet (pick the label columns), ARFF (Mulan: labels at the end), MATLAB .mat")
+        sb.caption(sources.upload_limit_note(int(st.get_option("server.maxUploadSize")), data_dir))
         sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
         if up is not None:
             lname = up.name.lower()
@@ -272,10 +328,7 @@ def sidebar(data_dir: str | None) -> None:
                     cols = []
                     sb.warning(f"Could not read the header of {up.name}: {exc}")
                 if cols:
-                    if st.session_state.get("label_columns") and not set(st.session_state["label_columns"]) <= set(cols):
-                        del st.session_state["label_columns"]
-                    sb.multiselect("Label columns", cols, default=[cols[-1]], key="label_columns",
-                                   help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: distributions.")
+                    _label_picker(sb, cols)
             elif lname.removesuffix(".gz").endswith(".arff"):
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
@@ -323,14 +376,7 @@ def _fmt_time(s: float) -> str:
 
 
 def _label_map(prepared) -> dict | None:
-    if prepared is None:
-        return None
-    if prepared.task == "classification":
-        classes = np.unique(np.concatenate([np.asarray(prepared.Y_train), np.asarray(prepared.Y_val)]))
-        if len(prepared.label_names) == len(classes):
-            return {c: n for c, n in zip(classes.tolist(), prepared.label_names)}
-        return None
-    return dict(enumerate(prepared.label_names))
+    return None if prepared is None else prepared.label_map  # computed once per dataset
 
 
 def _baseline_values(session: Session) -> dict[str, float]:
@@ -381,6 +427,7 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
         delta = f"{last - snap.raw_metric:+.4f} vs raw"
     cols[6].metric(f"Held-out {snap.metric_name}", f"{last:.4f}" if last is not None else "–", delta,
                    delta_color="normal" if METRIC_DIRECTIONS.get(snap.metric_name, "max") == "max" else "inverse")
+    exact_panel(session, snap)
 
     method = UMAP if st.session_state.get("projection", "UMAP") == "UMAP" else PCA
     session.projector.set_method(method)
@@ -422,6 +469,25 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
         st.rerun()  # more or fewer sessions refresh now: a new interval
 
 
+def exact_panel(session: Session, snap) -> None:
+    """The live metric's sample sizes; the exact evaluation on every row (button, progress, result)."""
+    session.exact.follow(_exact_key(session))
+    view = session.exact.view(_exact_key(session))
+    running = view is not None and view.phase == exact_eval.RUNNING
+    c1, c2, c3 = st.columns([1.4, 0.9, 7], vertical_alignment="center")
+    c1.button("Exact evaluation", key="exact_eval", on_click=_on_exact_eval, icon=":material/rule:",
+              disabled=running or snap.metric_rows is None,
+              help="The held-out metric on every held-out row against every training row, with the weights of "
+                   "the moment (training goes on meanwhile)")
+    c2.button("Cancel", key="exact_cancel", on_click=_on_exact_cancel, disabled=not running)
+    with c3:
+        st.caption(exact_eval.sample_caption(snap))
+        if running:
+            st.progress(view.fraction, text=exact_eval.progress_text(view))
+        elif view is not None:
+            st.markdown(exact_eval.result_text(view, snap.metric_name))
+
+
 def baseline_panel(busy: bool) -> None:
     """Choose, fit and cancel a baseline. While a fit runs (in a child process) this panel refreshes
     itself once a second to show its elapsed time."""
@@ -449,6 +515,8 @@ def baseline_panel(busy: bool) -> None:
                        f"use (place {place} in line); the fit starts by itself.")
         else:
             st.caption("Results appear beside HRAML's in the table and as lines on the metric chart.")
+        if session.prepared.baseline_note():
+            st.caption(session.prepared.baseline_note())
     if busy != waiting:
         st.rerun()  # start or stop this panel's refresh; the page shows the result
 
@@ -467,6 +535,8 @@ def downloads_panel(session: Session) -> None:
                            key="dl_metrics", on_click="ignore")
         c3.download_button("Model (zip)", files["model"], file_name=f"{name}-hraml-model.zip",
                            mime="application/zip", key="dl_model", on_click="ignore")
+        if session.prepared.export_note():
+            st.caption(session.prepared.export_note())
 
 # --------------------------------------------------------------------------------------------------
 # the page
@@ -526,7 +596,7 @@ def main() -> None:
         p = session.prepared
         shown = p.summary()
         st.markdown(f"**Task: {p.task}** · {shown}")
-        for note in p.notes:
+        for note in p.notes + ((sources.timing_note(p),) if sources.timing_note(p) else ()):
             st.caption(note)
         if errors and session.prepared is not prepared:
             st.caption(f"Still showing {p.name}: the selected data could not be used.")

@@ -19,18 +19,30 @@ def _label_text(y) -> str:
     return " ".join(f"{v:g}" for v in y.astype(np.float64))
 
 
-def embeddings_csv(Z_train, Z_val, prepared: Prepared) -> str:
-    """One row per sample of both parts: original row, split, label(s), then z0..z{d-1}."""
+def embeddings_csv(Z_train, Z_val, prepared: Prepared, train_pos=None, val_pos=None) -> str:
+    """One row per sample of both parts: original row, split, label(s), then z0..z{d-1}.
+
+    ``train_pos`` / ``val_pos``: the positions in each part that ``Z_train`` / ``Z_val`` embed
+    (None: every row)."""
     import pandas as pd
 
+    tr = slice(None) if train_pos is None else np.asarray(train_pos)
+    va = slice(None) if val_pos is None else np.asarray(val_pos)
     Z_train, Z_val = np.asarray(Z_train), np.asarray(Z_val)
-    rows = np.concatenate([prepared.train_index, prepared.val_index])
+    rows = np.concatenate([prepared.train_index[tr], prepared.val_index[va]])
     split = np.array(["train"] * len(Z_train) + ["held-out"] * len(Z_val))
-    Y = list(prepared.Y_train) + list(prepared.Y_val)
+    Y = list(prepared.Y_train[tr]) + list(prepared.Y_val[va])
     Z = np.vstack([Z_train, Z_val])
     frame = pd.DataFrame({"row": rows, "split": split, "label": [_label_text(y) for y in Y]})
     frame = pd.concat([frame, pd.DataFrame(Z, columns=[f"z{k}" for k in range(Z.shape[1])])], axis=1)
     return frame.sort_values("row", kind="stable").to_csv(index=False, float_format="%.6g")
+
+
+def sampled_embeddings_csv(embed, prepared: Prepared) -> str:
+    """:func:`embeddings_csv` of the rows :meth:`Prepared.export_positions` picks (every row up to
+    ``prepare.EXPORT_ROWS``), embedded by ``embed`` (e.g. ``Trainer.embed``)."""
+    tr, va = prepared.export_positions()
+    return embeddings_csv(embed(prepared.X_train[tr]), embed(prepared.X_val[va]), prepared, tr, va)
 
 
 def metrics_csv(snapshot, baselines: Mapping[str, float] | None = None) -> str:

@@ -37,6 +37,7 @@ from hraml_core.training import TrainConfig
 
 from . import budget, export, settings_form
 from .baseline_process import BaselineFit
+from .exact_eval import ExactEvaluation
 from .prepare import Prepared
 from .projection import ProjectionWorker
 
@@ -128,7 +129,7 @@ class BaselineRunner:
             if data_key != self.data_key:
                 self.data_key, self.results = data_key, {}
             metric = PRIMARY_METRIC[prepared.task]
-            data = (prepared.X_train, prepared.Y_train, prepared.X_val, prepared.Y_val)
+            data = prepared.baseline_data()  # a fixed sample of large sets (prepare.BASELINE_TRAIN_ROWS)
             self._queued = (name, prepared.task, metric, data, data_key)
             self.results[name] = BaselineResult(name, "queued", metric)
             if self.admission.request(self.key, self._admitted, alive=self._holds_slot) == 0:
@@ -228,6 +229,7 @@ class Session:
         self.suspended = False  # no browser attached (see suspend / wake)
         self._wake_action: str | None = None  # what wake() restarts: "train" or "queue"
         self.ui_state: dict = {}  # the page's widget values, restored when a browser reattaches
+        self.exact = ExactEvaluation()  # the exact held-out evaluation on demand
         self.closed = False
         self._upload_dir: str | None = None
         self._downloads_key = None
@@ -419,7 +421,7 @@ class Session:
             baselines = dict(baselines)
 
             def embeddings() -> str:
-                return export.embeddings_csv(trainer.embed(prep.X_train), trainer.embed(prep.X_val), prep)
+                return export.sampled_embeddings_csv(trainer.embed, prep)
 
             def model() -> bytes:
                 s = trainer.snapshot()
@@ -440,11 +442,12 @@ class Session:
             return dict(self._downloads)
 
     def needs_refresh(self) -> bool:
-        """Whether the page should keep refreshing: training or queued, a projection or a baseline
-        pending."""
+        """Whether the page should keep refreshing: training or queued, a projection, a baseline or an
+        exact evaluation pending."""
         if self.closed:
             return False
-        return self.training() or self.queued or self.baselines.busy() or not self.projector.up_to_date()
+        return (self.training() or self.queued or self.baselines.busy() or self.exact.running()
+                or not self.projector.up_to_date())
 
     # -- no browser attached ----------------------------------------------------------------------
     def suspend(self) -> None:
@@ -478,6 +481,7 @@ class Session:
             self.closed = True
             self._leave_admission()
             self.baselines.close()
+            self.exact.close()
             if self.trainer is not None:
                 try:
                     self.trainer.stop()

@@ -19,6 +19,14 @@ def test_parser_and_user_errors(capsys, tmp_path):
     assert main(["dashboard", "--data-dir", str(tmp_path / "missing")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert main(["dashboard", "--port", "0"]) == 2
+    assert main(["dashboard", "--max-upload-mb", "0"]) == 2
+    assert "--max-upload-mb must be at least 1" in capsys.readouterr().err
+
+
+def test_upload_limit_reaches_streamlit(capsys):
+    assert main(["dashboard", "--dry-run", "--max-upload-mb", "50"]) == 0
+    assert "--server.maxUploadSize 50" in capsys.readouterr().out
+    assert "--server.maxUploadSize 200" in " ".join(dashboard.streamlit_command())  # Streamlit's default, stated
 
 
 def test_streamlit_command():

@@ -28,7 +28,9 @@ def test_digits_split_is_stratified_seeded_and_scaled_on_train():
     # seeded
     q = prepare_dataset(ds, test_size=0.3, seed=0)
     np.testing.assert_array_equal(p.train_index, q.train_index)
-    assert not p.X_train.flags.writeable
+    # targets and rows are read-only; the features are writeable so that the trainer shares them
+    assert not p.Y_train.flags.writeable and not p.train_index.flags.writeable
+    assert p.X_train.flags.writeable and p.X_train.flags.c_contiguous
     assert "train 1257 / held-out 540" in p.summary()
 
 

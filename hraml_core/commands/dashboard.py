@@ -24,6 +24,11 @@ STREAMLIT_FLAGS = (
 )
 
 
+#: Upload limit (MB) when --max-upload-mb is not given: Streamlit's own default. An upload is held in
+#: the server's memory; larger files belong in the data directory (read in blocks from there).
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
 def app_path() -> Path | None:
     """The dashboard's app.py, or None when the package is not installed."""
     spec = importlib.util.find_spec("hraml_dashboard")
@@ -32,9 +37,11 @@ def app_path() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / "app.py"
 
 
-def streamlit_command(port: int | None = None, address: str | None = None) -> list[str]:
+def streamlit_command(port: int | None = None, address: str | None = None,
+                      max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB) -> list[str]:
     """The ``streamlit run`` command line for the dashboard."""
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), *STREAMLIT_FLAGS]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path()), *STREAMLIT_FLAGS,
+           "--server.maxUploadSize", str(int(max_upload_mb))]
     if port is not None:
         cmd += ["--server.port", str(port)]
     if address:
@@ -56,6 +63,10 @@ def register(subparsers) -> None:
     p.add_argument("--max-training", type=int, default=None, metavar="N",
                    help="sessions (and baseline fits) that train at once on this server; a Start beyond it "
                         "waits in line (default: $HRAML_DASHBOARD_MAX_TRAINING, else 3 per CPU core)")
+    p.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+                   help=f"largest file the page accepts as an upload (default {DEFAULT_MAX_UPLOAD_MB}); an upload is "
+                        "held in the server's memory: put larger files in the data directory, whose CSV and Parquet "
+                        "files are read in blocks at any size")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.set_defaults(func=run)
 
@@ -68,6 +79,8 @@ def run(args) -> int:
                            "pip install 'hraml-explorer[dashboard]'")
     if args.port is not None and not 1 <= args.port <= 65535:
         raise CommandError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_upload_mb < 1:
+        raise CommandError(f"--max-upload-mb must be at least 1, got {args.max_upload_mb}")
     if importlib.util.find_spec("streamlit") is None:  # looked up, not imported: the library never imports the UI
         raise CommandError("the dashboard needs Streamlit: pip install 'hraml-explorer[dashboard]'")
     if args.max_training is not None and args.max_training < 1:
@@ -81,7 +94,7 @@ def run(args) -> int:
         if not data_dir.is_dir():
             raise CommandError(f"--data-dir {data_dir} is not a directory")
         env["HRAML_DATA_DIR"] = str(data_dir.resolve())
-    cmd = streamlit_command(args.port, args.address)
+    cmd = streamlit_command(args.port, args.address, args.max_upload_mb)
     if args.dry_run:
         prefix = f"HRAML_DATA_DIR={env['HRAML_DATA_DIR']} " if args.data_dir else ""
         if args.max_training is not None:

@@ -210,8 +210,7 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     import pandas as pd
 
     path = Path(path)
-    if sep is None:
-        sep = "\t" if path.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+    sep = sep or _default_sep(path)
     stream, dtype = _stream_and_dtype(path, dtype)
     if stream:
         return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, name=name,
@@ -234,6 +233,36 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     if progress:
         _Progress(progress, 1, path, "B")(1)
     return ds
+
+
+def _default_sep(path: Path) -> str:
+    return "\t" if path.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+
+
+def csv_column_names(path, *, sep: str | None = None, header: bool | None = None) -> list[str]:
+    """The column names the block reader gives a CSV file (``c0, c1, ...`` without a header), read
+    from its first lines: for choosing label columns before reading the file."""
+    path = Path(path)
+    check_file(path)
+    sep = sep or _default_sep(path)
+    first, text = _first_lines(path, sep)
+    if header is None:
+        header = not _first_row_is_data(text, sep)
+    return [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+
+
+def parquet_column_names(path) -> list[str]:
+    """The column names of a Parquet file, from its schema (no data read)."""
+    path = Path(path)
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except ImportError as exc:
+        raise dataset_error(path, f"reading Parquet needs pyarrow ({exc})") from None
+    except Exception as exc:  # pyarrow.ArrowInvalid and friends
+        raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
+    return [n for n in names if not n.startswith("__index_level_")]
 
 
 def _open_binary(path: Path):
