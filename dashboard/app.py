@@ -22,7 +22,7 @@ from hraml_core.data import DatasetError, list_datasets, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
-from hraml_dashboard import figures, settings_form
+from hraml_dashboard import figures, pages, run_store, settings_form, share, train_runs
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
 from hraml_dashboard.state import Session, Settings, close_session
@@ -59,8 +59,9 @@ def _umap_warm_up():
 
 @st.cache_resource(scope="session", on_release=close_session, show_spinner=False)
 def get_session() -> Session:
-    """This browser session's trainer holder; released (threads stopped) when the session ends."""
-    return Session()
+    """This browser session's trainer holder; released (threads stopped) when the session ends.
+    Its runs are recorded under the server's runs folder (``hraml dashboard --runs DIR``)."""
+    return Session(runs_root=run_store.runs_root())
 
 
 def _session() -> Session:
@@ -221,10 +222,14 @@ def _on_cancel_baseline() -> None:
 # --------------------------------------------------------------------------------------------------
 # the sidebar
 # --------------------------------------------------------------------------------------------------
-def sidebar(data_dir: str | None) -> None:
+def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
+    """Draw the sidebar; (messages about link values not used, the settings' part of the link).
+    Its state lives in the address (share.py): a copied link opens the same settings."""
     sb = st.sidebar
-    sb.header("Data")
     names = _dataset_names(data_dir)
+    specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
+    link_problems = share.restore(st.session_state, st.query_params, specs, names)
+    sb.header("Data")
     sb.selectbox("Dataset", names + [UPLOAD], index=0, key="dataset",
                  help="Embedded sets need no files; others come from the data directory "
                       f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
@@ -248,7 +253,6 @@ def sidebar(data_dir: str | None) -> None:
             elif lname.removesuffix(".gz").endswith(".arff"):
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
-    specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
     for group in params.GROUPS:
         basic = [w for w in specs if w.group == group and not w.advanced]
         if basic:
@@ -266,14 +270,18 @@ def sidebar(data_dir: str | None) -> None:
             settings_form.render(advanced, w)
 
     sb.header("Display")
-    sb.slider("Heatmap points", 50, 1000, 300, step=50, key="probe_size",
+    probe, display, projection = share.DISPLAY
+    sb.slider(probe.label, probe.low, probe.high, probe.default, step=probe.step, key=probe.key,
               help="Samples in the A / E heatmaps (probe subset of the training part)")
-    sb.slider("Projection points", 100, 5000, 2000, step=100, key="display_size",
+    sb.slider(display.label, display.low, display.high, display.default, step=display.step, key=display.key,
               help="Training samples whose embeddings are projected to 2-D")
-    sb.radio("Projection", ["UMAP", "PCA"], horizontal=True, key="projection",
+    sb.radio(projection.label, list(projection.options), horizontal=True, key=projection.key,
              help="UMAP warm-started from the previous frame and aligned onto it (Procrustes); PCA is instant.")
     sb.caption("Changes to data, relation, encoder, optimiser, pairs, seed and point counts need a Reset once "
                "training has started; the projection method applies at once.")
+    share.remember(st.session_state, share.sidebar_keys(specs))
+    query = share.sync_query(st.query_params, st.session_state, specs, names[0] if names else None, names)
+    return link_problems, query
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,7 +440,7 @@ def main() -> None:
     _umap_warm_up()
     session = _session()
     data_dir = _data_dir()
-    sidebar(data_dir)
+    link_problems, settings_query = sidebar(data_dir)
 
     st.title("HRAML Explorer", anchor=False)
     st.caption("Relation-alignment metric learning, live: an MLP encoder learns embeddings whose squared "
@@ -440,6 +448,11 @@ def main() -> None:
     settings, prepared, errors = _selection()
     if settings is not None:
         _apply(settings, prepared)
+    train_runs.handle_duplicate(session, settings, prepared, errors)
+    if link_problems:
+        c1, c2 = st.columns([10, 1], vertical_alignment="center")
+        c1.warning("Not taken from the link: " + "; ".join(link_problems), icon="🔗")
+        c2.button("Dismiss", key="dismiss_link", on_click=share.dismiss, args=(st.session_state,))
     for msg in errors:
         if msg == NO_FILE:
             st.info(msg, icon="📂")
@@ -482,6 +495,7 @@ def main() -> None:
     # carries an old id is served while the rest of the page is drawn.
     with download_slot:
         downloads_panel(session)
+        train_runs.panel(session, settings_query)
     ticking = session.needs_refresh()
     with live_slot:
         st.fragment(run_every=REFRESH_S if ticking else None)(live)(ticking)
@@ -490,4 +504,4 @@ def main() -> None:
         st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)
 
 
-main()
+pages.navigation(main)  # Train (this page), Runs, Compare; a watch link shows one run read-only

@@ -47,6 +47,7 @@ def server(tmp_path):
     proc = subprocess.Popen(
         streamlit_command(port, "127.0.0.1"),
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "HRAML_RUNS_DIR": str(tmp_path / "runs")},  # the sessions' runs: not in the checkout
     )
     try:
         deadline = time.time() + 90

@@ -26,9 +26,10 @@ def _threads(part):
 
 
 @pytest.fixture
-def app(monkeypatch):
+def app(monkeypatch, tmp_path):
     """A fresh AppTest session; afterwards no trainer or projection thread may be alive."""
     monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")  # the UMAP process is tested on its own
+    monkeypatch.setenv("HRAML_RUNS_DIR", str(tmp_path / "runs"))  # where the sessions record their runs
     from hraml_dashboard.state import close_all_sessions
 
     before = set(_threads("train"))
