@@ -101,8 +101,13 @@ def _body(shared_runs: list, names: list[str], method: str, interval: float | No
         cols = st.columns(min(len(names), 3))
         for i, fig in enumerate(figs["projections"]):
             cols[i % len(cols)].plotly_chart(fig, key=f"cmp_fig_projection_{i}", config=cfg(f"projection-{i}"))
-    if run_view.view_interval(PREFIX, live) != interval:
+    if run_view.view_interval(PREFIX, live, _pending(shared_runs, method)) != interval:
         st.rerun()
+
+
+def _pending(shared_runs: list, method: str) -> bool:
+    """Whether projection frames are still being computed for one of the runs."""
+    return not all(s.chain(method).complete() for s in shared_runs)
 
 
 def main() -> None:
@@ -121,9 +126,10 @@ def main() -> None:
         shared_runs.append(shared)
     for name, shared in zip(names, shared_runs):
         st.caption(f"**{name}**: " + run_view.run_caption(shared.run))
+    run_view.forget_steps(PREFIX, tuple((n, s.run.run_id) for n, s in zip(names, shared_runs)))
     method = run_view.method_radio("compare_method")
     live = any(s.run.state == RUNNING for s in shared_runs)
-    interval = run_view.view_interval(PREFIX, live)
+    interval = run_view.view_interval(PREFIX, live, _pending(shared_runs, method))
     st.html(run_view.NO_FADE_CSS)
     with st.container(key=f"view_{PREFIX}"):
         st.fragment(run_every=interval)(_body)(shared_runs, names, method, interval)

@@ -694,6 +694,7 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
     sq = dict(showgrid=False, zeroline=False, showticklabels=False, constrain="domain")
     layout = dict(
         title=dict(text=frame_title(0), x=0, font=dict(size=16)), showlegend=len(groups) > 1,
+        legend=dict(x=1.0, y=0.45, xanchor="left", yanchor="top", itemsizing="constant"),
         margin=dict(l=50, r=20, t=60, b=110), hovermode="closest",
         xaxis=dict(domain=[0, 0.46], anchor="y", title=dict(text="step")),
         yaxis=dict(domain=[0.62, 1], anchor="x", title=dict(text="loss"),
@@ -701,12 +702,12 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
         xaxis2=dict(domain=[0.54, 1], anchor="y2", title=dict(text="step")),
         yaxis2=dict(domain=[0.62, 1], anchor="x2", title=dict(text=f"held-out {run.metric}" if run.metric else "metric")),
         xaxis3=dict(sq, domain=[0, 0.3], anchor="y3", range=[-0.5, n - 0.5], scaleanchor="y3"),
-        yaxis3=dict(sq, domain=[0, 0.5], anchor="x3", range=[n - 0.5, -0.5]),
+        yaxis3=dict(sq, domain=[0, 0.45], anchor="x3", range=[n - 0.5, -0.5]),
         xaxis4=dict(sq, domain=[0.35, 0.65], anchor="y4", range=[-0.5, n - 0.5], scaleanchor="y4"),
-        yaxis4=dict(sq, domain=[0, 0.5], anchor="x4", range=[n - 0.5, -0.5]),
+        yaxis4=dict(sq, domain=[0, 0.45], anchor="x4", range=[n - 0.5, -0.5]),
         xaxis5=dict(sq, domain=[0.7, 1], anchor="y5", range=xr),
-        yaxis5=dict(sq, domain=[0, 0.5], anchor="x5", range=yr),
-        annotations=[dict(text=t, x=x, y=0.52, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+        yaxis5=dict(sq, domain=[0, 0.45], anchor="x5", range=yr),
+        annotations=[dict(text=t, x=x, y=0.46, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
                           showarrow=False, font=dict(size=13))
                      for t, x in ((f"A = D² (0 to {zmax:g})", 0.15), (f"A − E (±{dmax:g})", 0.5), ("projection", 0.85))],
         updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.06, xanchor="left", yanchor="top", showactive=False,
@@ -715,7 +716,7 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
                                                          fromcurrent=True, mode="immediate")]),
                                    dict(label="❚❚ Pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=0, x=0.12, y=-0.04, len=0.88, xanchor="left", yanchor="top",
+        sliders=[dict(active=0, x=0.2, y=-0.04, len=0.8, xanchor="left", yanchor="top",
                       currentvalue=dict(prefix="step ", font=dict(size=12)),
                       steps=[dict(label=f"{s:,}", method="animate",
                                   args=[[str(s)], dict(frame=dict(duration=0, redraw=True), mode="immediate",

@@ -154,11 +154,21 @@ def step_control(prefix: str, steps: tuple, live: bool) -> int:
     return current
 
 
-def view_interval(prefix: str, live: bool) -> float | None:
-    """How often a view refreshes itself: playing, following a live run, or not at all."""
+def forget_steps(prefix: str, what) -> None:
+    """Start the step control afresh when the view shows something else (another run)."""
+    ss = st.session_state
+    if ss.get(f"{prefix}_showing") != what:
+        for k in ("step", "playing", "follow"):
+            ss.pop(f"{prefix}_{k}", None)
+        ss[f"{prefix}_showing"] = what
+
+
+def view_interval(prefix: str, live: bool, pending: bool = False) -> float | None:
+    """How often a view refreshes itself: playing, following a live run or projection frames being
+    computed (``pending``), or not at all."""
     if st.session_state.get(f"{prefix}_playing"):
         return PLAY_S
-    return REFRESH_S if live else None
+    return REFRESH_S if live or pending else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,6 +257,7 @@ def show_run(root, name: str, prefix: str = "run", read_only: bool = False) -> r
     shared = open_shared(root, name)
     if shared is None:
         return None
+    forget_steps(prefix, (name, shared.run.run_id))
     shared.refresh()
     run = shared.run
     st.html(NO_FADE_CSS)
@@ -260,7 +271,7 @@ def show_run(root, name: str, prefix: str = "run", read_only: bool = False) -> r
         st.error(f"The run failed: {run.message}", icon="⚠️")
     method = method_radio(f"{prefix}_method")
     live = state == RUNNING
-    interval = view_interval(prefix, live)
+    interval = view_interval(prefix, live, not shared.chain(method).complete())
     with st.container(key=f"view_{prefix}"):
         st.fragment(run_every=interval)(_run_body)(shared, name, prefix, method, interval)
     return shared
@@ -295,8 +306,8 @@ def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, 
             done, total = chain.progress()
             if done < total or chain.note:
                 st.caption(f"{method.upper()} frames: {done} of {total} snapshots" + (f" · {chain.note}" if chain.note else ""))
-    if view_interval(prefix, live) != interval:
-        st.rerun()  # start or stop the refresh (a run that ends, play / pause)
+    if view_interval(prefix, live, not shared.chain(method).complete()) != interval:
+        st.rerun()  # start or stop the refresh (a run that ends, frames done, play / pause)
 
 
 def export_button(shared: run_store.SharedRun, name: str, method: str, key: str) -> None:

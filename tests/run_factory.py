@@ -28,6 +28,7 @@ def make_run(path, snapshots: int = 6, every: int = 10, probe: int = 24, display
     display_labels = np.arange(display) % classes
     centres = _unit(rng.normal(size=(classes, dim)))
     start_p, start_d = rng.normal(size=(probe, dim)), rng.normal(size=(display, dim))
+    noise_p, noise_d = rng.normal(size=(probe, dim)), rng.normal(size=(display, dim))
     conf = {"relation": relation, "lr": 0.003, "seed": 0, "hidden": [16], "dim": dim, "probe_size": probe,
             "display_size": display}
     conf.update(config or {})
@@ -42,8 +43,9 @@ def make_run(path, snapshots: int = 6, every: int = 10, probe: int = 24, display
     for k in range(snapshots):
         step = k * every
         t = k / max(snapshots - 1, 1)
-        Zp = _unit((1 - t) * start_p + 3 * t * centres[probe_labels])
-        Zd = _unit((1 - t) * start_d + 3 * t * centres[display_labels])
+        # towards the class centres, keeping some spread (a picture like a trained run's)
+        Zp = _unit((1 - t) * start_p + 3 * t * centres[probe_labels] + 0.4 * t * noise_p)
+        Zd = _unit((1 - t) * start_d + 3 * t * centres[display_labels] + 0.4 * t * noise_d)
         for s in range(max(step - every + 1, 1), step + 1) if step else ():
             w.log(s, time=1000.0 + s, loss=1.0 / (1 + s), epoch=s / 50)
         if metric and step:
