@@ -504,4 +504,5 @@ def main() -> None:
         st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)
 
 
+_process_setup()  # every page: the run pages' projections use BLAS too
 pages.navigation(main)  # Train (this page), Runs, Compare; a watch link shows one run read-only

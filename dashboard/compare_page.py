@@ -43,7 +43,7 @@ def compare_figures(shared_runs: list, names: list[str], step: int, method: str,
     """The Compare page's figures at ``step``: ``loss`` and ``metric`` overlays, ``matrices`` (the A of
     each run), ``projections`` (one per run) and ``table`` (one row per run)."""
     runs = [s.run for s in shared_runs]
-    curves = [figures.run_curves(r.scalars, r.metric) for r in runs]
+    curves = [s.curves() for s in shared_runs]
     snap_steps = [r.nearest_snapshot_step(step) for r in runs]
     loss = {n: c["loss"] for n, c in zip(names, curves) if len(c["loss"][0])}
     metric_name = next((r.metric for r in runs if r.metric), None)

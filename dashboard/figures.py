@@ -501,29 +501,21 @@ def _frame_title(frame, n: int | None = None) -> str:
     return title + (f" — {frame.note}" if getattr(frame, "note", "") else "")
 
 
-def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
-                   n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
-    """What a recorded run looks like at the snapshot ``snap``: the same five figures as
-    :func:`live_figures` (``loss``, ``metric``, ``heatmaps``, ``scatter``, ``projection``).
-
-    ``run`` is a :class:`hraml_core.runs.Run` (or anything with ``scalars``, ``metric``,
-    ``raw_metric`` and ``relation_scale``); the curves are drawn up to the snapshot's step over the
-    whole run's axis, so the axes stay put while a slider moves.
-    """
-    curves = run_curves(run.scalars, run.metric)
-    step = snap.step
-    steps = np.concatenate([c[0] for c in curves.values()] + [np.array([0.0, float(step)])])
+def replay_curves(run, step: int, curves: Mapping | None = None) -> dict[str, go.Figure]:
+    """The ``loss`` and ``metric`` figures of a recorded run at ``step``: each curve drawn up to the
+    step over the whole run's axis (the axes stay put while a slider moves), a dot at the step.
+    ``curves``: the run's :func:`run_curves`, when already computed."""
+    curves = curves if curves is not None else run_curves(run.scalars, run.metric)
+    steps = np.concatenate([curves["loss"][0], curves["metric"][0], np.array([0.0, float(step)])])
     x_range = (float(steps.min()), float(max(steps.max(), 1.0)))
     loss = curves["loss"]
+    at = value_at(*loss, step)
     figs = {
-        "loss": curve_figure({"loss": loss}, f"Training loss at step {step:,}"
-                             + (f": {value_at(*loss, step):.4g}" if value_at(*loss, step) is not None else ""),
+        "loss": curve_figure({"loss": loss}, f"Training loss at step {step:,}" + (f": {at:.4g}" if at is not None else ""),
                              "loss", step=step, upto=True, x_range=x_range, uirevision="loss")
         if len(loss[0]) else empty_figure("No loss recorded yet"),
     }
-    metric = run.metric
-    m = curves["metric"]
-    raw = run.raw_metric
+    metric, m, raw = run.metric, curves["metric"], run.raw_metric
     if metric and (len(m[0]) or raw is not None):
         at = value_at(*m, step)
         figs["metric"] = curve_figure({"HRAML": m}, f"Held-out {metric}" + (f" at step {step:,}: {at:.4f}" if at is not None else ""),
@@ -531,13 +523,33 @@ def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as
                                       log=False, x_range=x_range, uirevision="metric")
     else:
         figs["metric"] = empty_figure("No held-out metric in this run" if not metric else f"No held-out {metric} yet")
-    figs["heatmaps"] = relation_heatmaps(snap.A, snap.E, snap.probe_labels, label_names, as_images=as_images)
-    figs["scatter"] = alignment_scatter(snap.A, snap.E, n_pairs=n_pairs, scale=run.relation_scale or 1.0)
+    return figs
+
+
+def snapshot_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
+                     n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+    """The ``heatmaps``, ``scatter`` and ``projection`` figures of a recorded run's snapshot ``snap``
+    (a :class:`hraml_core.runs.RunSnapshot`) and its projection ``frame``."""
+    figs = {
+        "heatmaps": relation_heatmaps(snap.A, snap.E, snap.probe_labels, label_names, as_images=as_images),
+        "scatter": alignment_scatter(snap.A, snap.E, n_pairs=n_pairs, scale=run.relation_scale or 1.0),
+    }
     if frame is not None:
         figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, _frame_title(frame))
     else:
         figs["projection"] = empty_figure("projection: computing…", 380)
     return figs
+
+
+def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
+                   n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+    """What a recorded run looks like at the snapshot ``snap``: the same five figures as
+    :func:`live_figures` (``loss``, ``metric``, ``heatmaps``, ``scatter``, ``projection``).
+
+    ``run`` is a :class:`hraml_core.runs.Run` (or anything with ``scalars``, ``metric``,
+    ``raw_metric`` and ``relation_scale``).
+    """
+    return {**replay_curves(run, snap.step), **snapshot_figures(run, snap, frame, label_names, as_images, n_pairs)}
 
 
 def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence | None = None,

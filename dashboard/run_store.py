@@ -107,6 +107,7 @@ class SharedRun:
         self._lock = threading.Lock()
         self._chains: dict = {}
         self._figures: OrderedDict = OrderedDict()
+        self._curves = None
         self._build_lock = threading.Lock()
         self.refreshes = 0  # reads of the files (for tests and the watch benchmark)
 
@@ -143,6 +144,22 @@ class SharedRun:
                 chain = self._chains[key] = FrameChain(self.run, method)
             chain.ensure()
             return chain
+
+    def curves(self) -> dict:
+        """The run's ``loss`` and ``metric`` curves (see :func:`hraml_dashboard.figures.run_curves`) and
+        ``last_step``, the last step recorded: computed once per new scalars rows for every viewer."""
+        from .figures import run_curves
+
+        frame = self.run.scalars
+        key = (self.run.run_id, len(frame), self.run.metric)
+        with self._lock:
+            if self._curves is not None and self._curves[0] == key:
+                return self._curves[1]
+        made = run_curves(frame, self.run.metric)
+        made["last_step"] = int(frame["step"].max()) if len(frame) else 0
+        with self._lock:
+            self._curves = (key, made)
+        return made
 
     def figures(self, key, build):
         """``build()`` once per ``key`` (its figures then serve every viewer); the last

@@ -72,10 +72,10 @@ def fmt(v, spec: str = ".4g") -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
 
-def latest_step(run) -> int:
+def latest_step(shared: run_store.SharedRun) -> int:
     """The last step the run has recorded anything for (scalars or run.json's progress)."""
-    frame = run.scalars
-    last = int(frame["step"].max()) if len(frame) else 0
+    run = shared.run
+    last = shared.curves()["last_step"]
     return max(last, int(run.progress.get("step") or 0), run.snapshot_steps[-1] if run.snapshot_steps else 0)
 
 
@@ -93,9 +93,35 @@ def summary_table(rows) -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 # the step: slider, play / pause, follow a live run
 # --------------------------------------------------------------------------------------------------
-def _stop_following(prefix: str) -> None:
-    st.session_state[f"{prefix}_follow"] = False
-    st.session_state[f"{prefix}_playing"] = False
+# The shown step, "playing" and "follow" are plain session values that the page owns. The slider and
+# the Follow toggle only report the user's changes: their keys carry a version that the page bumps
+# whenever it moves them itself, so that they are drawn anew with the page's value. Writing into a
+# widget's own state instead races with the browser: a refresh it asks for carries the value it
+# still shows, which the server takes for a change by the user (it stopped following a live run).
+def _keys(prefix: str) -> dict[str, str]:
+    return {k: f"{prefix}_{k}" for k in ("pos", "playing", "follow", "version")}
+
+
+def _widget_key(prefix: str, what: str) -> str:
+    return f"{prefix}_{what}_{st.session_state.get(f'{prefix}_version', 0)}"
+
+
+def _redraw(prefix: str) -> None:
+    ss = st.session_state
+    ss[f"{prefix}_version"] = ss.get(f"{prefix}_version", 0) + 1
+
+
+def _on_slide(prefix: str, key: str) -> None:
+    """The user moved the slider: show that step; stop following and playing."""
+    ss = st.session_state
+    ss[f"{prefix}_pos"] = ss[key]
+    if ss.get(f"{prefix}_follow") or ss.get(f"{prefix}_playing"):
+        ss[f"{prefix}_follow"] = ss[f"{prefix}_playing"] = False
+        _redraw(prefix)
+
+
+def _on_follow(prefix: str, key: str) -> None:
+    st.session_state[f"{prefix}_follow"] = bool(st.session_state[key])
 
 
 def _toggle_play(prefix: str, steps: tuple) -> None:
@@ -104,8 +130,9 @@ def _toggle_play(prefix: str, steps: tuple) -> None:
     ss[f"{prefix}_playing"] = playing
     if playing:
         ss[f"{prefix}_follow"] = False
-        if steps and ss.get(f"{prefix}_step", steps[-1]) >= steps[-1]:
-            ss[f"{prefix}_step"] = steps[0]  # from the start again
+        if steps and ss.get(f"{prefix}_pos", steps[-1]) >= steps[-1]:
+            ss[f"{prefix}_pos"] = steps[0]  # from the start again
+    _redraw(prefix)
 
 
 def next_step(steps, current: int, stride: int) -> int | None:
@@ -119,47 +146,52 @@ def step_control(prefix: str, steps: tuple, live: bool) -> int:
     run being written, "follow" (show the newest snapshot). Returns the chosen step (a snapshot's
     step, or between two: the view shows the snapshot at or before it)."""
     ss = st.session_state
-    k_step, k_play, k_follow = f"{prefix}_step", f"{prefix}_playing", f"{prefix}_follow"
+    k = _keys(prefix)
     first, last = steps[0], steps[-1]
-    if k_follow not in ss:
-        ss[k_follow] = live
-    if k_step not in ss:
-        ss[k_step] = last
-    current = int(ss[k_step])
-    if ss.get(k_play):
-        nxt = next_step(steps, current, max(1, math.ceil(len(steps) / PLAY_FRAMES)))
+    if k["follow"] not in ss:
+        ss[k["follow"]] = live
+    pos = int(ss.get(k["pos"], last))
+    if ss.get(k["playing"]):
+        nxt = next_step(steps, pos, max(1, math.ceil(len(steps) / PLAY_FRAMES)))
         if nxt is None:
-            ss[k_play] = False
-            ss[k_follow] = live
-            current = last
+            ss[k["playing"]] = False
+            ss[k["follow"]] = live
+            _redraw(prefix)
+            pos = last
         else:
-            current = nxt
-    elif ss[k_follow]:
-        current = last
-    current = min(max(current, first), last)
-    ss[k_step] = current
+            pos = nxt
+    elif ss[k["follow"]] and live:
+        pos = last
+    pos = min(max(pos, first), last)
+    if pos != ss.get(k["pos"]):
+        if k["pos"] in ss:
+            _redraw(prefix)  # the page moved the step: the slider is drawn anew at it
+        ss[k["pos"]] = pos
     if first == last:
-        ss.pop(k_step, None)
         st.caption(f"One snapshot so far, at step {first:,}.")
         return first
     cols = st.columns([1.1, 8, 1.6] if live else [1.1, 9.6], vertical_alignment="bottom")
-    playing = ss.get(k_play, False)
+    playing = ss.get(k["playing"], False)
     cols[0].button("Pause" if playing else "Play", key=f"{prefix}_play", icon=":material/pause:" if playing else
                    ":material/play_arrow:", on_click=_toggle_play, args=(prefix, steps))
-    cols[1].slider("Step", min_value=int(first), max_value=int(last), key=k_step, on_change=_stop_following,
-                   args=(prefix,), help=f"{len(steps)} snapshots from step {first:,} to {last:,}; the view shows "
-                                        "the snapshot at or before the chosen step")
+    slider = _widget_key(prefix, "step")
+    cols[1].slider("Step", min_value=int(first), max_value=int(last), value=pos, key=slider, on_change=_on_slide,
+                   args=(prefix, slider), help=f"{len(steps)} snapshots from step {first:,} to {last:,}; the view "
+                                               "shows the snapshot at or before the chosen step")
     if live:
-        cols[2].toggle("Follow", key=k_follow, help="Show the newest snapshot as the run is written")
-    return current
+        follow = _widget_key(prefix, "follow")
+        cols[2].toggle("Follow", value=bool(ss[k["follow"]]), key=follow, on_change=_on_follow, args=(prefix, follow),
+                       help="Show the newest snapshot as the run is written")
+    return pos
 
 
 def forget_steps(prefix: str, what) -> None:
     """Start the step control afresh when the view shows something else (another run)."""
     ss = st.session_state
     if ss.get(f"{prefix}_showing") != what:
-        for k in ("step", "playing", "follow"):
-            ss.pop(f"{prefix}_{k}", None)
+        for key in ("pos", "playing", "follow"):
+            ss.pop(f"{prefix}_{key}", None)
+        _redraw(prefix)
         ss[f"{prefix}_showing"] = what
 
 
@@ -207,21 +239,29 @@ def frame_for(shared: run_store.SharedRun, method: str, step: int, following: bo
     return chain.frame_or_fallback(step), chain
 
 
-def run_figures(shared: run_store.SharedRun, snap_step: int, method: str, as_images: bool, following: bool):
-    """The five figures of ``shared``'s run at snapshot ``snap_step``, built once for every viewer."""
+def run_figures(shared: run_store.SharedRun, step: int, snap_step: int, method: str, as_images: bool,
+                following: bool) -> dict:
+    """The five figures of ``shared``'s run: the curves at ``step``, the rest at snapshot ``snap_step``;
+    each part built once for every viewer (a live run's curves change with every refresh, its
+    snapshot figures only with a new snapshot)."""
     run = shared.run
     frame, _ = frame_for(shared, method, snap_step, following)
     ident = None if frame is None else (frame.method, frame.step, frame.aligned, frame.note)
-    key = ("replay", run.run_id, snap_step, len(run.scalars), run.raw_metric, ident, as_images)
-    return shared.figures(key, lambda: figures.replay_figures(run, run.snapshot(snap_step), frame, as_images=as_images))
+    curves = shared.curves()
+    ckey = ("curves", run.run_id, step, len(curves["loss"][0]), len(curves["metric"][0]), run.raw_metric)
+    skey = ("snapshot", run.run_id, snap_step, ident, as_images)
+    return {**shared.figures(ckey, lambda: figures.replay_curves(run, step, curves)),
+            **shared.figures(skey, lambda: figures.snapshot_figures(run, run.snapshot(snap_step), frame,
+                                                                    as_images=as_images))}
 
 
-def show_metrics(run, step: int, snap_step: int | None, following: bool) -> None:
-    curves = figures.run_curves(run.scalars, run.metric)
+def show_metrics(shared: run_store.SharedRun, step: int, snap_step: int | None, following: bool) -> None:
+    run = shared.run
+    curves = shared.curves()
     state = run.state
     cols = st.columns(6)
     cols[0].metric("Status", state)
-    shown = latest_step(run) if following else step
+    shown = latest_step(shared) if following else step
     cols[1].metric("Step", f"{shown:,}")
     cols[2].metric("Snapshot", "–" if snap_step is None else f"{snap_step:,}")
     cols[3].metric("Loss", fmt(figures.value_at(*curves["loss"], shown)))
@@ -283,10 +323,10 @@ def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, 
     live = run.state == RUNNING
     steps = run.snapshot_steps
     if not steps:
-        show_metrics(run, latest_step(run), None, True)
+        show_metrics(shared, latest_step(shared), None, True)
         st.info("No snapshot recorded yet: the figures appear with the first one." if live else
                 "This run has no snapshots to show.")
-        curves = figures.run_curves(run.scalars, run.metric)
+        curves = shared.curves()
         if len(curves["loss"][0]):
             st.plotly_chart(figures.curve_figure({"loss": curves["loss"]}, "Training loss", "loss"),
                             key=f"{prefix}_fig_loss", config=chart_config(f"{name}-loss", bool(interval)))
@@ -294,10 +334,11 @@ def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, 
         step = step_control(prefix, steps, live)
         following = live and bool(st.session_state.get(f"{prefix}_follow"))
         snap_step = run.nearest_snapshot_step(step)
-        show_metrics(run, step, snap_step, following)
+        show_metrics(shared, step, snap_step, following)
         ticking = interval is not None
         try:
-            figs = run_figures(shared, snap_step, method, as_images=ticking, following=following)
+            figs = run_figures(shared, latest_step(shared) if following else step, snap_step, method,
+                               as_images=ticking, following=following)
         except (KeyError, ValueError) as exc:  # a snapshot replaced or unreadable meanwhile
             st.warning(f"Could not read the snapshot at step {snap_step:,}: {exc}")
         else:

@@ -50,3 +50,16 @@ def children(marker: str) -> list[int]:
 
 def baseline_children() -> list[int]:
     return children("dashboard.baseline_process")
+
+
+def count_metric_changes_js(label: str) -> str:
+    """JavaScript for Playwright's ``page.evaluate``: from now on, count in ``window._changes`` each
+    change of the value shown by the Streamlit metric ``label`` (counted in the page itself, so the
+    count does not depend on how fast the test can poll)."""
+    return """() => { window._changes = 0; window._last = null;
+  const read = () => { const m = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+      .find(e => e.querySelector('[data-testid="stMetricLabel"]')?.textContent.trim() === %s);
+    if (!m) return; const v = m.querySelector('[data-testid="stMetricValue"]').textContent;
+    if (window._last !== null && v !== window._last) window._changes++; window._last = v; };
+  new MutationObserver(read).observe(document.body, {subtree: true, childList: true, characterData: true}); read(); }""" % (
+        repr(label).replace("'", '"'))
