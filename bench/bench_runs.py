@@ -240,7 +240,6 @@ def _rss_mb(pid: int) -> float:
 
 def watch_run(n: int, seconds: float) -> dict:
     """N Chromium tabs watching one run being written: server memory and each tab's refresh rate."""
-    import os
     import threading
 
     from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, Server

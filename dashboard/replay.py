@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geometry import pca_2d, procrustes_align
-from .projection import PCA, UMAP, UMAP_MIN_POINTS
+from .projection import PCA, UMAP, UMAP_MIN_POINTS, BackgroundThread
 from .umap_process import umap_enabled, umap_service
 
 _ids = itertools.count(1)
@@ -43,7 +43,7 @@ class ReplayFrame:
     aligned: bool = True  # False: a fallback, not yet part of the chain
 
 
-class FrameChain:
+class FrameChain(BackgroundThread):
     """Aligned frames of ``run``'s snapshots by ``method`` ("umap" or "pca"); see the module docstring.
 
     ``service_getter`` returns the UMAP service (default: the server's, None when UMAP is switched off).
@@ -52,6 +52,7 @@ class FrameChain:
     def __init__(self, run, method: str, service_getter=None, idle_exit_s: float = IDLE_EXIT_S):
         if method not in (UMAP, PCA):
             raise ValueError(f"projection method must be {UMAP!r} or {PCA!r}, got {method!r}")
+        super().__init__(f"hraml-replay-{method}-{next(_ids)}")
         self.run = run
         self.method = method
         self.idle_exit_s = float(idle_exit_s)
@@ -60,38 +61,19 @@ class FrameChain:
         self._steps: list[int] = []  # steps with a frame, ascending
         self._upto = -1  # the last snapshot step the chain has dealt with
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.name = f"hraml-replay-{method}-{next(_ids)}"
         self.note = ""  # why frames are not (yet) by the method asked for
         self.errors: list[str] = []
 
     # -- control ----------------------------------------------------------------------------------
     def ensure(self) -> None:
         """Start the thread if snapshots are waiting for their frames."""
-        if self._closed.is_set() or not self._missing():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                self._thread.start()
+        if self._missing():
+            self._ensure_thread()
 
     def poke(self) -> None:
         """New snapshots may be there."""
-        self._wake.set()
+        super().poke()
         self.ensure()
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._closed.set()
-        self._wake.set()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
-
-    def is_alive(self) -> bool:
-        t = self._thread
-        return t is not None and t.is_alive()
 
     # -- reading ----------------------------------------------------------------------------------
     def progress(self) -> tuple[int, int]:
@@ -157,7 +139,7 @@ class FrameChain:
             if not todo:
                 self._wake.clear()
                 if not self._wake.wait(self.idle_exit_s) or self._closed.is_set():
-                    with self._lock:
+                    with self._thread_lock:
                         if self._missing() and not self._closed.is_set():
                             continue  # a snapshot arrived as we were leaving
                         self._thread = None

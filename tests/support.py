@@ -1,5 +1,7 @@
 """Helpers the tests share: waiting for a condition, a free loopback port, child processes."""
 import os
+import signal
+import subprocess
 import socket
 import time
 from pathlib import Path
@@ -63,3 +65,17 @@ def count_metric_changes_js(label: str) -> str:
     if (window._last !== null && v !== window._last) window._changes++; window._last = v; };
   new MutationObserver(read).observe(document.body, {subtree: true, childList: true, characterData: true}); read(); }""" % (
         repr(label).replace("'", '"'))
+
+
+def stop_group(proc, timeout: float = 15.0) -> None:
+    """End ``proc`` and its process group (started with ``start_new_session=True``: a server and its
+    children): SIGTERM, then SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)

@@ -7,14 +7,13 @@ screenshot there (that is how docs/dashboard.png is made).
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_for
+from support import free_port, stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("HRAML_CHROMIUM", "/usr/bin/chromium")
@@ -59,15 +58,7 @@ def server(tmp_path):
             time.sleep(0.25)
         yield url
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # streamlit and its UMAP child (same new session)
-            proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(5)
+        stop_group(proc)  # streamlit and its UMAP child (same new session)
         log.close()
 
 

@@ -4,7 +4,6 @@ by side, a figure's PNG from its mode bar, the evolution's HTML export played in
 the sidebar kept across pages. Skipped where chromium or playwright is missing (see test_browser.py).
 """
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from run_factory import make_run
-from support import count_metric_changes_js, free_port, wait_for
+from support import count_metric_changes_js, free_port, stop_group, wait_for
 from test_browser import CHROMIUM, CHROMIUM_ARGS, _healthy, _metric
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,15 +47,7 @@ def served(tmp_path_factory):
             pytest.fail(f"the dashboard did not start: {log_path.read_text()[-2000:]}")
         yield url, root, log_path
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(5)
+        stop_group(proc)
         log.close()
 
 
@@ -119,8 +110,7 @@ def test_a_torchrun_job_is_watched_live_while_it_trains(served, browser):
         assert job.poll() is None, "torchrun ended during the window"
         assert not errors, errors
     finally:
-        os.killpg(job.pid, signal.SIGTERM)
-        job.wait(30)
+        stop_group(job, 30)
 
 
 def test_two_runs_side_by_side_with_png_and_html_downloads(served, browser, tmp_path):
