@@ -71,7 +71,7 @@ def compare_figures(shared_runs: list, names: list[str], step: int, method: str,
         frame, _ = run_view.frame_for(shared, method, s, following=False)
         key = ("projection", run.run_id, s, None if frame is None else (frame.method, frame.step, frame.aligned, frame.note))
         projections.append(shared.figures(key, lambda f=frame, n=name, r=relation: figures.projection_figure(
-            f.xy, f.labels, title=f"{n} ({r}): {figures._frame_title(f)}") if f is not None
+            f.xy, f.labels, title=f"{n} ({r}): {figures.frame_title(f)}") if f is not None
             else figures.empty_figure("projection: computing…", 380)))
     out["matrices"] = (figures.matrices_figure(mats, labels, as_images=as_images) if mats
                        else figures.empty_figure("No snapshots yet", 380))

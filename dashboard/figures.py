@@ -408,10 +408,7 @@ def live_figures(snapshot, frame=None, label_names: Mapping | None = None, basel
         "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),
     }
     if frame is not None:
-        title = f"{'UMAP' if frame.method == 'umap' else 'PCA'} of {len(frame.xy):,} training embeddings at step {frame.step:,}"
-        if frame.note:
-            title += f" — {frame.note}"
-        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, title)
+        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, frame_title(frame))
     else:
         figs["projection"] = empty_figure("projection: computing the first frame…", 380)
     return figs
@@ -495,9 +492,10 @@ def curve_figure(series: Mapping[str, tuple], title: str, y_title: str, step: fl
     ))
 
 
-def _frame_title(frame, n: int | None = None) -> str:
+def frame_title(frame) -> str:
+    """"UMAP of 1,257 training embeddings at step 500" (and the frame's note, if any)."""
     method = "UMAP" if frame.method == "umap" else "PCA"
-    title = f"{method} of {n if n is not None else len(frame.xy):,} training embeddings at step {frame.step:,}"
+    title = f"{method} of {len(frame.xy):,} training embeddings at step {frame.step:,}"
     return title + (f" — {frame.note}" if getattr(frame, "note", "") else "")
 
 
@@ -535,7 +533,7 @@ def snapshot_figures(run, snap, frame=None, label_names: Mapping | None = None, 
         "scatter": alignment_scatter(snap.A, snap.E, n_pairs=n_pairs, scale=run.relation_scale or 1.0),
     }
     if frame is not None:
-        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, _frame_title(frame))
+        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, frame_title(frame))
     else:
         figs["projection"] = empty_figure("projection: computing…", 380)
     return figs
@@ -700,12 +698,12 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
     xr = [float(all_xy[:, 0].min() - pad[0]), float(all_xy[:, 0].max() + pad[0])]
     yr = [float(all_xy[:, 1].min() - pad[1]), float(all_xy[:, 1].max() + pad[1])]
     name = title or getattr(run, "name", "run")
-    frame_title = lambda k: f"{name}: step {steps[k]:,}"  # noqa: E731
+    heading = lambda k: f"{name}: step {steps[k]:,}"  # noqa: E731
     fig_frames = [dict(name=str(steps[k]), data=moving(k), traces=animated,
-                       layout=dict(title=dict(text=frame_title(k)))) for k in range(len(steps))]
+                       layout=dict(title=dict(text=heading(k)))) for k in range(len(steps))]
     sq = dict(showgrid=False, zeroline=False, showticklabels=False, constrain="domain")
     layout = dict(
-        title=dict(text=frame_title(0), x=0, font=dict(size=16)), showlegend=len(groups) > 1,
+        title=dict(text=heading(0), x=0, font=dict(size=16)), showlegend=len(groups) > 1,
         legend=dict(x=1.0, y=0.45, xanchor="left", yanchor="top", itemsizing="constant"),
         margin=dict(l=50, r=20, t=60, b=110), hovermode="closest",
         xaxis=dict(domain=[0, 0.46], anchor="y", title=dict(text="step")),
@@ -748,12 +746,12 @@ def evolution_html(figure: Mapping, title: str = "HRAML run") -> str:
 
     spec = json.loads(pio.to_json(dict(figure), validate=False))  # numpy arrays -> plotly's typed arrays
     spec["config"] = {"displaylogo": False, "responsive": True,
-                      "toImageButtonOptions": {"format": "png", "filename": _safe_filename(title)}}
+                      "toImageButtonOptions": {"format": "png", "filename": safe_filename(title)}}
     text = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
     return _HTML.format(title=html.escape(title), plotlyjs=get_plotlyjs(), spec=text)
 
 
-def _safe_filename(text: str) -> str:
+def safe_filename(text: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "figure"

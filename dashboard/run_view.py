@@ -43,7 +43,7 @@ def chart_config(filename: str, ticking: bool) -> dict:
     """plotly's config: the mode bar (with its PNG download, named ``filename``) when the view is still;
     while it refreshes the mode bar is off, as on the live page (every refresh remounts the charts)."""
     return {"displayModeBar": False if ticking else "hover", "displaylogo": False,
-            "toImageButtonOptions": {"format": "png", "filename": figures._safe_filename(filename), "scale": 2}}
+            "toImageButtonOptions": {"format": "png", "filename": figures.safe_filename(filename), "scale": 2}}
 
 
 def method_radio(key: str) -> str:
@@ -357,7 +357,7 @@ def export_button(shared: run_store.SharedRun, name: str, method: str, key: str)
         shared.refresh(0.0)
         return replay.evolution_html(shared.run, shared.chain(method))
 
-    st.download_button("Evolution (HTML)", build, file_name=f"{figures._safe_filename(name)}-evolution.html",
+    st.download_button("Evolution (HTML)", build, file_name=f"{figures.safe_filename(name)}-evolution.html",
                        mime="text/html", key=key, on_click="ignore", icon=":material/movie:",
                        disabled=not shared.run.snapshot_steps,
                        help="One self-contained HTML file (plotly.js inside, no internet needed) that plays the run: "
