@@ -184,7 +184,7 @@ def _on_start() -> None:
     settings, prepared, _ = _selection()
     if settings is not None:
         _apply(settings, prepared)
-    _session().start()
+    train_runs.start(_session())  # recorded under the runs folder (trains unrecorded if it cannot be)
 
 
 def _on_pause() -> None:

@@ -87,6 +87,24 @@ def consume_goto() -> bool:
 # --------------------------------------------------------------------------------------------------
 # the Train page's side
 # --------------------------------------------------------------------------------------------------
+RECORD_ERROR = "_record_error"
+
+
+def start(session) -> None:
+    """Start (or resume) the session's trainer. When its run cannot be recorded (the runs folder is
+    not writable, say) it trains anyway, unrecorded, and the page says why."""
+    st.session_state.pop(RECORD_ERROR, None)
+    try:
+        session.start()
+    except (OSError, ValueError) as exc:
+        trainer = session.trainer
+        if trainer is None or trainer.run_dir is None:
+            raise
+        st.session_state[RECORD_ERROR] = f"This run is not recorded ({trainer.run_dir}: {exc}); it trains anyway."
+        trainer.run_dir = None
+        session.start()
+
+
 def _on_duplicate_live(source: str, key: str) -> None:
     st.session_state["relation"] = st.session_state.get(key)
     st.session_state[DUPLICATE_OF] = source
@@ -126,6 +144,8 @@ def panel(session, settings_query: Mapping[str, str]) -> None:
     root = session.runs_root or run_store.runs_root()
     path = session.run_path()
     base = pages.app_url(st.context.url)
+    if st.session_state.get(RECORD_ERROR):
+        st.warning(st.session_state[RECORD_ERROR], icon="💾")
     with st.expander("Record, share, duplicate", expanded=False):
         if path is None:
             st.caption(f"Each run is recorded under `{root}` from its first Start (a new folder per Reset); "

@@ -286,3 +286,29 @@ def test_the_train_page_records_its_run_and_duplicates_it_with_another_relation(
     assert trainer.config.relation == "jaccard" and trainer.config.seed == 0
     table = at.dataframe[0].value
     assert list(table["relation"]) == ["l1", "jaccard"], (table, at.multiselect(key="compare_runs").value)
+
+
+def test_a_run_of_the_estimator_opens_like_any_other(root):
+    from sklearn.datasets import load_iris
+
+    from hraml_core import HRAML
+
+    X, y = load_iris(return_X_y=True)
+    HRAML(max_epochs=3, random_state=0, log_dir=root / "fits" / "iris").fit(X, y)
+    at = page(RUNS, {"run": "fits/iris"})
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["run"], row["source"], row["status"]) == ("fits/iris", "HRAML.fit", "finished")
+    assert metrics(at)["Status"] == "finished" and len(at.get("plotly_chart")) == 5
+    assert number(metrics(at)["Snapshots"]) >= 2
+
+
+def test_a_runs_folder_that_cannot_be_written_does_not_stop_training(tmp_path, monkeypatch, root):
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("HRAML_RUNS_DIR", str(tmp_path / "not-a-folder"))
+    at = app({"dataset": "iris"})
+    ok(at.run())
+    at.button(key="start").click()
+    assert wait_until(at, lambda: number(metrics(at)["Step"]) > 0)
+    assert any("not recorded" in w.value for w in at.warning)
+    at.button(key="stop").click()
+    ok(at.run())
