@@ -228,9 +228,12 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
     sb = st.sidebar
     names = _dataset_names(data_dir)
     specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
-    link_problems = share.restore(st.session_state, st.query_params, specs, names)
+    # what new widgets start from: the link, the values before a visit to another page, a duplicate's
+    initial, link_problems = share.initial_values(st.session_state, st.query_params, specs, names)
     sb.header("Data")
-    sb.selectbox("Dataset", names + [UPLOAD], index=0, key="dataset",
+    choices = names + [UPLOAD]
+    sb.selectbox("Dataset", choices, index=choices.index(initial["dataset"]) if initial.get("dataset") in choices else 0,
+                 key="dataset",
                  help="Embedded sets need no files; others come from the data directory "
                       f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
     if st.session_state.get("dataset") == UPLOAD:
@@ -253,8 +256,9 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
             elif lname.removesuffix(".gz").endswith(".arff"):
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
+    shown = share.with_defaults(specs, initial)
     for group in params.GROUPS:
-        basic = [w for w in specs if w.group == group and not w.advanced]
+        basic = [w for w in shown if w.group == group and not w.advanced]
         if basic:
             sb.header(settings_form.GROUP_TITLES[group])
         for w in basic:
@@ -265,17 +269,18 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
                     sb.markdown(f"`{rel.formula}`")
                     sb.caption(rel.description)
     advanced = sb.expander("Advanced settings", expanded=False)
-    for w in specs:
+    for w in shown:
         if w.advanced:
             settings_form.render(advanced, w)
 
     sb.header("Display")
     probe, display, projection = share.DISPLAY
-    sb.slider(probe.label, probe.low, probe.high, probe.default, step=probe.step, key=probe.key,
+    sb.slider(probe.label, probe.low, probe.high, initial.get(probe.key, probe.default), step=probe.step, key=probe.key,
               help="Samples in the A / E heatmaps (probe subset of the training part)")
-    sb.slider(display.label, display.low, display.high, display.default, step=display.step, key=display.key,
-              help="Training samples whose embeddings are projected to 2-D")
+    sb.slider(display.label, display.low, display.high, initial.get(display.key, display.default), step=display.step,
+              key=display.key, help="Training samples whose embeddings are projected to 2-D")
     sb.radio(projection.label, list(projection.options), horizontal=True, key=projection.key,
+             index=projection.options.index(initial.get(projection.key, projection.default)),
              help="UMAP warm-started from the previous frame and aligned onto it (Procrustes); PCA is instant.")
     sb.caption("Changes to data, relation, encoder, optimiser, pairs, seed and point counts need a Reset once "
                "training has started; the projection method applies at once.")

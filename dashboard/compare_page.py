@@ -26,17 +26,16 @@ def _on_pick() -> None:
 def choose_runs(root) -> list[str]:
     rows = run_store.summaries(root)
     names = [r.name for r in rows]
-    if PICK not in st.session_state:
-        wanted = [n for n in st.query_params.get_all(pages.RUNS_KEY) if n]
-        missing = [n for n in wanted if n not in names]
-        if missing:
-            st.warning(f"The link names runs that are not in {root}: {', '.join(map(repr, missing))}.", icon="🔗")
-        st.session_state[PICK] = [n for n in wanted if n in names][:MAX_RUNS]
-    st.multiselect("Runs to compare", names, key=PICK, on_change=_on_pick, max_selections=MAX_RUNS,
-                   placeholder="Choose two or more runs…",
-                   help="For example the same data and seed with two relations: the Runs page's "
-                        "\"Duplicate with this relation\" makes such a pair.")
-    return list(st.session_state.get(PICK) or [])
+    # The address is the selection (the box writes it), drawn as the box's default (see runs_page).
+    wanted = [n for n in st.query_params.get_all(pages.RUNS_KEY) if n]
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        st.warning(f"The link names runs that are not in {root}: {', '.join(map(repr, missing))}.", icon="🔗")
+    chosen = st.multiselect("Runs to compare", names, default=[n for n in wanted if n in names][:MAX_RUNS], key=PICK,
+                            on_change=_on_pick, max_selections=MAX_RUNS, placeholder="Choose two or more runs…",
+                            help="For example the same data and seed with two relations: the Runs page's "
+                                 "\"Duplicate with this relation\" makes such a pair.")
+    return list(chosen)
 
 
 def compare_figures(shared_runs: list, names: list[str], step: int, method: str, as_images: bool) -> dict:

@@ -34,18 +34,17 @@ def run_list(root) -> str | None:
                 icon="📂")
         return None
     names = [r.name for r in rows]
+    # The address is the selection (the select box writes it): the box is drawn with it as its
+    # value, rather than told through st.session_state, which raced with the browser's first state.
     wanted = st.query_params.get(pages.RUN_KEY)
-    if OPEN not in st.session_state:
-        if wanted in names:
-            st.session_state[OPEN] = wanted
-        elif wanted:
-            st.warning(f"The link asks for a run called {wanted!r}, which is not in {root}.", icon="🔗")
+    if wanted and wanted not in names:
+        st.warning(f"The link asks for a run called {wanted!r}, which is not in {root}.", icon="🔗")
     st.dataframe(run_view.summary_table(rows), hide_index=True, height=min(36 * (len(rows) + 1) + 3, 320),
                  column_config={"best": st.column_config.NumberColumn(format="%.4f"),
                                 "last": st.column_config.NumberColumn(format="%.4f")})
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    choice = c1.selectbox("Open a run", names, index=None, key=OPEN, on_change=_on_open,
-                          placeholder="Choose a run to replay…")
+    choice = c1.selectbox("Open a run", names, index=names.index(wanted) if wanted in names else None, key=OPEN,
+                          on_change=_on_open, placeholder="Choose a run to replay…")
     c2.button("Refresh list", key="refresh_runs", icon=":material/refresh:")
     return choice
 

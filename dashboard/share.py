@@ -8,9 +8,9 @@ No Streamlit here: the functions take the session state and the query parameters
   each value that cannot be used (never an exception);
 - :func:`to_query`: widget values -> link values, only those that differ from the defaults (a link
   with no settings opens the defaults, so links stay short);
-- :func:`restore` / :func:`remember`: before the sidebar is drawn, take the link's values (first run
-  of a session), the values the sidebar had before a visit to another page (Streamlit forgets the
-  state of widgets a page does not draw) and values another page asks for (a duplicate run);
+- :func:`initial_values` / :func:`remember`: what the sidebar's widgets start from: the link's values
+  (first run of a session), the values the sidebar had before a visit to another page (Streamlit
+  forgets the state of widgets a page does not draw) and values another page asks for (a duplicate);
 - :func:`sync_query`: after the sidebar is drawn, write its state into the address.
 
 Query keys ``page``, ``run``, ``runs``, ``watch`` (the runs pages) and ``session`` are not settings.
@@ -191,51 +191,59 @@ def values_from_config(config: Mapping, specs: Sequence[sf.WidgetSpec]) -> tuple
 # --------------------------------------------------------------------------------------------------
 # the session's side
 # --------------------------------------------------------------------------------------------------
-def restore(state: MutableMapping, query: Mapping, specs: Sequence[sf.WidgetSpec], datasets: Sequence[str]) -> list[str]:
-    """Put into ``state`` (before the sidebar's widgets are drawn), each over the one before:
+def initial_values(state: MutableMapping, query: Mapping, specs: Sequence[sf.WidgetSpec],
+                   datasets: Sequence[str]) -> tuple[dict, list[str]]:
+    """(values, messages): what the sidebar's widgets start from when they are drawn anew, each
+    over the one before:
 
     1. the values the sidebar had when this session last drew it (Streamlit drops the state of
        widgets that a page does not draw, so a visit to the Runs page would reset them);
     2. on the session's first drawing of the sidebar, the link's values;
     3. values another page asked for (:data:`PENDING`, e.g. "duplicate with another relation").
 
-    Returns the messages about values that were not used; they are kept (the page reruns on its
-    own) until :func:`dismiss`.
+    The app draws each widget with its value as the widget's default (:func:`with_defaults`) rather
+    than writing it into ``st.session_state``: a value written there before the widget is drawn
+    sometimes lost the race with the browser's first report of its widgets, which then showed (and
+    sent back) the declared default. Widgets that exist keep their state; these values only start
+    new ones. The messages are about values that were not used; they are kept (the page reruns on
+    its own) until :func:`dismiss`.
     """
-    for key, value in (state.get(SAVED) or {}).items():
-        if key not in state:
-            state[key] = value
+    values = dict(state.get(SAVED) or {})
     problems = list(state.get(PROBLEMS) or [])
     if not state.get(APPLIED):
         state[APPLIED] = True
-        values, problems = parse_query(query, specs, datasets)
-        state.update(values)
+        link, problems = parse_query(query, specs, datasets)
+        values.update(link)
     pending = dict(state.get(PENDING) or {})
     if pending:
         state[PENDING] = None
         if DATASET in pending and pending[DATASET] not in datasets:
             problems.append(f"dataset {pending.pop(DATASET)!r} is not available here: choose the data in the sidebar")
-        state.update(pending)
+        values.update(pending)
     state[PROBLEMS] = problems
-    return problems
+    return values, problems
+
+
+def with_defaults(specs: Sequence[sf.WidgetSpec], values: Mapping) -> list[sf.WidgetSpec]:
+    """``specs`` with ``values`` as the defaults their widgets are drawn with."""
+    import dataclasses
+
+    return [dataclasses.replace(s, default=values[s.key]) if s.key in values else s for s in specs]
 
 
 def dismiss(state: MutableMapping) -> None:
-    """Forget the messages of :func:`restore`."""
+    """Forget the messages of :func:`initial_values`."""
     state[PROBLEMS] = []
 
 
 def remember(state: MutableMapping, keys: Sequence[str]) -> None:
-    """Keep the sidebar's values (after drawing it) for :func:`restore`."""
+    """Keep the sidebar's values (after drawing it) for :func:`initial_values`."""
     state[SAVED] = {k: state[k] for k in keys if k in state}
 
 
 def request(state: MutableMapping, values: Mapping) -> None:
     """Ask the sidebar to take ``values`` at its next drawing (from another page)."""
     state[PENDING] = dict(values)
-    saved = dict(state.get(SAVED) or {})
-    saved.update(values)
-    state[SAVED] = saved
 
 
 def sync_query(query: MutableMapping, state: Mapping, specs: Sequence[sf.WidgetSpec], dataset_default: str | None,

@@ -144,6 +144,8 @@ def test_umap_frames_come_from_the_umap_service_warm_started(tmp_path):
     off = replay.FrameChain(run, "umap", service_getter=lambda: None)
     off.ensure()
     assert off.wait(30) and off.frame(0).method == "pca" and "switched off" in off.note
+    chain.close()
+    off.close()
     with pytest.raises(ValueError):
         replay.FrameChain(run, "tsne")
 
@@ -295,21 +297,25 @@ def test_bad_link_values_are_named_and_left_out():
 
 def test_the_sidebar_survives_other_pages_and_takes_the_link_once():
     state, query = {}, {"relation": "jaccard", "lr": "0.01"}
-    assert share.restore(state, query, SPECS, DATASETS) == []
-    assert state["relation"] == "jaccard" and state["lr"] == 0.01 and state[share.APPLIED]
-    state["relation"] = "l2"  # the user changes it; the page writes it into the link
+    assert share.initial_values(state, query, SPECS, DATASETS) == ({"relation": "jaccard", "lr": 0.01}, [])
+    assert state[share.APPLIED] and "relation" not in state  # widgets start from them; nothing is written for them
+    state.update(relation="l2", lr=0.01)  # the widgets as drawn, then the user changes the relation
     share.remember(state, share.sidebar_keys(SPECS))
     wanted = share.sync_query(query, state, SPECS, "digits", DATASETS)
     assert query == wanted == {"relation": "l2", "lr": "0.01"}
     del state["relation"], state["lr"]  # Streamlit forgets widgets a page does not draw
-    share.restore(state, {"relation": "l1"}, SPECS, DATASETS)  # back on the page: the link is not re-read
-    assert state["relation"] == "l2" and state["lr"] == 0.01
+    values, _ = share.initial_values(state, {"relation": "l1"}, SPECS, DATASETS)  # back: the link is not re-read
+    assert values["relation"] == "l2" and values["lr"] == 0.01
     share.request(state, {"relation": "jaccard", "dataset": "gone"})  # a duplicate asks for another relation
-    problems = share.restore(state, {}, SPECS, DATASETS)
-    assert state["relation"] == "jaccard" and "dataset 'gone' is not available" in problems[0]
-    assert share.restore(state, {}, SPECS, DATASETS) == problems  # kept until dismissed
+    values, problems = share.initial_values(state, {}, SPECS, DATASETS)
+    assert values["relation"] == "jaccard" and "dataset" not in values
+    assert "dataset 'gone' is not available" in problems[0]
+    assert share.initial_values(state, {}, SPECS, DATASETS)[1] == problems  # kept until dismissed
     share.dismiss(state)
-    assert share.restore(state, {}, SPECS, DATASETS) == []
+    assert share.initial_values(state, {}, SPECS, DATASETS)[1] == []
+    shown = {s.key: s for s in share.with_defaults(SPECS, {"relation": "jaccard", "hidden": "8,4"})}
+    assert shown["relation"].default == "jaccard" and shown["hidden"].text_default() == "8,4"
+    assert shown["lr"].default == 3e-3
     state["relation"] = "l1"
     state["lr"] = 3e-3
     share.sync_query(query, state, SPECS, "digits", DATASETS)
