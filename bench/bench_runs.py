@@ -242,7 +242,7 @@ def watch_run(n: int, seconds: float) -> dict:
     """N Chromium tabs watching one run being written: server memory and each tab's refresh rate."""
     import threading
 
-    from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, Server
+    from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, Server, _cpu_by_group
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from support import count_metric_changes_js
     from playwright.sync_api import sync_playwright
@@ -276,7 +276,10 @@ def watch_run(n: int, seconds: float) -> dict:
         srv.wait_healthy()
         out["rss_idle"] = _rss_mb(srv.proc.pid)
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            # every tab is a watcher in the foreground: no timer throttling of background tabs
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + [
+                "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows",
+                "--disable-renderer-backgrounding"])
             pages = []
             for i in range(n):
                 page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -289,8 +292,11 @@ def watch_run(n: int, seconds: float) -> dict:
             time.sleep(5)
             for page in pages:
                 page.evaluate(count_metric_changes_js("Step"))
+            cpu0 = _cpu_by_group(srv.proc.pid)
             time.sleep(seconds)
+            cpu1 = _cpu_by_group(srv.proc.pid)
             out["rates"] = [page.evaluate("() => window._changes") / seconds for page in pages]
+            out["cpu"] = {k: (cpu1[k] - cpu0[k]) / seconds for k in cpu0}  # cores used in the window
             out["rss_n"] = _rss_mb(srv.proc.pid)
             browser.close()
     finally:
@@ -405,6 +411,8 @@ def main() -> None:
             f"| memory per additional watcher | **{wt['per_watcher_mb']:.1f} MB** | <= 20 MB |",
             f"| refreshes per second of each tab (changes of the shown step, counted in the browser over "
             f"{args.watch_seconds:.0f} s): min / median / max | {rates.min():.2f} / {np.median(rates):.2f} / {rates.max():.2f} | >= 1 |",
+            f"| CPU in the window (cores): server / Chromium / other processes | {wt['cpu']['server']:.2f} / "
+            f"{wt['cpu']['chromium']:.2f} / {wt['cpu']['other']:.2f} | |",
         ]
     text = "\n".join(body)
     print(text)
