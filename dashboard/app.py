@@ -27,7 +27,8 @@ from hraml_core.data import DatasetError, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
-from hraml_dashboard import budget, exact_eval, figures, server, settings_form, sources
+from hraml_dashboard import (budget, exact_eval, figures, pages, server, settings_form, share, sources,
+                             train_runs)
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
 from hraml_dashboard.state import Session, Settings, open_sessions
@@ -238,7 +239,7 @@ def _on_start() -> None:
     settings, prepared, _ = _selection()
     if settings is not None:
         _apply(settings, prepared)
-    _session().start()
+    train_runs.start(_session())  # recorded under the runs folder (trains unrecorded if it cannot be)
 
 
 def _on_pause() -> None:
@@ -298,11 +299,18 @@ def _label_picker(sb, cols: list[str]) -> None:
                    help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: distributions.")
 
 
-def sidebar(data_dir: str | None) -> None:
+def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
+    """Draw the sidebar; (messages about link values not used, the settings' part of the link).
+    Its state lives in the address (share.py): a copied link opens the same settings."""
     sb = st.sidebar
-    sb.header("Data")
     names = _dataset_names(data_dir)
-    sb.selectbox("Dataset", names + [UPLOAD], index=0, key="dataset",
+    specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
+    # what new widgets start from: the link, the values before a visit to another page, a duplicate's
+    initial, link_problems = share.initial_values(st.session_state, st.query_params, specs, names)
+    sb.header("Data")
+    choices = names + [UPLOAD]
+    sb.selectbox("Dataset", choices, index=choices.index(initial["dataset"]) if initial.get("dataset") in choices else 0,
+                 key="dataset",
                  help="Embedded sets need no files; others come from the data directory "
                       f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
     data_file = sources.find_data_file(st.session_state.get("dataset", ""), data_dir)
@@ -332,9 +340,9 @@ def sidebar(data_dir: str | None) -> None:
             elif lname.removesuffix(".gz").endswith(".arff"):
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
-    specs = settings_form.widget_specs(options={"relation": list(RELATIONS)})
+    shown = share.with_defaults(specs, initial)
     for group in params.GROUPS:
-        basic = [w for w in specs if w.group == group and not w.advanced]
+        basic = [w for w in shown if w.group == group and not w.advanced]
         if basic:
             sb.header(settings_form.GROUP_TITLES[group])
         for w in basic:
@@ -345,19 +353,24 @@ def sidebar(data_dir: str | None) -> None:
                     sb.markdown(f"`{rel.formula}`")
                     sb.caption(rel.description)
     advanced = sb.expander("Advanced settings", expanded=False)
-    for w in specs:
+    for w in shown:
         if w.advanced:
             settings_form.render(advanced, w)
 
     sb.header("Display")
-    sb.slider("Heatmap points", 50, 1000, 300, step=50, key="probe_size",
+    probe, display, projection = share.DISPLAY
+    sb.slider(probe.label, probe.low, probe.high, initial.get(probe.key, probe.default), step=probe.step, key=probe.key,
               help="Samples in the A / E heatmaps (probe subset of the training part)")
-    sb.slider("Projection points", 100, 5000, 2000, step=100, key="display_size",
-              help="Training samples whose embeddings are projected to 2-D")
-    sb.radio("Projection", ["UMAP", "PCA"], horizontal=True, key="projection",
+    sb.slider(display.label, display.low, display.high, initial.get(display.key, display.default), step=display.step,
+              key=display.key, help="Training samples whose embeddings are projected to 2-D")
+    sb.radio(projection.label, list(projection.options), horizontal=True, key=projection.key,
+             index=projection.options.index(initial.get(projection.key, projection.default)),
              help="UMAP warm-started from the previous frame and aligned onto it (Procrustes); PCA is instant.")
     sb.caption("Changes to data, relation, encoder, optimiser, pairs, seed and point counts need a Reset once "
                "training has started; the projection method applies at once.")
+    share.remember(st.session_state, share.sidebar_keys(specs))
+    query = share.sync_query(st.query_params, st.session_state, specs, names[0] if names else None, names)
+    return link_problems, query
 
 
 # --------------------------------------------------------------------------------------------------
@@ -572,7 +585,7 @@ def main() -> None:
         st.stop()
     _follow_address(_attachment())
     data_dir = _data_dir()
-    sidebar(data_dir)
+    link_problems, settings_query = sidebar(data_dir)
     _remember_widgets(session)
 
     st.title("HRAML Explorer", anchor=False)
@@ -584,6 +597,11 @@ def main() -> None:
     settings, prepared, errors = _selection()
     if settings is not None:
         _apply(settings, prepared)
+    train_runs.handle_duplicate(session, settings, prepared, errors)
+    if link_problems:
+        c1, c2 = st.columns([10, 1], vertical_alignment="center")
+        c1.warning("Not taken from the link: " + "; ".join(link_problems), icon="🔗")
+        c2.button("Dismiss", key="dismiss_link", on_click=share.dismiss, args=(st.session_state,))
     for msg in errors:
         if msg == NO_FILE:
             st.info(msg, icon="📂")
@@ -634,6 +652,7 @@ def main() -> None:
     # carries an old id is served while the rest of the page is drawn.
     with download_slot:
         downloads_panel(session)
+        train_runs.panel(session, settings_query)
     ticking = session.needs_refresh()
     interval = _refresh_interval() if ticking else None
     with live_slot:
@@ -643,4 +662,5 @@ def main() -> None:
         st.fragment(run_every=1.0 if busy else None)(baseline_panel)(busy)
 
 
-main()
+_process_setup()  # every page: the run pages' projections use BLAS too
+pages.navigation(main)  # Train (this page), Runs, Compare; a watch link shows one run read-only

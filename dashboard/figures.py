@@ -6,7 +6,7 @@ sets ``uirevision`` so that a user's zoom survives the live refreshes.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -399,11 +399,350 @@ def live_figures(snapshot, frame=None, label_names: Mapping | None = None, basel
         "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),
     }
     if frame is not None:
-        title = f"{'UMAP' if frame.method == 'umap' else 'PCA'} of {len(frame.xy):,} training embeddings at step {frame.step:,}"
-        if frame.note:
-            title += f" — {frame.note}"
-        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, title)
+        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, frame_title(frame))
     else:
         figs["projection"] = empty_figure("projection: computing the first frame…", 380)
     return figs
 
+
+
+# --------------------------------------------------------------------------------------------------
+# recorded runs: replay, compare, export
+# --------------------------------------------------------------------------------------------------
+def run_curves(scalars, metric: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ``loss`` and ``metric`` curves of a run's scalars (a DataFrame with ``step`` and the
+    columns): (steps, values) without the NaN rows, in step order (a row may be appended late)."""
+    out = {}
+    for key, col in (("loss", "loss"), ("metric", metric)):
+        if col is None or col not in scalars:
+            out[key] = (np.zeros(0), np.zeros(0))
+            continue
+        rows = scalars[["step", col]].dropna()
+        rows = rows.sort_values("step", kind="stable")
+        out[key] = (rows["step"].to_numpy(np.float64), rows[col].to_numpy(np.float64))
+    return out
+
+
+def value_at(steps, values, step: float) -> float | None:
+    """The last value at or before ``step`` (None when there is none)."""
+    steps = np.asarray(steps)
+    i = int(np.searchsorted(steps, step, side="right")) - 1
+    return float(np.asarray(values)[i]) if i >= 0 else None
+
+
+def curve_figure(series: Mapping[str, tuple], title: str, y_title: str, step: float | None = None,
+                 upto: bool = False, lines: Mapping[str, float] | None = None, log: bool | None = None,
+                 x_range: tuple[float, float] | None = None, max_points: int = LOSS_POINTS,
+                 uirevision: str = "curve", height: int = 300) -> go.Figure:
+    """Curves of one quantity over steps, one trace per series (``{name: (steps, values)}``: a run's
+    loss, or several runs' metric), with a dashed line at ``step`` and a dot on each curve there.
+
+    ``upto``: each curve is drawn solid up to ``step`` and faint after it (a replay draws the curve
+    growing while the axes stay put). ``lines``: horizontal reference values (the metric on raw
+    features). ``log``: a log y axis (default: when every value is positive).
+    """
+    data, shapes = [], []
+    everything = [np.asarray(v, dtype=np.float64) for _, v in series.values()]
+    if log is None:
+        log = bool(everything) and all(len(v) == 0 or np.all(v > 0) for v in everything) and any(len(v) for v in everything)
+    lo = hi = None
+    for k, (name, (x, y)) in enumerate(series.items()):
+        x, y = bin_curve(x, y, max_points)
+        colour = PALETTE[k % len(PALETTE)]
+        if len(x):
+            lo = float(x[0]) if lo is None else min(lo, float(x[0]))
+            hi = float(x[-1]) if hi is None else max(hi, float(x[-1]))
+        if upto and step is not None:
+            done = x <= step
+            data.append(dict(type="scatter", x=x[~done], y=y[~done], mode="lines", name=name, showlegend=False,
+                             hoverinfo="skip", line=dict(width=1, color=colour), opacity=0.25))
+            x, y = x[done], y[done]
+        data.append(dict(type="scatter", x=x, y=y, mode="lines", name=name, line=dict(width=1.5, color=colour)))
+        if step is not None:
+            v = value_at(x, y, step)
+            if v is not None:
+                data.append(dict(type="scatter", x=[float(step)], y=[v], mode="markers", name=f"{name} at {int(step):,}",
+                                 showlegend=False, marker=dict(size=8, color=colour, line=dict(width=1, color="white")),
+                                 hovertemplate=f"{name}<br>step %{{x:,}}<br>%{{y:.4g}}<extra></extra>"))
+    x0, x1 = x_range if x_range is not None else (lo if lo is not None else 0.0, hi if hi is not None else 1.0)
+    for k, (label, v) in enumerate((lines or {}).items()):
+        if v is not None and np.isfinite(v):
+            data.append(dict(type="scatter", x=[x0, max(x1, x0 + 1)], y=[v, v], mode="lines", name=f"{label} ({v:.4f})",
+                             line=dict(dash="dash" if k == 0 else "dot", color="#7f7f7f", width=1.5), hoverinfo="skip"))
+    if step is not None:
+        shapes.append(dict(type="line", x0=step, x1=step, xref="x", y0=0, y1=1, yref="paper",
+                           line=dict(color="#555555", width=1, dash="dot")))
+    xaxis = dict(title=dict(text="step"))
+    if x_range is not None:
+        xaxis["range"] = list(x_range)
+    return _figure(data, dict(
+        title=_title(title), height=height, margin=_margin(), uirevision=uirevision, shapes=shapes,
+        xaxis=xaxis, yaxis=dict(title=dict(text=y_title), type="log" if log else "linear"),
+        showlegend=len(series) > 1 or bool(lines),
+        legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.6)"),
+    ))
+
+
+def frame_title(frame) -> str:
+    """"UMAP of 1,257 training embeddings at step 500" (and the frame's note, if any)."""
+    method = "UMAP" if frame.method == "umap" else "PCA"
+    title = f"{method} of {len(frame.xy):,} training embeddings at step {frame.step:,}"
+    return title + (f" — {frame.note}" if getattr(frame, "note", "") else "")
+
+
+def replay_curves(run, step: int, curves: Mapping | None = None) -> dict[str, go.Figure]:
+    """The ``loss`` and ``metric`` figures of a recorded run at ``step``: each curve drawn up to the
+    step over the whole run's axis (the axes stay put while a slider moves), a dot at the step.
+    ``curves``: the run's :func:`run_curves`, when already computed."""
+    curves = curves if curves is not None else run_curves(run.scalars, run.metric)
+    steps = np.concatenate([curves["loss"][0], curves["metric"][0], np.array([0.0, float(step)])])
+    x_range = (float(steps.min()), float(max(steps.max(), 1.0)))
+    loss = curves["loss"]
+    at = value_at(*loss, step)
+    figs = {
+        "loss": curve_figure({"loss": loss}, f"Training loss at step {step:,}" + (f": {at:.4g}" if at is not None else ""),
+                             "loss", step=step, upto=True, x_range=x_range, uirevision="loss")
+        if len(loss[0]) else empty_figure("No loss recorded yet"),
+    }
+    metric, m, raw = run.metric, curves["metric"], run.raw_metric
+    if metric and (len(m[0]) or raw is not None):
+        at = value_at(*m, step)
+        figs["metric"] = curve_figure({"HRAML": m}, f"Held-out {metric}" + (f" at step {step:,}: {at:.4f}" if at is not None else ""),
+                                      metric, step=step, upto=True, lines={"raw features": raw} if raw is not None else None,
+                                      log=False, x_range=x_range, uirevision="metric")
+    else:
+        figs["metric"] = empty_figure("No held-out metric in this run" if not metric else f"No held-out {metric} yet")
+    return figs
+
+
+def snapshot_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
+                     n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+    """The ``heatmaps``, ``scatter`` and ``projection`` figures of a recorded run's snapshot ``snap``
+    (a :class:`hraml_core.runs.RunSnapshot`) and its projection ``frame``."""
+    figs = {
+        "heatmaps": relation_heatmaps(snap.A, snap.E, snap.probe_labels, label_names, as_images=as_images),
+        "scatter": alignment_scatter(snap.A, snap.E, n_pairs=n_pairs, scale=run.relation_scale or 1.0),
+    }
+    if frame is not None:
+        figs["projection"] = projection_figure(frame.xy, frame.labels, label_names, frame_title(frame))
+    else:
+        figs["projection"] = empty_figure("projection: computing…", 380)
+    return figs
+
+
+def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
+                   n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+    """What a recorded run looks like at the snapshot ``snap``: the same five figures as
+    :func:`live_figures` (``loss``, ``metric``, ``heatmaps``, ``scatter``, ``projection``).
+
+    ``run`` is a :class:`hraml_core.runs.Run` (or anything with ``scalars``, ``metric``,
+    ``raw_metric`` and ``relation_scale``).
+    """
+    return {**replay_curves(run, snap.step), **snapshot_figures(run, snap, frame, label_names, as_images, n_pairs)}
+
+
+def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence | None = None,
+                    label_names: Mapping | None = None, height: int = 380, as_images: bool = True) -> go.Figure:
+    """Square matrices side by side on one colour scale ([0, the largest entry of any]), one panel
+    each, titled: the A of several runs at one step, directly comparable.
+
+    ``labels``: per matrix, the labels of its rows (block ticks), or None. ``as_images``: panels as
+    pre-coloured PNG images (fast; hover shows positions), else heatmaps with values on hover.
+    """
+    mats = [(t, np.asarray(M, dtype=np.float32)) for t, M in matrices]
+    if not mats:
+        raise ValueError("no matrices to draw")
+    for t, M in mats:
+        if M.ndim != 2 or M.shape[0] != M.shape[1]:
+            raise ValueError(f"{t}: a square matrix is needed, got shape {M.shape}")
+    zmax = nice_ceiling(max(float(np.max(M, initial=0.0)) for _, M in mats))
+    k = len(mats)
+    gap = 0.04
+    w = (1 - gap * (k - 1)) / k
+    data, layout = [], dict(
+        height=height, margin=_margin(l=40, r=12, t=30, b=64), uirevision="matrices",
+        coloraxis=dict(colorscale=HEATMAP_SCALE, cmin=0.0, cmax=zmax,
+                       colorbar=dict(orientation="h", x=0.5, xanchor="center", len=0.6, y=-0.08, yanchor="top",
+                                     thickness=10, title=dict(text="D²", side="right"))),
+        annotations=[dict(text=t, x=i * (w + gap) + w / 2, y=1.0, xref="paper", yref="paper", xanchor="center",
+                          yanchor="bottom", showarrow=False, font=dict(size=13)) for i, (t, _) in enumerate(mats)],
+    )
+    for i, (t, M) in enumerate(mats):
+        sx = "" if i == 0 else str(i + 1)
+        axes = {} if i == 0 else dict(xaxis=f"x{sx}", yaxis=f"y{sx}")
+        if as_images:
+            data.append(dict(type="image", source=_image_uri(M, 0.0, zmax, HEATMAP_SCALE), name=t, x0=0, dx=1, y0=0, dy=1,
+                             hovertemplate="row %{y}, col %{x}<extra>" + t + "</extra>", **axes))
+        else:
+            data.append(dict(type="heatmap", z=M, name=t, coloraxis="coloraxis", zmin=0.0, zmax=zmax,
+                             hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra>%{fullData.name}</extra>", **axes))
+        lab = labels[i] if labels is not None else None
+        ticks, texts = label_blocks(lab, label_names) if lab is not None else ([], [])
+        n = M.shape[0]
+        axis = dict(showgrid=False, zeroline=False, tickvals=ticks, ticktext=texts, tickfont=dict(size=9),
+                    constrain="domain")
+        layout[f"xaxis{sx}"] = dict(axis, range=[-0.5, n - 0.5], domain=[i * (w + gap), i * (w + gap) + w],
+                                    anchor=f"y{sx}", scaleanchor=f"y{sx}", showticklabels=False)
+        layout[f"yaxis{sx}"] = dict(axis, range=[n - 0.5, -0.5], anchor=f"x{sx}", showticklabels=True)
+    if as_images:  # an invisible carrier of the colour bar
+        data.append(dict(type="heatmap", z=np.array([[0.0, zmax]], np.float32), coloraxis="coloraxis", opacity=0.0,
+                         hoverinfo="skip", name="scale"))
+    return _figure(data, layout)
+
+
+# --------------------------------------------------------------------------------------------------
+# a run's evolution as one HTML file
+# --------------------------------------------------------------------------------------------------
+#: Snapshots an exported evolution holds at most (spread evenly over the run).
+EXPORT_FRAMES = 200
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:0;padding:8px}} #plot{{width:100%;height:92vh}}</style>
+<script>{plotlyjs}</script></head>
+<body><div id="plot"></div>
+<script type="application/json" id="hraml-evolution">{spec}</script>
+<script>
+const spec = JSON.parse(document.getElementById("hraml-evolution").textContent);
+Plotly.newPlot("plot", spec.data, spec.layout, spec.config).then(gd => Plotly.addFrames(gd, spec.frames));
+</script></body></html>
+"""
+
+
+def typed_array(a) -> dict:
+    """A float array as plotly.js's typed-array spec (``{"dtype": "f4", "bdata": base64}``). plotly's
+    Python side encodes arrays this way only inside graph objects, whose validation of a few hundred
+    animation frames would cost more than the file's whole build; plain JSON lists are 2-3x larger."""
+    import base64
+
+    data = np.ascontiguousarray(a, dtype="<f4")
+    return {"dtype": "f4", "bdata": base64.b64encode(data.tobytes()).decode("ascii")}
+
+
+def pick_steps(steps: Sequence[int], max_frames: int = EXPORT_FRAMES) -> list[int]:
+    """At most ``max_frames`` of ``steps``, spread evenly, always with the first and the last."""
+    steps = list(steps)
+    if len(steps) <= max_frames:
+        return steps
+    idx = np.unique(np.rint(np.linspace(0, len(steps) - 1, max_frames)).astype(int))
+    return [steps[i] for i in idx]
+
+
+def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: Mapping | None = None,
+                     title: str | None = None) -> dict:
+    """A plotly figure (as a dict) that animates ``run`` (a :class:`hraml_core.runs.Run`) over its
+    snapshots at ``steps`` and their projection ``frames`` (one per step, aligned): the loss and
+    metric curves with a dot moving along them, A and A − E as images on colour ranges fixed over
+    the whole run, and the projection; a play / pause button and a step slider. One animation frame
+    per snapshot. Snapshots are read twice (colour ranges, then images) rather than all held at once.
+    """
+    steps = [int(s) for s in steps]
+    if not steps or len(steps) != len(frames):
+        raise ValueError(f"one projection frame per snapshot is needed, got {len(steps)} snapshots and {len(frames)} frames")
+    curves = run_curves(run.scalars, run.metric)
+    zmax = dmax = 0.0
+    for st in steps:
+        s = run.snapshot(st)
+        zmax = max(zmax, float(np.max(s.A, initial=0.0)), float(np.max(s.E, initial=0.0)))
+        dmax = max(dmax, float(np.max(np.abs(s.A - s.E), initial=0.0)))
+    zmax, dmax = nice_ceiling(zmax), nice_ceiling(dmax)
+    n = run.snapshot(steps[0]).A.shape[0]
+    lut, dlut = colour_lut(HEATMAP_SCALE), colour_lut(DIFF_SCALE)
+    labels = np.asarray(frames[0].labels)
+    uniq = np.unique(labels)
+    many = len(uniq) > MAX_LEGEND_LABELS  # then one trace for all points, coloured by label code
+    groups = ([("samples", np.ones(len(labels), bool))] if many
+              else [(name, labels == u) for u, name in zip(uniq, _names(uniq, label_names))])
+    codes = np.searchsorted(uniq, labels).astype(np.float32)
+    # static traces: the two curves; animated: two dots, two images, the projection groups
+    data = []
+    for i, (key, name) in enumerate((("loss", "loss"), ("metric", run.metric or "metric"))):
+        x, y = bin_curve(*curves[key], LOSS_POINTS)
+        data.append(dict(type="scatter", x=typed_array(x), y=typed_array(y), mode="lines", name=name,
+                         line=dict(width=1.5, color=PALETTE[0]), xaxis=f"x{i + 1}", yaxis=f"y{i + 1}", showlegend=False))
+    n_static = len(data)
+
+    def moving(k: int) -> list[dict]:
+        s, f = run.snapshot(steps[k]), frames[k]
+        out = []
+        for i, key in enumerate(("loss", "metric")):
+            v = value_at(*curves[key], s.step)
+            out.append(dict(type="scatter", x=[float(s.step)] if v is not None else [], y=[v] if v is not None else [],
+                            mode="markers", marker=dict(size=9, color="#d62728"), xaxis=f"x{i + 1}", yaxis=f"y{i + 1}",
+                            showlegend=False, hoverinfo="skip"))
+        out.append(dict(type="image", source=png_data_uri(colour_index(s.A, 0.0, zmax, len(lut)), lut),
+                        xaxis="x3", yaxis="y3", hoverinfo="skip"))
+        out.append(dict(type="image", source=png_data_uri(colour_index(s.A - s.E, -dmax, dmax, len(dlut)), dlut),
+                        xaxis="x4", yaxis="y4", hoverinfo="skip"))
+        xy = np.asarray(f.xy, dtype=np.float32)
+        for g, (name, m) in enumerate(groups):
+            marker = (dict(size=4, color=typed_array(codes), colorscale="Turbo", opacity=0.8) if many
+                      else dict(size=4, color=PALETTE[g % len(PALETTE)], opacity=0.8))
+            out.append(dict(type="scatter", x=typed_array(xy[m, 0]), y=typed_array(xy[m, 1]), mode="markers",
+                            name=name, marker=marker, xaxis="x5", yaxis="y5", hoverinfo="name"))
+        return out
+
+    data += moving(0)
+    animated = list(range(n_static, len(data)))
+    all_xy = np.concatenate([np.asarray(f.xy, dtype=np.float32) for f in frames])
+    pad = 0.05 * (np.ptp(all_xy, axis=0) + 1e-9)
+    xr = [float(all_xy[:, 0].min() - pad[0]), float(all_xy[:, 0].max() + pad[0])]
+    yr = [float(all_xy[:, 1].min() - pad[1]), float(all_xy[:, 1].max() + pad[1])]
+    name = title or getattr(run, "name", "run")
+    heading = lambda k: f"{name}: step {steps[k]:,}"  # noqa: E731
+    fig_frames = [dict(name=str(steps[k]), data=moving(k), traces=animated,
+                       layout=dict(title=dict(text=heading(k)))) for k in range(len(steps))]
+    sq = dict(showgrid=False, zeroline=False, showticklabels=False, constrain="domain")
+    layout = dict(
+        title=dict(text=heading(0), x=0, font=dict(size=16)), showlegend=len(groups) > 1,
+        legend=dict(x=1.0, y=0.45, xanchor="left", yanchor="top", itemsizing="constant"),
+        margin=dict(l=50, r=20, t=60, b=110), hovermode="closest",
+        xaxis=dict(domain=[0, 0.46], anchor="y", title=dict(text="step")),
+        yaxis=dict(domain=[0.62, 1], anchor="x", title=dict(text="loss"),
+                   type="log" if len(curves["loss"][1]) and np.all(curves["loss"][1] > 0) else "linear"),
+        xaxis2=dict(domain=[0.54, 1], anchor="y2", title=dict(text="step")),
+        yaxis2=dict(domain=[0.62, 1], anchor="x2", title=dict(text=f"held-out {run.metric}" if run.metric else "metric")),
+        xaxis3=dict(sq, domain=[0, 0.3], anchor="y3", range=[-0.5, n - 0.5], scaleanchor="y3"),
+        yaxis3=dict(sq, domain=[0, 0.45], anchor="x3", range=[n - 0.5, -0.5]),
+        xaxis4=dict(sq, domain=[0.35, 0.65], anchor="y4", range=[-0.5, n - 0.5], scaleanchor="y4"),
+        yaxis4=dict(sq, domain=[0, 0.45], anchor="x4", range=[n - 0.5, -0.5]),
+        xaxis5=dict(sq, domain=[0.7, 1], anchor="y5", range=xr),
+        yaxis5=dict(sq, domain=[0, 0.45], anchor="x5", range=yr),
+        annotations=[dict(text=t, x=x, y=0.46, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                          showarrow=False, font=dict(size=13))
+                     for t, x in ((f"A = D² (0 to {zmax:g})", 0.15), (f"A − E (±{dmax:g})", 0.5), ("projection", 0.85))],
+        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.06, xanchor="left", yanchor="top", showactive=False,
+                          buttons=[dict(label="▶ Play", method="animate",
+                                        args=[None, dict(frame=dict(duration=150, redraw=True), transition=dict(duration=0),
+                                                         fromcurrent=True, mode="immediate")]),
+                                   dict(label="❚❚ Pause", method="animate",
+                                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
+        sliders=[dict(active=0, x=0.2, y=-0.04, len=0.8, xanchor="left", yanchor="top",
+                      currentvalue=dict(prefix="step ", font=dict(size=12)),
+                      steps=[dict(label=f"{s:,}", method="animate",
+                                  args=[[str(s)], dict(frame=dict(duration=0, redraw=True), mode="immediate",
+                                                       transition=dict(duration=0))]) for s in steps])],
+    )
+    return dict(data=data, layout=layout, frames=fig_frames)
+
+
+def evolution_html(figure: Mapping, title: str = "HRAML run") -> str:
+    """One self-contained HTML page (plotly.js inside, nothing fetched) that plays ``figure``
+    (from :func:`evolution_figure`); the figure is a JSON block ``#hraml-evolution`` in the page."""
+    import html
+    import json
+
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    spec = json.loads(pio.to_json(dict(figure), validate=False))  # numpy arrays -> plotly's typed arrays
+    spec["config"] = {"displaylogo": False, "responsive": True,
+                      "toImageButtonOptions": {"format": "png", "filename": safe_filename(title)}}
+    text = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
+    return _HTML.format(title=html.escape(title), plotlyjs=get_plotlyjs(), spec=text)
+
+
+def safe_filename(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "figure"

@@ -27,6 +27,45 @@ _ids = itertools.count(1)
 
 
 # --------------------------------------------------------------------------------------------------
+class BackgroundThread:
+    """One daemon thread (named ``name``) that runs ``self._loop``: started by :meth:`_ensure_thread`
+    (again after it ended), woken by :meth:`poke`, stopped by :meth:`close`. The loop watches
+    ``self._wake`` and ``self._closed``."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+
+    def _loop(self) -> None:  # pragma: no cover - subclasses define it
+        raise NotImplementedError
+
+    def _ensure_thread(self) -> None:
+        if self._closed.is_set():
+            return
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+                self._thread.start()
+
+    def poke(self) -> None:
+        """Something new may be there: look now."""
+        self._wake.set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._closed.set()
+        self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    def is_alive(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+
 @dataclass(frozen=True)
 class Frame:
     """One published projection: ``xy`` (n, 2) float32 for the snapshot ``version``."""
@@ -47,7 +86,7 @@ class Frame:
         return self.version == version and self.requested == requested and (self.method == method or self.fallback)
 
 
-class ProjectionWorker:
+class ProjectionWorker(BackgroundThread):
     """One daemon thread that projects the latest snapshot of ``source()`` (see the module docstring).
 
     ``source`` is a callable returning the current :class:`hraml_core.trainer.Snapshot`-like object
@@ -56,6 +95,7 @@ class ProjectionWorker:
     """
 
     def __init__(self, min_interval_s: float = 1.0, seed: int = 0, service_getter=None):
+        super().__init__(f"hraml-projection-{next(_ids)}")
         self.min_interval_s = float(min_interval_s)
         self.seed = seed
         self.method = UMAP if umap_enabled() else PCA
@@ -64,10 +104,6 @@ class ProjectionWorker:
         self._source_id = None
         self._frame: Frame | None = None
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.name = f"hraml-projection-{next(_ids)}"
         self.errors: list[str] = []
         self.frames = 0
         self.passes = 0  # times the thread looked at its source (frames computed or not)
@@ -88,27 +124,6 @@ class ProjectionWorker:
         if method != self.method:
             self.method = method
             self._wake.set()
-
-    def poke(self) -> None:
-        """A new snapshot may be there: look now (the thread also polls)."""
-        self._wake.set()
-
-    def _ensure_thread(self) -> None:
-        if self._closed.is_set():
-            return
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-            self._thread.start()
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._closed.set()
-        self._wake.set()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     # -- reading --------------------------------------------------------------------------------
     def latest(self) -> Frame | None:

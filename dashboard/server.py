@@ -156,12 +156,19 @@ _shutdown_started: float | None = None
 _shutdown_done = threading.Event()
 
 
+def _recording_session() -> Session:
+    """A new session whose runs are recorded under the server's runs folder (--runs)."""
+    from .run_store import runs_root
+
+    return Session(runs_root=runs_root())
+
+
 def registry() -> SessionRegistry:
     """The server's registry (grace from ``$HRAML_DASHBOARD_GRACE_S``); registers the exit hook."""
     global _registry
     with _lock:
         if _registry is None:
-            _registry = SessionRegistry(grace_from_env())
+            _registry = SessionRegistry(grace_from_env(), factory=_recording_session)
             atexit.register(shutdown, exit_after_s=None)  # at exit the process is ending anyway
         return _registry
 

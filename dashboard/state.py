@@ -213,8 +213,9 @@ class Session:
     """One browser session: its trainer, projection worker and baseline runner."""
 
     def __init__(self, projection_interval_s: float = 1.0, admission: budget.Admission | None = None,
-                 scheduler=None):
+                 scheduler=None, runs_root=None):
         self.id = next(_session_ids)
+        self.runs_root = None if runs_root is None else Path(runs_root)  # each trainer records a run there
         self._lock = threading.RLock()
         self.trainer: Trainer | None = None
         self.settings: Settings | None = None
@@ -247,7 +248,27 @@ class Session:
         return Trainer(
             prepared.X_train, prepared.Y_train, config=settings.config, X_val=prepared.X_val, Y_val=prepared.Y_val,
             probe_size=settings.probe_size, display_size=settings.display_size, scheduler=self.scheduler,
+            **self._recording(settings, prepared),
         )
+
+    def _recording(self, settings: Settings, prepared: Prepared) -> dict:
+        """A new run directory for a (re)built trainer (created when it starts), with what the runs
+        list and "duplicate" need to know about the data."""
+        if self.runs_root is None:
+            return {}
+        from .run_store import new_run_dir
+
+        path = new_run_dir(self.runs_root, prepared.name, str(settings.config.relation))
+        dataset = {"name": prepared.name, "kind": settings.data_key[0], "task": prepared.task,
+                   "n_train": len(prepared.X_train), "n_val": len(prepared.X_val)}
+        return {"run_dir": path, "run_meta": {"name": path.name, "source": "dashboard", "dataset": dataset}}
+
+    def run_path(self) -> Path | None:
+        """The run directory this session's trainer is recording (None before its first start)."""
+        t = self.trainer
+        if t is None or t.run_dir is None or not (Path(t.run_dir) / "run.json").is_file():
+            return None
+        return Path(t.run_dir)
 
     def _install(self, trainer: Trainer, settings: Settings, prepared: Prepared) -> None:
         old = self.trainer
@@ -385,7 +406,7 @@ class Session:
             self._leave_admission()
             if settings is None or prepared is None:
                 if self.trainer is not None:
-                    self.trainer.reset()
+                    self.trainer.reset(**(self._recording(self.settings, self.prepared) if self.settings else {}))
                     self.generation += 1
                     self._follow()
                 return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import subprocess
 import signal
 import tempfile
 import threading
@@ -235,7 +236,12 @@ class UmapService:
                 if self._closed:
                     raise RuntimeError("the UMAP process was closed") from None
                 why = str(exc) or type(exc).__name__
-                code = None if self._proc is None else self._proc.poll()
+                code = None
+                if self._proc is not None:
+                    try:  # a broken pipe: the process has ended or is ending; wait for its code a moment
+                        code = self._proc.wait(0.5)
+                    except subprocess.TimeoutExpired:
+                        pass
                 if code is not None:
                     why = f"the UMAP process ended (exit code {code})"
                 self._restart(why)

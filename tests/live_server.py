@@ -11,11 +11,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("HRAML_CHROMIUM", "/usr/bin/chromium")
@@ -32,12 +33,6 @@ def browser_missing() -> str | None:
     except ImportError:
         return "playwright (python) is not installed"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

@@ -1,5 +1,7 @@
 """Helpers the tests share: waiting for a condition, a free loopback port, child processes."""
 import os
+import signal
+import subprocess
 import socket
 import time
 from pathlib import Path
@@ -50,3 +52,56 @@ def children(marker: str) -> list[int]:
 
 def baseline_children() -> list[int]:
     return children("dashboard.baseline_process")
+
+
+def count_metric_changes_js(label: str) -> str:
+    """JavaScript for Playwright's ``page.evaluate``: from now on, count in ``window._changes`` each
+    change of the value shown by the Streamlit metric ``label`` (counted in the page itself, so the
+    count does not depend on how fast the test can poll)."""
+    return """() => { window._changes = 0; window._last = null;
+  const read = () => { const m = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+      .find(e => e.querySelector('[data-testid="stMetricLabel"]')?.textContent.trim() === %s);
+    if (!m) return; const v = m.querySelector('[data-testid="stMetricValue"]').textContent;
+    if (window._last !== null && v !== window._last) window._changes++; window._last = v; };
+  new MutationObserver(read).observe(document.body, {subtree: true, childList: true, characterData: true}); read(); }""" % (
+        repr(label).replace("'", '"'))
+
+
+def stop_group(proc, timeout: float = 15.0) -> None:
+    """End ``proc`` and its process group (started with ``start_new_session=True``: a server and its
+    children): SIGTERM, then SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading an AppTest page (the ``app`` fixture is in conftest.py)
+# --------------------------------------------------------------------------------------------------
+def metrics(at) -> dict:
+    """The page's metric boxes, label -> shown value."""
+    return {m.label: m.value for m in at.metric}
+
+
+def step(at) -> int:
+    return int(metrics(at)["Step"].replace(",", ""))
+
+
+def status(at) -> str:
+    return metrics(at)["Status"]
+
+
+def wait_until(at, cond, timeout=30.0):
+    """Rerun the page until ``cond()`` holds (True) or ``timeout`` seconds pass (False)."""
+    def shows() -> bool:
+        at.run()
+        assert not at.exception, at.exception
+        return cond()
+
+    return wait_for(shows, timeout, every=0.3)

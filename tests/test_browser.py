@@ -20,7 +20,8 @@ def _start_server(tmp_path, env=None) -> LiveServer:
     why = browser_missing()
     if why:
         pytest.skip(why)
-    srv = LiveServer(env=env, log_path=tmp_path / "streamlit.log")
+    # the sessions record their runs in the test's folder, not in the checkout
+    srv = LiveServer(env={"HRAML_RUNS_DIR": str(tmp_path / "runs"), **(env or {})}, log_path=tmp_path / "streamlit.log")
     try:
         srv.wait_healthy(90)
     except RuntimeError as exc:
@@ -39,18 +40,6 @@ def live(tmp_path):
 @pytest.fixture
 def server(live):
     return live.url
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 _metric, _step = metric, step

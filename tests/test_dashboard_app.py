@@ -1,66 +1,17 @@
 """The dashboard app driven headless by Streamlit's AppTest (no browser).
 
 ``run_every`` does not tick in AppTest, so the tests rerun the script (``at.run()``) until the page
-shows what they wait for. Every test closes its session's threads and checks that no training
-thread is left running.
+shows what they wait for. The ``app`` fixture (tests/conftest.py)
+closes each test's session threads and checks that no training thread is left running.
 """
 import re
 import threading
-from pathlib import Path
 
-import pytest
-from streamlit.testing.v1 import AppTest
-
-from support import baseline_children, wait_for
-
-ROOT = Path(__file__).resolve().parents[1]
-
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 60
+from support import baseline_children, metrics, status, step, wait_until
 
 
 def _threads(part):
     return [t for t in threading.enumerate() if part in t.name and t.is_alive()]
-
-
-@pytest.fixture
-def app(monkeypatch):
-    """A fresh AppTest session; afterwards no trainer or projection thread may be alive."""
-    monkeypatch.setenv("HRAML_DASHBOARD_UMAP", "0")  # the UMAP process is tested on its own
-    from hraml_dashboard.state import close_all_sessions
-
-    before = set(_threads("train"))
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    yield at
-    close_all_sessions()
-    for t in _threads("baseline"):
-        t.join(30)
-    left = [t.name for t in set(_threads("train")) - before] + [t.name for t in _threads("projection")]
-    assert not left, f"threads left running: {left}"
-    assert not baseline_children(), "a baseline process was left running"
-
-
-def metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
-
-
-def step(at) -> int:
-    return int(metrics(at)["Step"].replace(",", ""))
-
-
-def status(at) -> str:
-    return metrics(at)["Status"]
-
-
-def wait_until(at, cond, timeout=30.0):
-    """Rerun the page until ``cond()`` holds (True) or ``timeout`` seconds pass (False)."""
-    def shows() -> bool:
-        at.run()
-        assert not at.exception, at.exception
-        return cond()
-
-    return wait_for(shows, timeout, every=0.3)
-
 
 def chart_specs(at) -> list[str]:
     return [c.proto.spec for c in at.get("plotly_chart")]

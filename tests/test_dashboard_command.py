@@ -33,3 +33,12 @@ def test_streamlit_command():
     cmd = dashboard.streamlit_command(8501, "127.0.0.1")
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
     assert cmd[-4:] == ["--server.port", "8501", "--server.address", "127.0.0.1"]
+
+
+def test_runs_folder_is_passed_to_the_app(capsys, tmp_path):
+    assert main(["dashboard", "--dry-run", "--runs", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"HRAML_RUNS_DIR={(tmp_path / 'runs').resolve()} ")  # created by the app when it records
+    (tmp_path / "file").write_text("x")
+    assert main(["dashboard", "--runs", str(tmp_path / "file")]) == 2
+    assert "--runs" in capsys.readouterr().err

@@ -312,7 +312,7 @@ def test_sample_caption_states_the_sizes():
 # --------------------------------------------------------------------------------------------------
 # the page (AppTest)
 # --------------------------------------------------------------------------------------------------
-from test_dashboard_app import app, metrics, status, step, wait_until  # noqa: E402,F401  (the fixture too)
+from support import metrics, status, wait_until  # noqa: E402  (the app fixture is in conftest.py)
 
 
 def _texts(at) -> list[str]:

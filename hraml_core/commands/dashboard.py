@@ -1,5 +1,8 @@
 """``hraml dashboard``: run the live Streamlit dashboard (the ``hraml_dashboard`` package's app.py).
 
+``--runs DIR`` is the folder whose runs the Runs page lists and where the Train page records its
+runs (passed to the app as ``$HRAML_RUNS_DIR``; default ``./runs``).
+
 The dashboard installs with the project as the package ``hraml_dashboard`` (its source is the
 ``dashboard/`` folder of the repository), with the ``dashboard`` extra's dependencies. It is found
 through the import system without being imported: the library never imports the UI.
@@ -21,7 +24,12 @@ STREAMLIT_FLAGS = (
     "--server.headless", "true",
     "--browser.gatherUsageStats", "false",
     "--client.toolbarMode", "minimal",
+    # The sidebar takes its values from a link (st.session_state set before the widgets are drawn):
+    # intended, so Streamlit's warning about a widget's default being overridden is noise.
+    "--global.disableWidgetStateDuplicationWarning", "true",
 )
+#: The app reads the runs folder from here (hraml_dashboard.run_store.RUNS_ENV).
+RUNS_ENV = "HRAML_RUNS_DIR"
 
 
 #: Upload limit (MB) when --max-upload-mb is not given: Streamlit's own default. An upload is held in
@@ -67,12 +75,15 @@ def register(subparsers) -> None:
                    help=f"largest file the page accepts as an upload (default {DEFAULT_MAX_UPLOAD_MB}); an upload is "
                         "held in the server's memory: put larger files in the data directory, whose CSV and Parquet "
                         "files are read in blocks at any size")
+    p.add_argument("--runs", default=None, metavar="DIR",
+                   help="folder of run directories: the Runs page lists every run under it (written by the dashboard, "
+                        "hraml train --out, HRAML(log_dir=) or torchrun --out), and the Train page records its runs "
+                        "there (default: $HRAML_RUNS_DIR, else ./runs; created when needed)")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    
     app = app_path()
     if app is None or not app.is_file():
         raise CommandError(f"the dashboard is not installed (no hraml_dashboard/app.py{f' at {app}' if app else ''}): "
@@ -94,9 +105,14 @@ def run(args) -> int:
         if not data_dir.is_dir():
             raise CommandError(f"--data-dir {data_dir} is not a directory")
         env["HRAML_DATA_DIR"] = str(data_dir.resolve())
+    if args.runs:
+        runs = Path(args.runs).expanduser()
+        if runs.exists() and not runs.is_dir():
+            raise CommandError(f"--runs {runs} is not a directory")
+        env[RUNS_ENV] = str(runs.resolve())
     cmd = streamlit_command(args.port, args.address, args.max_upload_mb)
     if args.dry_run:
-        prefix = f"HRAML_DATA_DIR={env['HRAML_DATA_DIR']} " if args.data_dir else ""
+        prefix = "".join(f"{k}={env[k]} " for k, given in (("HRAML_DATA_DIR", args.data_dir), (RUNS_ENV, args.runs)) if given)
         if args.max_training is not None:
             prefix += f"HRAML_DASHBOARD_MAX_TRAINING={args.max_training} "
         print(prefix + " ".join(cmd))
