@@ -448,7 +448,7 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     names = _label_map(session.prepared)
     figs = figures.live_figures(snap, frame, names, _baseline_values(session))
     # While training, the mode bar is off: every refresh remounts the charts, and building the
-    # mode bar is ~10% of the browser's work; it comes back when training pauses or stops.
+    # mode bar is part of the browser's work each time; it comes back when training pauses or stops.
     cfg = {"displayModeBar": False if snap.status == RUNNING else "hover", "displaylogo": False}
     c1, c2 = st.columns(2)
     c1.plotly_chart(figs["loss"], key="fig_loss", config=cfg)

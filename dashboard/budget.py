@@ -34,8 +34,9 @@ SLOTS_VARIABLE = "HRAML_DASHBOARD_TRAIN_SLOTS"
 SLICE_S = 0.05
 #: Most of one core the UMAP process may use (frames wait so that it stays below).
 UMAP_DUTY = 0.5
-#: Page refresh: the interval for up to ``FULL_RATE_PAGES`` refreshing pages, growing in
-#: proportion beyond that, never longer than ``MAX_REFRESH_S`` (0.5 Hz).
+#: Page refresh: the interval for up to ``FULL_RATE_PAGES`` refreshing pages (about 2 Hz, the
+#: page's target in docs/BENCHMARKS.md, section Dashboard), growing in proportion beyond that, never
+#: longer than ``MAX_REFRESH_S`` (about 0.5 Hz).
 REFRESH_S = 0.45
 FULL_RATE_PAGES = 2
 MAX_REFRESH_S = 1.9

@@ -32,9 +32,9 @@ _MARGIN = dict(l=10, r=10, t=40, b=10, autoexpand=False)
 
 
 def _margin(l: int = 64, r: int = 12, t: int = 36, b: int = 48) -> dict:
-    """Fixed margins. ``autoexpand=False`` skips plotly's auto-margin passes, which were half of
-    the browser's time to draw these charts (measured in headless Chromium: loss 34 -> 15 ms,
-    D² vs g 74 -> 27 ms); the margins leave room for the tick labels, titles and colour bars."""
+    """Fixed margins. ``autoexpand=False`` skips plotly's auto-margin passes, a large part of the
+    browser's work to draw these charts on every refresh (docs/BENCHMARKS.md, section Dashboard);
+    the margins leave room for the tick labels, titles and colour bars."""
     return dict(l=l, r=r, t=t, b=b, autoexpand=False)
 
 
@@ -135,8 +135,8 @@ def colour_map(M, zmin: float, zmax: float, scale: str) -> np.ndarray:
 
 
 def png_data_uri(index: np.ndarray, lut: np.ndarray) -> str:
-    """A palette PNG (one byte per pixel, ``lut`` as palette) as a data URI: ~1.5 ms and ~60 kB for
-    300 x 300, against ~6 ms and ~170 kB as RGB."""
+    """A palette PNG (one byte per pixel, ``lut`` as palette) as a data URI: a third of the bytes
+    of an RGB PNG (three bytes per pixel) to compress, encode and send on every refresh."""
     import base64
     import io
 
@@ -204,9 +204,9 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
     - ``as_images=True`` (while training): the same colours, pre-rendered server-side into three
       PNG images (``go.Image``), plus two invisible 1 x 2 heatmaps that carry the colour bars.
       Streamlit remounts a chart on every data change, and the browser rebuilds three 300 x 300
-      heatmaps in ~250 ms (headless Chromium here) against ~90 ms for three images, which is what
-      lets the page hold 2 refreshes/s. Hover then shows positions only. The image of E (one
-      read-only array per run) is cached between refreshes.
+      heatmaps much more slowly than three images, which is what lets the page hold its 2
+      refreshes/s (docs/BENCHMARKS.md, section Dashboard). Hover then shows positions only. The
+      image of E (one read-only array per run) is cached between refreshes.
 
     Both modes use the colour ranges of :func:`heatmap_scales`.
     """

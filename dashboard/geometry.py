@@ -67,8 +67,8 @@ def procrustes_align(frame, reference) -> np.ndarray:
 def umap_2d(Z, init=None, seed: int = 0, n_epochs: int = UMAP_EPOCHS, n_neighbors: int = UMAP_NEIGHBORS) -> np.ndarray:
     """UMAP of ``Z`` to 2-D, warm-started from ``init`` (n, 2) when given (PCA otherwise).
 
-    The neighbour graph is computed here, exactly (scikit-learn, brute force: a few thousand
-    points take milliseconds), and handed to umap as ``precomputed_knn``: umap's own search is
+    The neighbour graph is computed here, exactly (scikit-learn, brute force: cheap at the few
+    thousand points of a frame), and handed to umap as ``precomputed_knn``: umap's own search is
     either a slow Python loop (exact, under 4096 points) or pynndescent's ``nn_descent``, whose
     numba compile is most of a fresh process's first frame and cannot be cached on disk. One
     thread, a fixed seed and few epochs: a live frame, not a final plot.

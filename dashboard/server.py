@@ -202,7 +202,7 @@ def shutdown(deadline_s: float = 3.0, exit_after_s: float | None = EXIT_S) -> bo
     finally:
         _shutdown_done.set()
         # The interpreter's exit collects every object once more, torch's and Streamlit's included
-        # (seconds under load; the watchdog thread cannot run then). What exists now needs no
+        # (slow under load, and the watchdog thread cannot run then). What exists now needs no
         # collection: the process is ending.
         gc.freeze()
 

@@ -3,8 +3,8 @@
 :class:`UmapService` starts a child process (:mod:`hraml_dashboard.child`) that imports umap-learn
 and compiles numba in the background (a tiny fit at start), then computes UMAP frames on request.
 A separate process keeps numba's compile and UMAP's GIL-holding loops off the training thread and
-the page (a lower CPU priority, ``nice``, is possible but starved the warm-up for minutes on a busy
-2-vCPU machine). :func:`serve` is the child's main loop.
+the page (a lower CPU priority, ``nice``, is possible but starved the warm-up on a busy small
+machine). :func:`serve` is the child's main loop.
 
 The compile is paid once per machine, not per server start: the child keeps numba's compiled
 kernels on disk (:func:`numba_cache_dir`), and the neighbour graph is computed outside numba
@@ -59,9 +59,10 @@ def _cache_numba_kernels() -> None:
     """In the UMAP process, before umap is imported: compiled kernels go to an on-disk cache.
 
     umap-learn declares most of its kernels without ``cache=True``, so every new process compiled
-    them again (tens of seconds on a small machine). Defaulting ``cache=True`` on numba's
-    decorators here (an explicit ``cache=False`` is kept; a kernel numba cannot cache is compiled
-    as before) makes the second and later processes on a machine load them instead.
+    them again (most of its warm-up; docs/BENCHMARKS.md, section Dashboard). Defaulting
+    ``cache=True`` on numba's decorators here (an explicit ``cache=False`` is kept; a kernel numba
+    cannot cache is compiled as before) makes the second and later processes on a machine load
+    them instead.
     """
     try:
         os.environ["NUMBA_CACHE_DIR"] = str(numba_cache_dir())  # read when numba is imported

@@ -52,7 +52,7 @@ from .data.shards import shard_rows  # noqa: F401  (the rows of a rank when ever
 from .loss import pairwise_sq_dists
 from .relations import get_relation, relation_max, relation_scale, unique_rows
 from .tasks import CLASSIFICATION
-from .training import TrainConfig, TrainingRun, _as_float_tensor
+from .training import TrainConfig, TrainingRun
 
 #: Samplers whose pairs lie inside a batch, and so extend to the union of the ranks' batches.
 CROSS_RANK_SAMPLERS = ("batch", "hard")
@@ -149,6 +149,8 @@ class DistributedRun(TrainingRun):
         # the sampler is offset by rank so that ranks draw different batches.
         super().__init__(X_shard, Y_shard, task, config.replace(scale=global_scale), sampler_offset=self.rank)
         self.module = self.encoder
+        if self.noise_std:  # measured on each shard; one value for all ranks, as one process would have
+            self.noise_std = mean_over_ranks([self.noise_std], self.device)[0]
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         self.encoder = DistributedDataParallel(self.module, device_ids=device_ids)
 
@@ -165,7 +167,7 @@ class DistributedRun(TrainingRun):
         gives each row the gradient of that sum, and DDP divides the summed gradient by W: the
         step is the single-process step on U.
         """
-        Z, Y = self.encoder(self.X[idx]), self.Y[idx]
+        Z, Y = self.encoder(self.batch_inputs(idx)), self.Y[idx]
         B, W = len(idx), self.world_size
         if self.sampler.all_pairs:
             Zu, Yu, first = gather_batches(Z.detach(), Y, self.config.batch_size)
@@ -193,13 +195,11 @@ class DistributedRun(TrainingRun):
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
 
-    @torch.no_grad()
-    def embed(self, X, chunk: int = 4096) -> np.ndarray:
-        """Embeddings through the plain module, not DDP: one rank may embed alone (rank 0's
-        snapshots), and a DDP forward may join collectives the other ranks never enter."""
-        Xt = _as_float_tensor(X, self.device)
-        out = [self.module(Xt[s : s + chunk]) for s in range(0, len(Xt), chunk)]
-        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.dim), np.float32)
+    @property
+    def network(self):
+        """The plain module, not DDP, for embedding: one rank may embed alone (rank 0's snapshots),
+        and a DDP forward may join collectives the other ranks never enter."""
+        return self.module
 
 
 def mean_over_ranks(values: list[float], device="cpu") -> list[float]:

@@ -1,6 +1,7 @@
 """The encoder f: an MLP whose output is L2-normalised (paper, section 5.1 and eq. 10)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -60,3 +61,22 @@ class MLPEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # eps keeps an all-zero output (possible at a zero-bias init with zero input) finite.
         return nn.functional.normalize(self.forward_raw(x), dim=1, eps=1e-12)
+
+
+def with_input_skip(x: torch.Tensor, z: torch.Tensor, weight: float) -> torch.Tensor:
+    """The metric's embedding of inputs ``x`` whose encoder embedding is ``z`` (unit rows), for an
+    input skip of ``weight`` s (the ``input_skip`` parameter): ``[sqrt(s) x/||x||, sqrt(1-s) z]``.
+
+    Rows stay unit vectors, and squared distances are s times those of the inputs' directions plus
+    1 - s times those of the encoder: the inputs' own geometry kept inside the learned metric.
+    ``weight`` 0 returns ``z`` itself.
+    """
+    if not weight:
+        return z
+    u = nn.functional.normalize(x, dim=1, eps=1e-12)
+    return torch.cat([math.sqrt(weight) * u.to(z.dtype), math.sqrt(1.0 - weight) * z], dim=1)
+
+
+def embedding_size(in_dim: int, dim: int, weight: float) -> int:
+    """Columns of :func:`with_input_skip`'s output."""
+    return dim + (in_dim if weight else 0)

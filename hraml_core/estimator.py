@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import params
-from .encoder import MLPEncoder
+from .encoder import MLPEncoder, embedding_size, with_input_skip
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
 from .splits import holdout_split
@@ -43,6 +43,7 @@ class HRAML(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     encoder_ : MLPEncoder
+    input_skip_ : float, the input skip used (``input_skip``, resolved for the task)
     task_ : str
     classes_ : ndarray, only for classification
     relation_scale_ : float, the factor applied to g
@@ -105,6 +106,7 @@ class HRAML(TransformerMixin, BaseEstimator):
                 stopped = self._fit_epochs(run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val if self.early_stopping else None,
                                            recorder)
                 self.encoder_ = run.encoder.cpu().eval()
+                self.input_skip_ = float(run.config.input_skip)
                 self.relation_scale_ = run.scale
                 self.n_pairs_seen_ = run.state.pairs_seen
                 self.n_steps_ = run.state.step
@@ -202,6 +204,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         encoder = MLPEncoder(run.X.shape[1], c.hidden, c.dim, c.out_activation, "torch")
         encoder.load_state_dict(run.state_dict())
         model.encoder_ = encoder.eval()
+        model.input_skip_ = float(c.input_skip)
         model.task_ = run.task
         model.n_features_in_ = int(run.X.shape[1])
         model.relation_scale_ = run.scale
@@ -214,7 +217,8 @@ class HRAML(TransformerMixin, BaseEstimator):
 
     # -- using the metric ---------------------------------------------------------------------
     def transform(self, X):
-        """Embeddings f(X): L2-normalised rows of length ``dim``."""
+        """The metric's embeddings of X: unit rows, f(X) (``dim`` columns), with the input skip
+        (``input_skip_``; then ``dim`` + n_features_in_ columns) when there is one."""
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         # float64 input is embedded in float64 (weights upcast): each row's embedding is then
@@ -223,12 +227,17 @@ class HRAML(TransformerMixin, BaseEstimator):
                   for k, v in self.encoder_.state_dict().items()}
         # In chunks of rows (each row is embedded on its own): a million rows at once would hold
         # their hidden layer, gigabytes, and a copy of X.
-        Z = np.empty((len(X), self.encoder_.dim), dtype=X.dtype)
+        skip = self._input_skip()
+        Z = np.empty((len(X), embedding_size(X.shape[1], self.encoder_.dim, skip)), dtype=X.dtype)
         with torch.no_grad(), torch_threads(self.n_threads):
             for a in range(0, len(X), TRANSFORM_CHUNK_ROWS):
                 chunk = torch.tensor(X[a : a + TRANSFORM_CHUNK_ROWS])
-                Z[a : a + len(chunk)] = functional_call(self.encoder_, params, (chunk,)).numpy()
+                f = functional_call(self.encoder_, params, (chunk,))
+                Z[a : a + len(chunk)] = with_input_skip(chunk, f, skip).numpy()
         return Z
+
+    def _input_skip(self) -> float:
+        return float(getattr(self, "input_skip_", 0.0))
 
     def get_metric(self):
         """A callable ``metric(a, b) = ||f(a) - f(b)||`` on two 1-D samples.
@@ -242,14 +251,17 @@ class HRAML(TransformerMixin, BaseEstimator):
         layers = [(l.weight.detach().numpy().astype(np.float64), l.bias.detach().numpy().astype(np.float64))
                   for l in self.encoder_.layers]
         tanh_out = self.encoder_.out_activation == "tanh"
+        skip = self._input_skip()
 
         def embed(x):
-            h = np.asarray(x, dtype=np.float64).reshape(-1)
+            x = np.asarray(x, dtype=np.float64).reshape(-1)
+            h = x
             for i, (W, b) in enumerate(layers):
                 h = W @ h + b
                 if i < len(layers) - 1 or tanh_out:
                     h = np.tanh(h)
-            return h / max(np.linalg.norm(h), 1e-12)
+            z = h / max(np.linalg.norm(h), 1e-12)
+            return with_input_skip(torch.from_numpy(x[None]), torch.from_numpy(z[None]), skip).numpy()[0]
 
         def metric(a, b):
             return float(np.linalg.norm(embed(a) - embed(b)))
@@ -270,6 +282,7 @@ class HRAML(TransformerMixin, BaseEstimator):
             "task_": self.task_,
             "n_features_in_": int(self.n_features_in_),
             "relation_scale_": float(self.relation_scale_),
+            "input_skip_": self._input_skip(),
             "loss_curve_": [float(v) for v in self.loss_curve_],
             "n_pairs_seen_": int(self.n_pairs_seen_),
             "n_iter_": int(self.n_iter_),
@@ -312,6 +325,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         )
         encoder.load_state_dict(state)
         model.encoder_ = encoder.eval()
+        model.input_skip_ = float(fitted.get("input_skip_", 0.0))  # files written before input_skip had none
         for key in ("task_", "n_features_in_", "relation_scale_", "loss_curve_", "n_pairs_seen_", "n_iter_", "n_steps_"):
             setattr(model, key, fitted[key])
         if "classes_" in fitted:

@@ -119,7 +119,7 @@ EVAL_CHUNK_ROWS = 4096
 @contextmanager
 def _neighbour_threads(threads: int = _NEIGHBOUR_THREADS):
     global _threadpools
-    if _threadpools is None:  # created once: scanning the loaded libraries costs milliseconds
+    if _threadpools is None:  # created once: it scans every loaded library, not worth repeating
         _threadpools = ThreadpoolController()
     with _threadpools.limit(limits=threads, user_api="openmp"):
         yield

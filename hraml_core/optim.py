@@ -8,9 +8,9 @@ Why not ``torch.optim``:
   call), and that import costs about as much as ``import torch`` itself: the first fit in every
   fresh process (each CLI call, each protocol worker) paid it once. Nothing else a run does imports
   it (``bench/bench_scale.py`` checks ``sys.modules``).
-- ``Optimizer.step`` wraps a 20-microsecond update kernel in about five times that of Python
-  (hooks, profiler records, device grouping), which dominates the paper's one-pair steps
-  (Algorithm 1). docs/BENCHMARKS.md, section Scale, has the measurements.
+- ``Optimizer.step`` wraps the short update kernel in several times its cost of Python (hooks,
+  profiler records, device grouping), which dominates the paper's one-pair steps (Algorithm 1).
+  docs/BENCHMARKS.md, section Scale, has the measurements.
 
 The kernels are the ones ``torch.optim.Adam(fused=True)`` / ``torch.optim.SGD(fused=True)`` call
 (``torch._fused_adam_``, ``torch._fused_sgd_``; CPU and CUDA), so the update is torch's, to

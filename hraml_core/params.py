@@ -78,6 +78,9 @@ class Param:
     step: float | None = None
     display: str | None = None
     choice_help: Mapping[str, str] = field(default_factory=dict)
+    #: Defaults that depend on the task: None (the declared default) then means ``task_defaults[task]``,
+    #: or ``task_defaults["*"]`` for a task not named (see :func:`for_task`).
+    task_defaults: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -88,6 +91,24 @@ class Param:
             object.__setattr__(self, "label", self.name.replace("_", " "))
         if self.choices and not self.open_choices:
             self.check(self.default)
+        if self.task_defaults:
+            if self.default is not None or not self.none_ok or "*" not in self.task_defaults:
+                raise ValueError(f"parameter {self.name}: task defaults need default None and a '*' entry")
+            for value in self.task_defaults.values():
+                self.check(value)
+
+    def for_task(self, value, task: str):
+        """``value``, or the task's default when ``value`` is None and the default depends on the task."""
+        if value is None and self.task_defaults:
+            return self.task_defaults.get(task, self.task_defaults["*"])
+        return value
+
+    def describe_default(self) -> str:
+        """The default in words: the value, or the value per task."""
+        if not self.task_defaults:
+            return repr(self.default)
+        named = [f"{task}: {value!r}" for task, value in self.task_defaults.items() if task != "*"]
+        return f"None (per task: {'; '.join(named)}; otherwise {self.task_defaults['*']!r})"
 
     @property
     def cli_flag(self) -> str:
@@ -241,7 +262,7 @@ class Param:
                 text += " or callable"
         if self.none_ok and self.kind != RANDOM_STATE:
             text += " or None"
-        return f"{text}, default {self.default!r}"
+        return f"{text}, default {self.describe_default()}"
 
 
 # -- parsing helpers ---------------------------------------------------------------------------
@@ -321,6 +342,13 @@ PARAMS: tuple[Param, ...] = (
     Param("out_activation", STR, "tanh", "Activation of the output layer before the L2 normalisation "
           "(tanh, as in the authors' code, or none).", "encoder", label="output activation",
           choices=("tanh", "none")),
+    Param("input_skip", FLOAT, None, "Weight s of the input's own geometry in the metric: the embedding is "
+          "[sqrt(s) x / ||x||, sqrt(1 - s) f(x)], so squared distances are s times the inputs' cosine geometry plus "
+          "1 - s times the trained ones. Training aligns f alone; the skip is added at the output. Label sets "
+          "default to 0.5: their relations say less about the features than classes do (many label sets are "
+          "unique) and an embedding trained on them alone lost to raw features on most multi-label sets "
+          "(docs/RESULTS.md, multi-label quality).", "encoder", label="input skip weight", low=0.0, high=1.0,
+          high_open=True, none_ok=True, widget=False, task_defaults={"multilabel": 0.5, "*": 0.0}),
     Param("init", STR, "paper", "Weight initialisation: 'paper' draws weights from U[-0.2, 0.2] with zero "
           "biases (section 5.1); 'torch' keeps PyTorch's default.", "encoder", label="initialisation",
           choices=("paper", "torch"), advanced=True),
@@ -356,6 +384,11 @@ PARAMS: tuple[Param, ...] = (
     Param("momentum", FLOAT, 0.9, "Momentum of sgd.", "optimiser", low=0.0, high=1.0, high_open=True, advanced=True),
     Param("weight_decay", FLOAT, 5e-5, "lambda of eq. 5, on the per-pair mean of the alignment term.",
           "optimiser", label="weight decay", low=0.0, step=1e-5, display="%.1e"),
+    Param("input_noise", FLOAT, None, "Gaussian noise added to each step's training inputs, with a standard "
+          "deviation of input_noise nearest-neighbour distances (the median over a sample of rows) spread over "
+          "the features: a regulariser against fitting the relation of a few rows. Label sets default to 1.0, "
+          "for the reason given under input_skip.", "optimiser", label="input noise", low=0.0, none_ok=True,
+          widget=False, task_defaults={"multilabel": 1.0, "*": 0.0}),
     # training (the estimator's fit)
     Param("max_epochs", INT, 100, "Passes over the training set (an epoch of 'pairs' is n single-pair steps).",
           "training", label="epochs", low=1, config=False, widget=False, flag="--epochs"),
@@ -418,6 +451,12 @@ def defaults(params: Sequence[Param] = PARAMS, where: str = "config") -> dict:
 
 
 # -- derivations ----------------------------------------------------------------------------------
+def for_task(values: Mapping, task: str, params: Sequence[Param] = PARAMS) -> dict:
+    """``values`` (by parameter name) with each task-dependent default resolved for ``task``."""
+    declared = by_name(params)
+    return {k: declared[k].for_task(v, task) if k in declared else v for k, v in values.items()}
+
+
 def config_class(params: Sequence[Param], base: type, name: str = "TrainConfig", module: str | None = None) -> type:
     """A frozen dataclass with one field per ``config`` parameter (declared order and defaults).
 
@@ -485,6 +524,8 @@ def add_arguments(parser: argparse.ArgumentParser, params: Sequence[Param] = PAR
 
 
 def _flag_default(p: Param) -> str:
+    if p.task_defaults:
+        return p.describe_default()
     if p.kind == INTS:
         return ",".join(map(str, p.default))
     return str(p.default)

@@ -174,10 +174,10 @@ def get_relation(relation: str | Relation | Callable) -> Relation:
 def unique_rows(Y) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(Y, axis=0, return_inverse=True)`` for a label matrix, as float32 rows.
 
-    numpy compares whole rows in its sort, which took seconds per million rows (twice at every
-    run's start). Rows of 0s and 1s (one-hot classes, label sets) are packed into bits first, the
-    first column the most significant, so that sorting the packed keys (one integer per row for up
-    to 64 labels) is sorting the rows: same rows, same order, same inverse.
+    numpy compares whole rows in its sort, which is slow at a million rows (and runs twice at
+    every run's start). Rows of 0s and 1s (one-hot classes, label sets) are packed into bits
+    first, the first column the most significant, so that sorting the packed keys (one integer per
+    row for up to 64 labels) is sorting the rows: same rows, same order, same inverse.
     """
     Y = np.asarray(Y, dtype=np.float32)
     if Y.ndim == 2 and Y.shape[1] and np.all((Y == 0) | (Y == 1)):

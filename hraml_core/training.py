@@ -17,7 +17,7 @@ import torch
 
 from . import params
 from .closed_form import ClosedFormPairs
-from .encoder import MLPEncoder
+from .encoder import MLPEncoder, embedding_size, with_input_skip
 from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_alignment_loss, l2_penalty,
                    pair_block_rows, pairwise_sq_dists)
 from .optim import FusedOptimizer
@@ -61,6 +61,11 @@ class _ConfigMethods:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def for_task(self, task: str) -> "TrainConfig":
+        """This config with every task-dependent default (None) replaced by ``task``'s value."""
+        resolved = params.for_task({p.name: getattr(self, p.name) for p in self.__params__ if p.task_defaults}, task)
+        return dataclasses.replace(self, **resolved) if resolved else self
 
     def to_dict(self, describe_objects: bool = False) -> dict:
         """The settings as JSON-ready values (what a model folder or run directory stores); see
@@ -128,7 +133,8 @@ class TrainingRun:
 
     ``X`` is (n, d) float, ``Y`` the (n, L) label matrix of ``task`` (see hraml_core.tasks).
     ``sampler_offset`` shifts the sampler's seed (data-parallel ranks draw different batches from
-    identically initialised encoders).
+    identically initialised encoders). ``config``'s task-dependent defaults are resolved for
+    ``task`` (:meth:`TrainConfig.for_task`); ``self.config`` holds the values used.
     """
 
     #: Distinct label rows up to which the relation between them is precomputed (2048^2 floats = 16 MB).
@@ -142,6 +148,7 @@ class TrainingRun:
                  closed_form: bool | None = None):
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}")
+        config = config.for_task(task)
         self.config, self.task = config, task
         self.device = torch.device(config.device)
         self.X = _as_float_tensor(X, self.device)
@@ -168,6 +175,11 @@ class TrainingRun:
         self.encoder = MLPEncoder(
             self.X.shape[1], config.hidden, config.dim, config.out_activation, config.init, self.generator
         ).to(self.device)
+        #: Standard deviation of the noise added to each step's inputs (config.input_noise), in input units.
+        self.noise_std = 0.0
+        if config.input_noise:
+            self.noise_std = float(config.input_noise) * nearest_neighbour_scale(X, seed)
+            self._noise_generator = torch.Generator(device=self.device).manual_seed(seed + 3 + sampler_offset)
         params = list(self.encoder.parameters())
         # The regulariser lambda * sum ||theta||^2 of eq. 5 has gradient 2 * lambda * theta, which is
         # exactly what the optimisers' (coupled, L2) weight_decay adds: cheaper than a graph term.
@@ -200,9 +212,10 @@ class TrainingRun:
                               else config.lr_drop_epoch * self.sampler.steps_per_epoch)
         # Algorithm 1 on the CPU steps by the closed-form gradient, without autograd or torch.optim
         # (hraml_core.closed_form); closed_form=False keeps the autograd step (for comparison).
-        auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step
+        auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step and not self.noise_std
         if closed_form and not auto:
-            raise ValueError("closed_form needs the pairs sampler on the CPU in a single-process run")
+            raise ValueError("closed_form needs the pairs sampler on the CPU in a single-process run without "
+                             "input_noise")
         self.closed_form = auto if closed_form is None else bool(closed_form)
         if self.closed_form:
             self._pair_step = ClosedFormPairs(self.encoder)
@@ -211,7 +224,9 @@ class TrainingRun:
             self._codes_np = None if self._codes is None else self._codes.cpu().numpy()
         self._pair_block = pair_block_rows(config.batch_size, config.pair_memory_mb * 2**20)
         self._graph = None
-        if config.cuda_graphs and self.device.type == "cuda" and config.sampler == "batch" and self.local_step:
+        # A captured step would replay one draw of the input noise: noisy steps are not captured.
+        if (config.cuda_graphs and self.device.type == "cuda" and config.sampler == "batch" and self.local_step
+                and not self.noise_std):
             from .cuda_graph import GraphedStep
 
             self._graph = GraphedStep(self)
@@ -322,9 +337,16 @@ class TrainingRun:
         self.state.step += 1
         self.state.pairs_seen += 1
 
+    def batch_inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        """The step's inputs: training rows ``idx``, plus fresh noise with ``config.input_noise``."""
+        Xb = self.X[idx]
+        if self.noise_std:
+            Xb = Xb + self.noise_std * torch.randn(Xb.shape, generator=self._noise_generator, device=self.device)
+        return Xb
+
     def batch_loss(self, idx: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The alignment loss of the step on training rows ``idx`` (to minimise), and its number of pairs."""
-        Z = self.encoder(self.X[idx])
+        Z = self.encoder(self.batch_inputs(idx))
         if self.sampler.all_pairs and len(idx) > self._pair_block:
             # The B x B matrices would pass config.pair_memory_mb: rows of G on demand, in blocks.
             if self._G_rows is None:
@@ -388,12 +410,20 @@ class TrainingRun:
         st.last_loss = st.losses[-1] if st.losses else math.nan
 
     # -- reading the model --------------------------------------------------------------------
+    @property
+    def network(self) -> MLPEncoder:
+        """The encoder as a plain module (a data-parallel run wraps ``encoder`` for training)."""
+        return self.encoder
+
     @torch.no_grad()
     def embed(self, X, chunk: int = 4096) -> np.ndarray:
-        """Embeddings f(x) of rows of X (numpy in, numpy out), in evaluation mode."""
+        """The metric's embeddings of rows of X (numpy in, numpy out): f(x), with the input skip
+        (config.input_skip) when there is one."""
         Xt = _as_float_tensor(X, self.device)
-        out = [self.encoder(Xt[s : s + chunk]) for s in range(0, len(Xt), chunk)]
-        return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.config.dim), np.float32)
+        skip, f = self.config.input_skip, self.network
+        out = [with_input_skip(x, f(x), skip) for x in (Xt[s : s + chunk] for s in range(0, len(Xt), chunk))]
+        width = embedding_size(Xt.shape[1], self.config.dim, skip)
+        return torch.cat(out).cpu().numpy() if out else np.zeros((0, width), np.float32)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.encoder.state_dict().items()}
@@ -405,3 +435,19 @@ class TrainingRun:
             for saved, p in zip(self._checkpoint, self.encoder.parameters()):
                 saved.copy_(p)
         self._checkpoint_state = (self.state.step, self.state.pairs_seen)
+
+
+def nearest_neighbour_scale(X, seed: int = 0, max_rows: int = 1024) -> float:
+    """(median distance from a row to its nearest other row) / sqrt(d), over a seeded sample of at
+    most ``max_rows`` rows searched against all rows: noise of this standard deviation per feature
+    moves a row by about one nearest-neighbour distance."""
+    from sklearn.neighbors import NearestNeighbors
+
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float32)
+    if len(X) < 2:
+        return 0.0
+    rows = np.arange(len(X))
+    if len(X) > max_rows:
+        rows = np.random.default_rng(seed).choice(len(X), max_rows, replace=False)
+    distances, _ = NearestNeighbors(n_neighbors=2).fit(X).kneighbors(X[rows])
+    return float(np.median(distances[:, 1]) / np.sqrt(X.shape[1]))

@@ -155,5 +155,6 @@ def test_the_sidebar_is_kept_across_pages_and_lives_in_the_link(served, browser)
           30, "the Runs page")
     page.get_by_role("link", name="Train").click()
     _wait(lambda: page.locator(".st-key-relation").count() == 1, 30, "the Train page again")
-    _wait(lambda: "relation=jaccard" in page.url and "dataset=iris" in page.url, 30, "the settings back in the address")
+    _wait(lambda: "relation=jaccard" in page.url and "dataset=iris" in page.url, 60,
+          "the settings back in the address", log)
     assert _select_value(page, "relation") == "jaccard" and _select_value(page, "dataset") == "iris"
