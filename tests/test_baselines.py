@@ -95,7 +95,13 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-@parametrize_with_checks([cls(random_state=0) for cls in BASELINES.values()],
+#: Iteration caps for the estimator checks: they test the contract (shapes, validation, cloning),
+#: not convergence, and the iterative baselines' default caps would make them most of the suite.
+CHECK_PARAMS = {"lmnn": {"min_iter": 5, "max_iter": 20}, "itml": {"max_iter": 100}, "ldml": {"max_iter": 30},
+                "dml_eig": {"max_iter": 30}}
+
+
+@parametrize_with_checks([cls(random_state=0, **CHECK_PARAMS.get(name, {})) for name, cls in BASELINES.items()],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}))
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():

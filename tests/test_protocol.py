@@ -296,6 +296,8 @@ def test_authors_preset_holds_the_authors_settings():
     # the authors' 0.01 then 0.001 on the sum over a batch's 40 pairs is 40x that on our mean
     assert (p["lr"], p["lr_drop_epoch"], p["weight_decay"]) == (0.4, 10, 0.0)
     assert (p["sampler"], p["batch_size"], p["partners"], p["balance"]) == ("neighbors", 40, 4, 0.5)
+    # the embedding alone, clean inputs: not the project's multi-label defaults
+    assert (p["input_skip"], p["input_noise"]) == (0.0, 0.0)
     # overrides apply on top of the preset; a bad name is refused
     assert get_protocol("authors", folds=3, seed=5).folds == 3 and get_protocol("authors", seed=5).max_epochs == 20
     with pytest.raises(ValueError, match="unknown protocol 'paper'; choose one of project, authors"):
