@@ -483,7 +483,7 @@ def _open_run_directory(args, rank: int, world: int, config: TrainConfig, data: 
 
     writer, error = None, None
     if rank == 0:
-        settings = {**config.to_dict(), "device": config.device.split(":")[0], "max_epochs": args.max_epochs,
+        settings = {**config.for_task(data.task).to_dict(), "device": config.device.split(":")[0], "max_epochs": args.max_epochs,
                     "world_size": world, "cross_rank_pairs": args.cross_rank_pairs, "test_size": args.test_size}
         try:
             writer = RunWriter(args.out, config=settings, task=data.task,

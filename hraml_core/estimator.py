@@ -126,7 +126,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         from .runs.writer import RunWriter
 
         fit_options = {p.name: getattr(self, p.name) for p in self.__declared_params__ if p.group == "training"}
-        settings = {**config.to_dict(describe_objects=True), **fit_options}
+        settings = {**run.config.to_dict(describe_objects=True), **fit_options}  # task defaults resolved
         writer = RunWriter(self.log_dir, config=settings, task=self.task_, metric=PRIMARY_METRIC[self.task_],
                            source="HRAML.fit")
         try:

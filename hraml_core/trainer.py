@@ -522,7 +522,7 @@ class Trainer:
             return
         from .runs.writer import RunWriter
 
-        config = {**self.config.to_dict(describe_objects=True), "max_epochs": self.max_epochs, "probe_size": self.probe_size,
+        config = {**self.config.for_task(self.task).to_dict(describe_objects=True), "max_epochs": self.max_epochs, "probe_size": self.probe_size,
                   "display_size": self.display_size, "snapshot_every_s": self.snapshot_every_s}
         writer = RunWriter(self.run_dir, config=config, task=self.task,
                            metric=self.metric_name if self.X_val is not None else None,

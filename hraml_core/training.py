@@ -212,16 +212,16 @@ class TrainingRun:
                               else config.lr_drop_epoch * self.sampler.steps_per_epoch)
         # Algorithm 1 on the CPU steps by the closed-form gradient, without autograd or torch.optim
         # (hraml_core.closed_form); closed_form=False keeps the autograd step (for comparison).
-        auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step and not self.noise_std
+        auto = config.sampler == "pairs" and self.device.type == "cpu" and self.local_step
         if closed_form and not auto:
-            raise ValueError("closed_form needs the pairs sampler on the CPU in a single-process run without "
-                             "input_noise")
+            raise ValueError("closed_form needs the pairs sampler on the CPU in a single-process run")
         self.closed_form = auto if closed_form is None else bool(closed_form)
         if self.closed_form:
             self._pair_step = ClosedFormPairs(self.encoder)
             self._X_np = self.X.numpy()
             self._G_np = None if self._G_rows is None else self._G_rows.cpu().numpy()
             self._codes_np = None if self._codes is None else self._codes.cpu().numpy()
+            self._noise_np = np.random.default_rng(seed + 3 + sampler_offset) if self.noise_std else None
         self._pair_block = pair_block_rows(config.batch_size, config.pair_memory_mb * 2**20)
         self._graph = None
         # A captured step would replay one draw of the input noise: noisy steps are not captured.
@@ -329,7 +329,10 @@ class TrainingRun:
             target = float(self._G_np[self._codes_np[i], self._codes_np[j]])
         else:
             target = float(self.relation_matrix(self.Y[i : i + 1], self.Y[j : j + 1]))
-        fit, grads = self._pair_step.loss_and_grads(self._X_np.take((i, j), axis=0), target)
+        x2 = self._X_np.take((i, j), axis=0)
+        if self._noise_np is not None:  # config.input_noise, as batch_inputs adds it to a batch
+            x2 = x2 + np.float32(self.noise_std) * self._noise_np.standard_normal(x2.shape, dtype=np.float32)
+        fit, grads = self._pair_step.loss_and_grads(x2, target)
         if self.config.weight_decay:
             fit += self.config.weight_decay * self._pair_step.squared_norm()
         self._record(fit)

@@ -7,6 +7,8 @@ closes each test's session threads and checks that no training thread is left ru
 import re
 import threading
 
+import pytest
+
 from support import baseline_children, metrics, status, step, wait_until
 
 
@@ -99,6 +101,7 @@ def test_setting_change_while_training_asks_for_reset(app):
     assert any(s.trainer.config.lr == 0.01 for s in open_sessions() if s.trainer is not None)
 
 
+@pytest.mark.slow
 def test_bad_upload_shows_an_error_and_the_app_keeps_working(app):
     app.run()
     app.button(key="start").click().run()
@@ -145,6 +148,7 @@ def test_csv_upload_with_label_columns_detects_the_task(app):
     app.button(key="stop").click().run()
 
 
+@pytest.mark.slow
 def test_huge_learning_rate_gives_a_clear_message(app):
     app.run()
     app.selectbox(key="dataset").set_value("iris").run()
@@ -166,6 +170,7 @@ def test_huge_learning_rate_gives_a_clear_message(app):
     assert not app.error and status(app) == "idle"
 
 
+@pytest.mark.slow
 def test_compare_with_a_baseline(app):
     app.run()
     app.selectbox(key="dataset").set_value("wine").run()
@@ -180,6 +185,7 @@ def test_compare_with_a_baseline(app):
     assert row["status"] == "done" and 0.5 < row["accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_cancel_a_slow_baseline_fit(app):
     app.run()  # digits
     app.selectbox(key="baseline").set_value("lmnn").run()  # about 1.5 min on digits

@@ -323,6 +323,7 @@ def _progress(at) -> list[str]:
     return [e.proto.text for e in at.get("progress")]
 
 
+@pytest.mark.slow
 def test_a_data_directory_parquet_file_trains_on_every_row(app, tmp_path, monkeypatch):
     write_parquet(tmp_path / "blobs.parquet", 12_000)
     monkeypatch.setenv("HRAML_DATA_DIR", str(tmp_path))

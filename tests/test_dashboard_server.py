@@ -172,6 +172,7 @@ def test_a_start_beyond_the_limit_waits_and_starts_when_a_slot_frees(make_sessio
     assert make_session.admission.active() == []
 
 
+@pytest.mark.slow
 def test_a_baseline_fit_waits_for_a_slot_like_training(make_session, wine):
     a = make_session()
     assert a.start()

@@ -182,6 +182,7 @@ def digits():
     return prepare_dataset(load_dataset("digits"))
 
 
+@pytest.mark.slow
 def test_baseline_fit_in_a_child_matches_in_process(session, wine):
     from hraml_core.baselines import get_baseline
     from hraml_core.evaluate import evaluate_embedding
@@ -200,6 +201,7 @@ def test_baseline_fit_in_a_child_matches_in_process(session, wine):
     assert not runner.busy() and not baseline_children()
 
 
+@pytest.mark.slow
 def test_a_failed_fit_says_why(session, wine):
     runner = session.baselines
     assert runner.fit("no_such_method", wine, WINE)
@@ -216,6 +218,7 @@ def test_a_failed_fit_says_why(session, wine):
     assert not baseline_children()
 
 
+@pytest.mark.slow
 def test_cancel_a_long_fit(session, digits):
     runner = session.baselines
     assert runner.fit("lmnn", digits, ("named", "digits", None))  # about 1.5 min

@@ -27,6 +27,9 @@ from hraml_core.tasks import encode_targets
 from hraml_core.training import TrainConfig, TrainingRun
 from support import free_port
 
+#: Every test here starts real processes (gloo ranks, torchrun agents).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = TrainConfig(hidden=(8,), dim=4, batch_size=16, optimizer="sgd", momentum=0.0, lr=0.1, weight_decay=0.0, seed=0)
 

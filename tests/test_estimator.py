@@ -29,6 +29,7 @@ def blobs(n=120, d=5, classes=3, seed=0):
     return rng.normal(size=(n, d)) + 3 * np.eye(classes, d)[y], y
 
 
+@pytest.mark.slow
 def test_default_hraml_keeps_its_level_on_digits():
     """A regression guard, not an acceptance test: the defaults were tuned on digits, so this only
     says they still give >= 98.3% 1-NN accuracy there over seeds 0-4 (StandardScaler fit on train,

@@ -67,10 +67,11 @@ def test_input_noise_moves_each_step_and_only_the_inputs():
     assert float((a - run.X[idx]).std()) == pytest.approx(run.noise_std, rel=0.1)
     quiet = TrainingRun(X, Y, "multilabel", TrainConfig(batch_size=32, input_noise=0.0))
     assert torch.equal(quiet.batch_inputs(idx), quiet.X[idx])
-    with pytest.raises(ValueError, match="without input_noise"):
-        TrainingRun(X, Y, "multilabel", TrainConfig(sampler="pairs"), closed_form=True)
-    # the pairs sampler then takes the autograd step
-    assert not TrainingRun(X, Y, "multilabel", TrainConfig(sampler="pairs")).closed_form
+    # Algorithm 1's closed-form step takes the noise too: a pair's inputs move, the weights then differ
+    noisy, clean = (TrainingRun(X, Y, "multilabel", TrainConfig(sampler="pairs", input_noise=v)) for v in (None, 0.0))
+    assert noisy.closed_form and clean.closed_form
+    noisy.step(), clean.step()
+    assert not torch.equal(noisy.encoder.layers[0].weight, clean.encoder.layers[0].weight)
 
 
 def test_label_sets_get_the_skip_in_every_way_of_embedding(tmp_path):
@@ -128,3 +129,12 @@ def test_label_set_defaults_keep_up_with_raw_features_where_the_embedding_alone_
         raw = evaluate_embedding("multilabel", Xtr, Y[tr], Xte, Y[te])
         gains.append(learned["average_precision"] - raw["average_precision"])
     assert min(gains) > 0 and np.mean(gains) >= 0.02, gains
+
+
+def test_a_run_directory_records_the_values_used(tmp_path):
+    from hraml_core.runs import open_run
+
+    X, Y = _multilabel()
+    HRAML(random_state=0, max_epochs=1, dim=8, log_dir=tmp_path / "run").fit(X, Y)
+    config = open_run(tmp_path / "run").config
+    assert (config["input_skip"], config["input_noise"]) == (0.5, 1.0)

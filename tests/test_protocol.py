@@ -214,6 +214,7 @@ def test_compare_with_paper_verdicts_follow_metric_direction():
     assert v[("emotions", "ranking_loss")]["paper_best_method"] == "raml_krr"
 
 
+@pytest.mark.slow
 def test_parallel_folds_give_the_same_results_as_sequential():
     X, y = _blobs()
     config = ProtocolConfig(folds=3, max_epochs=3, checkpoints=(3,), candidates=(Candidate("standardize", TINY),))

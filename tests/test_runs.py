@@ -532,6 +532,7 @@ def _record_distributed(rank, world, port, out, X, Y):
         close_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_rank_0_records_the_loss_averaged_over_the_ranks(tmp_path):
     X, y = blobs(n=130)
     mp.spawn(_record_distributed, args=(2, free_port(), str(tmp_path), X, encode_targets(y).Y), nprocs=2, join=True)
@@ -558,6 +559,7 @@ def _entry_point(rank, world, port, argv, out):
         f.write(str(main(argv)))
 
 
+@pytest.mark.slow
 def test_torchrun_refuses_a_folder_whose_run_is_being_written_on_every_rank(tmp_path, capfd):
     live = RunWriter(tmp_path / "busy", config={})
     try:

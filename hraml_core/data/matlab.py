@@ -18,6 +18,7 @@ import numpy as np
 from .dataset import Dataset
 from .errors import dataset_error
 from .labels import prepare_labels
+from .textio import check_file
 
 LAYOUTS = (("fea", "gnd"), ("X", "Y"), ("features", "labels"), ("data", "labels"), ("data", "label"), ("x", "y"))
 
@@ -63,15 +64,12 @@ def load_mat(path, *, task: str = "auto", x_var: str | None = None, y_var: str |
     import scipy.io
 
     path = Path(path)
+    check_file(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(128)
-    except FileNotFoundError:
-        raise dataset_error(path, "file not found") from None
     except OSError as exc:
         raise dataset_error(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if not head:
-        raise dataset_error(path, "the file is empty (0 bytes)")
     if _mat_version(head) == "7.3":
         have = "is installed but not used by this loader" if importlib.util.find_spec("h5py") else "is not installed"
         raise dataset_error(
