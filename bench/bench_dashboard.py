@@ -565,10 +565,10 @@ def _markdown(r: dict, load: str, argv: str) -> str:
         "Notes. Streamlit remounts a plotly chart on every data change (st.plotly_chart's element id hashes",
         "the figure), so each refresh redraws every changed chart in the browser: the page keeps that cheap",
         "(heatmaps as palette PNGs while training, fixed margins without plotly's auto-margin passes, no mode",
-        "bar, 500 plotted pairs, a 600-point loss curve). Chromium on the same two vCPUs then needs about",
-        "0.7-0.9 of a core at 2 refreshes/s; the trainer keeps >= 70% of its headless rate when the rest of",
-        "the machine is idle, and falls further when other jobs take the remaining core. A browser on",
-        "another machine leaves the server only the per-refresh work of the server-side row.",
+        "bar, 500 plotted pairs, a 600-point loss curve). What Chromium takes of the same two vCPUs is the",
+        "'Chromium' column of the windows above: the gap between the real page's ratio and the server-side",
+        "row is the browser's share of the cores. A browser on another machine leaves the server only the",
+        "per-refresh work of the server-side row.",
         "",
     ]
     return "\n".join(lines)
