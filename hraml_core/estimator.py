@@ -101,7 +101,7 @@ class HRAML(TransformerMixin, BaseEstimator):
 
         with torch_threads(self.n_threads):
             run = TrainingRun(X_fit, Y_fit, self.task_, config)
-            recorder = self._recorder(run, config, X_fit, Y_fit, targets.classes)
+            recorder = self._recorder(run, X_fit, Y_fit, targets.classes)
             try:
                 stopped = self._fit_epochs(run, X_fit, Y_fit, y_fit, X_val, Y_val, y_val if self.early_stopping else None,
                                            recorder)
@@ -118,7 +118,7 @@ class HRAML(TransformerMixin, BaseEstimator):
             self._end_recording(recorder.writer, stopped)
         return self
 
-    def _recorder(self, run, config, X_fit, Y_fit, classes):
+    def _recorder(self, run, X_fit, Y_fit, classes):
         """A RunRecorder writing this fit to ``log_dir`` (None without one)."""
         if self.log_dir is None:
             return None
@@ -227,7 +227,7 @@ class HRAML(TransformerMixin, BaseEstimator):
                   for k, v in self.encoder_.state_dict().items()}
         # In chunks of rows (each row is embedded on its own): a million rows at once would hold
         # their hidden layer, gigabytes, and a copy of X.
-        skip = self._input_skip()
+        skip = self.input_skip_
         Z = np.empty((len(X), embedding_size(X.shape[1], self.encoder_.dim, skip)), dtype=X.dtype)
         with torch.no_grad(), torch_threads(self.n_threads):
             for a in range(0, len(X), TRANSFORM_CHUNK_ROWS):
@@ -235,9 +235,6 @@ class HRAML(TransformerMixin, BaseEstimator):
                 f = functional_call(self.encoder_, params, (chunk,))
                 Z[a : a + len(chunk)] = with_input_skip(chunk, f, skip).numpy()
         return Z
-
-    def _input_skip(self) -> float:
-        return float(getattr(self, "input_skip_", 0.0))
 
     def get_metric(self):
         """A callable ``metric(a, b) = ||f(a) - f(b)||`` on two 1-D samples.
@@ -251,7 +248,7 @@ class HRAML(TransformerMixin, BaseEstimator):
         layers = [(l.weight.detach().numpy().astype(np.float64), l.bias.detach().numpy().astype(np.float64))
                   for l in self.encoder_.layers]
         tanh_out = self.encoder_.out_activation == "tanh"
-        skip = self._input_skip()
+        skip = self.input_skip_
 
         def embed(x):
             x = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -282,7 +279,7 @@ class HRAML(TransformerMixin, BaseEstimator):
             "task_": self.task_,
             "n_features_in_": int(self.n_features_in_),
             "relation_scale_": float(self.relation_scale_),
-            "input_skip_": self._input_skip(),
+            "input_skip_": float(self.input_skip_),
             "loss_curve_": [float(v) for v in self.loss_curve_],
             "n_pairs_seen_": int(self.n_pairs_seen_),
             "n_iter_": int(self.n_iter_),

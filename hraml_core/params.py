@@ -451,12 +451,6 @@ def defaults(params: Sequence[Param] = PARAMS, where: str = "config") -> dict:
 
 
 # -- derivations ----------------------------------------------------------------------------------
-def for_task(values: Mapping, task: str, params: Sequence[Param] = PARAMS) -> dict:
-    """``values`` (by parameter name) with each task-dependent default resolved for ``task``."""
-    declared = by_name(params)
-    return {k: declared[k].for_task(v, task) if k in declared else v for k, v in values.items()}
-
-
 def config_class(params: Sequence[Param], base: type, name: str = "TrainConfig", module: str | None = None) -> type:
     """A frozen dataclass with one field per ``config`` parameter (declared order and defaults).
 

@@ -64,7 +64,7 @@ class _ConfigMethods:
 
     def for_task(self, task: str) -> "TrainConfig":
         """This config with every task-dependent default (None) replaced by ``task``'s value."""
-        resolved = params.for_task({p.name: getattr(self, p.name) for p in self.__params__ if p.task_defaults}, task)
+        resolved = {p.name: p.for_task(getattr(self, p.name), task) for p in self.__params__ if p.task_defaults}
         return dataclasses.replace(self, **resolved) if resolved else self
 
     def to_dict(self, describe_objects: bool = False) -> dict:

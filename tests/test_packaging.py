@@ -107,3 +107,15 @@ def test_the_installed_dashboard_serves_and_its_page_runs(installed):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_requirements_pin_torch_as_the_package_declares_it():
+    """requirements.txt repeats torch's exact pin (any other torch is a multi-GB CUDA download here);
+    it must say what pyproject.toml says, and otherwise install the project with all its extras."""
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = [l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+             if l.strip() and not l.lstrip().startswith("#")]
+    assert "torch==2.13.0" in lines and "torch==2.13.0" in declared
+    assert [l for l in lines if l != "torch==2.13.0"] == ["-e .[all]"]
