@@ -96,7 +96,7 @@ class ClosedFormPairs:
                 np.subtract(1.0, h, out=h)
                 delta *= h
             np.matmul(delta.T, hs[l], out=gviews[2 * l])
-            delta.sum(axis=0, out=gviews[2 * l + 1])
+            np.add(delta[0], delta[1], out=gviews[2 * l + 1])  # the two rows' sum
             if l:
                 delta = delta @ views[2 * l]
         return 0.25 * r * r, self.grads

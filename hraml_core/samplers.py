@@ -192,10 +192,18 @@ class NeighborSampler(PairSampler):
 
 
 class SinglePairSampler(PairSampler):
-    """Algorithm 1: one uniformly random pair (i != j) per step; an epoch is n steps."""
+    """Algorithm 1: one uniformly random pair (i != j) per step; an epoch is n steps.
+
+    Pairs are drawn from the generator ``block`` at a time and handed out one by one: a torch call
+    per pair would cost a sizeable part of the closed-form step (hraml_core.closed_form)."""
 
     name = "pairs"
     _PAIR = (torch.tensor([0]), torch.tensor([1]))
+
+    def __init__(self, n_samples: int, generator: torch.Generator, block: int = 1024):
+        super().__init__(n_samples, generator)
+        self.block = int(block)
+        self._pending: list[tuple[int, int]] = []
 
     @property
     def steps_per_epoch(self) -> int:
@@ -203,10 +211,13 @@ class SinglePairSampler(PairSampler):
 
     def draw_pair(self) -> tuple[int, int]:
         """The next pair (i, j), i != j, as Python ints."""
-        i, j = torch.randint(self.n_samples, (2,), generator=self.generator).tolist()
-        if i == j:
-            j = (j + 1 + int(torch.randint(self.n_samples - 1, (1,), generator=self.generator))) % self.n_samples
-        return i, j
+        if not self._pending:
+            n, g = self.n_samples, self.generator
+            i = torch.randint(n, (self.block,), generator=g)
+            j = (i + 1 + torch.randint(n - 1, (self.block,), generator=g)) % n  # uniform over j != i
+            self._pending = list(zip(i.tolist(), j.tolist()))
+            self._pending.reverse()  # pop() from the end hands them out in drawing order
+        return self._pending.pop()
 
     def batch_indices(self) -> torch.Tensor:
         return torch.tensor(self.draw_pair())

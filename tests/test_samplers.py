@@ -1,3 +1,4 @@
+import collections
 import numpy as np
 import torch
 import pytest
@@ -33,6 +34,16 @@ def test_single_pair_sampler_draws_two_distinct_samples():
     ia, ib = s.select_pairs(torch.zeros(2, 2), torch.zeros(2, 2))
     assert (ia.tolist(), ib.tolist()) == ([0], [1])
     assert s.steps_per_epoch == 3
+
+
+def test_single_pair_sampler_is_uniform_over_ordered_pairs_and_seeded():
+    s = SinglePairSampler(3, gen(), block=64)  # several blocks
+    counts = collections.Counter(s.draw_pair() for _ in range(6000))
+    assert sorted(counts) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    # each of the 6 ordered pairs: 1000 expected, binomial sd ~29
+    assert all(880 < c < 1120 for c in counts.values()), counts
+    a, b = SinglePairSampler(50, gen(), block=7), SinglePairSampler(50, gen(), block=7)
+    assert [a.draw_pair() for _ in range(30)] == [b.draw_pair() for _ in range(30)]
 
 
 def test_hard_sampler_picks_nearest_same_and_nearest_different_partners():

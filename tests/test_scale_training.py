@@ -168,7 +168,8 @@ def test_closed_form_step_falls_back_where_it_does_not_apply():
 def test_closed_form_divergence_guard_restores_the_last_checked_weights():
     X, y = blobs()
     t = encode_targets(y)
-    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, sampler="pairs", optimizer="sgd", lr=0.01))
+    run = TrainingRun(X, t.Y, t.task, TrainConfig(hidden=(16,), dim=8, sampler="pairs", optimizer="sgd", lr=0.01,
+                                                     check_every=1))
     assert run.closed_form
     for _ in range(5):
         run.step()

@@ -152,6 +152,7 @@ def test_config_validation_names_every_problem():
     assert TrainConfig().loss_check_interval() == 1  # the CPU: every step
     assert TrainConfig(device="cuda").loss_check_interval() == 16  # a GPU: each read waits for it
     assert TrainConfig(device="cuda", check_every=3).loss_check_interval() == 3
+    assert TrainConfig(sampler="pairs").loss_check_interval() == 16  # one pair: the check's copy would show
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=1)
     with pytest.raises(ValueError, match="rows"):
