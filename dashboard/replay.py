@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +48,13 @@ class FrameChain(BackgroundThread):
     """Aligned frames of ``run``'s snapshots by ``method`` ("umap" or "pca"); see the module docstring.
 
     ``service_getter`` returns the UMAP service (default: the server's, None when UMAP is switched off).
+    ``wanted`` says whether anyone still looks (default: always): checked before each frame, a chain
+    nobody looks at stops computing (its thread ends) until :meth:`ensure` is called again, so the
+    server goes quiet when the last viewer leaves, however many frames were still to compute.
     """
 
-    def __init__(self, run, method: str, service_getter=None, idle_exit_s: float = IDLE_EXIT_S):
+    def __init__(self, run, method: str, service_getter=None, idle_exit_s: float = IDLE_EXIT_S,
+                 wanted: Callable[[], bool] | None = None):
         if method not in (UMAP, PCA):
             raise ValueError(f"projection method must be {UMAP!r} or {PCA!r}, got {method!r}")
         super().__init__(f"hraml-replay-{method}-{next(_ids)}")
@@ -57,6 +62,7 @@ class FrameChain(BackgroundThread):
         self.method = method
         self.idle_exit_s = float(idle_exit_s)
         self._service_getter = service_getter or (lambda: umap_service() if umap_enabled() else None)
+        self._wanted = wanted or (lambda: True)
         self._frames: dict[int, ReplayFrame] = {}
         self._steps: list[int] = []  # steps with a frame, ascending
         self._upto = -1  # the last snapshot step the chain has dealt with
@@ -147,6 +153,10 @@ class FrameChain(BackgroundThread):
                 continue
             for step in todo:
                 if self._closed.is_set():
+                    return
+                if not self._wanted():
+                    with self._thread_lock:
+                        self._thread = None  # the next ensure() starts it again
                     return
                 frame = self._compute(step)
                 with self._lock:

@@ -32,6 +32,10 @@ DEFAULT_RUNS_DIR = "runs"
 REFRESH_MIN_S = 0.4
 #: A shared run nobody asked for in this long is dropped (its threads end, its memory is freed).
 IDLE_DROP_S = 600.0
+#: A run's projection frames are computed while a viewer asked for the run within this long: a view
+#: whose frames are pending refreshes itself (run_view.REFRESH_S, longer when the server is busy), so
+#: a longer silence means its viewers have gone.
+VIEWERS_GONE_S = 4.0
 #: Figure sets kept per run (a replay slider revisits recent steps; watchers all want the last one).
 FIGURE_CACHE = 8
 
@@ -135,15 +139,20 @@ class SharedRun:
         one per run and method for the whole server; a new one when the folder holds a new run."""
         from .replay import FrameChain
 
+        self.last_used = time.monotonic()
         with self._lock:
             key = (method, self.run.run_id)
             chain = self._chains.get(key)
             if chain is None:
                 for old in [k for k in self._chains if k[0] == method]:
                     self._chains.pop(old).close()
-                chain = self._chains[key] = FrameChain(self.run, method)
+                chain = self._chains[key] = FrameChain(self.run, method, wanted=self.watched)
             chain.ensure()
             return chain
+
+    def watched(self) -> bool:
+        """Whether a viewer asked for this run within :data:`VIEWERS_GONE_S`."""
+        return time.monotonic() - self.last_used < VIEWERS_GONE_S
 
     def curves(self) -> dict:
         """The run's ``loss`` and ``metric`` curves (see :func:`hraml_dashboard.figures.run_curves`) and

@@ -115,6 +115,31 @@ def test_the_chain_follows_a_run_being_written(tmp_path):
     w.finish()
 
 
+def test_a_chain_nobody_looks_at_stops_and_goes_on_when_asked_again(tmp_path):
+    make_run(tmp_path / "r", snapshots=6)
+    run = open_run(tmp_path / "r")
+    looking = threading.Event()
+    chain = replay.FrameChain(run, "pca", wanted=looking.is_set)
+    chain.ensure()
+    assert wait_for(lambda: not chain.is_alive(), 30)  # gone without computing a frame
+    assert chain.progress() == (0, 6) and chain.latest() is None
+    looking.set()
+    chain.ensure()
+    assert chain.wait(30) and chain.progress() == (6, 6)
+    chain.close()
+
+
+def test_a_shared_run_is_watched_while_viewers_ask_for_it(tmp_path):
+    make_run(tmp_path / "r", snapshots=2)
+    shared = run_store.shared_run(tmp_path / "r")
+    chain = shared.chain("pca")
+    assert shared.watched()
+    shared.last_used -= run_store.VIEWERS_GONE_S + 1  # the last viewer left that long ago
+    assert not shared.watched()
+    assert shared.chain("pca") is chain and shared.watched()  # a viewer back: its chain goes on
+    assert chain.wait(30)
+
+
 def test_a_step_before_the_chain_gets_there_shows_an_aligned_pca(tmp_path):
     make_run(tmp_path / "r", snapshots=4)
     run = open_run(tmp_path / "r")
