@@ -4,8 +4,21 @@ from __future__ import annotations
 import os
 import platform
 import re
+import signal
+import threading
 import time
 from pathlib import Path
+
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+# A benchmark stopped by SIGTERM (`timeout`, a CI limit) unwinds as on Ctrl-C: its `finally` blocks
+# end the servers and browsers it started instead of leaving them running.
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 HEADER = (

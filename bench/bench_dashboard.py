@@ -35,6 +35,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402,F401  (a SIGTERM unwinds the benchmark: its servers are ended)
 from live_server import CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, descendants, step  # noqa: E402
 
 
