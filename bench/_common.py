@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 
-
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 

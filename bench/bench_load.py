@@ -45,17 +45,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import machine, write_section  # noqa: E402
 from live_server import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, alive, browser_missing, cpu_seconds, rss_bytes, step,
+    CHROMIUM, CHROMIUM_ARGS, COUNT_MOUNTS, COUNT_REDRAWS, LiveServer, alive, browser_missing, cpu_seconds, rss_bytes, step,
 )
 
 WATCH_TITLE = "watching a run"  # the title of a watch page (?watch=<run name>)
 #: Seconds a watch tab may take to draw before the bench stops opening more.
 WATCH_OPEN_S = 60
-#: Any chart remounted counts as a refresh of a watch page (it has no heatmap caption to look for).
-COUNT_ANY_REMOUNT = """() => { window._remounts = 0; window._seen2 = new WeakSet();
-  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
-      if (!window._seen2.has(p) && p.querySelector('.main-svg')) { window._seen2.add(p); window._remounts++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
 
 
 def _load() -> str:
@@ -319,9 +314,9 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
                         break
                     watchers.append(pg)
                 for pg in watchers:
-                    pg.evaluate(COUNT_ANY_REMOUNT)
+                    pg.evaluate(COUNT_MOUNTS)  # a watch page has no heatmap caption: any chart counts
                 time.sleep(10)
-                _, wrefresh = _page_rates(watchers, seconds, "_remounts")
+                _, wrefresh = _page_rates(watchers, seconds, "_mounts")
                 opened = len(watchers)
                 out["watchers"] = {"opened": opened, "refresh": wrefresh,
                                    "rss_per_watcher": (rss_bytes(srv.tree()) - rss0) / max(opened - 1, 1)}

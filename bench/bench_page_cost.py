@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,29 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import machine, write_section  # noqa: E402
-from live_server import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, browser_missing, cpu_seconds, descendants, step,
-)
+from bench_dashboard import _cpu_by_group  # noqa: E402
+from live_server import CHROMIUM, CHROMIUM_ARGS, COUNT_MOUNTS, COUNT_REDRAWS, LiveServer, browser_missing, step  # noqa: E402
 
-#: Every chart element that appears (a mount), whatever it shows.
-COUNT_MOUNTS = """() => { window._mounts = 0; window._seenAll = new WeakSet();
-  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
-      if (!window._seenAll.has(p) && p.querySelector('.main-svg')) { window._seenAll.add(p); window._mounts++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
 #: Script bundles by the start of their file name (Streamlit's frontend names them so).
 BUNDLES = (("PlotlyChart", "Plotly (chart library and Streamlit's wrapper)"), ("react-dom", "React"))
 METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
-
-
-def _chromium_pids() -> list[int]:
-    out = []
-    for pid in descendants(os.getpid()):
-        try:
-            if "chrom" in Path(f"/proc/{pid}/comm").read_text():
-                out.append(pid)
-        except OSError:
-            continue
-    return out
 
 
 def _profile_split(profile: dict) -> dict[str, float]:
@@ -99,10 +81,9 @@ def measure(seconds: float, warm: float = 15.0) -> dict:
 
                 def sample():
                     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-                    server = [srv.pid] + descendants(srv.pid)
                     return dict(metrics=metrics, step=step(page), redraws=page.evaluate("() => window._redraws"),
-                                mounts=page.evaluate("() => window._mounts"), chromium=cpu_seconds(_chromium_pids()),
-                                server=cpu_seconds(server), t=time.perf_counter())
+                                mounts=page.evaluate("() => window._mounts"), cpu=_cpu_by_group(srv.pid),
+                                t=time.perf_counter())
 
                 cdp.send("Profiler.enable")
                 cdp.send("Profiler.setSamplingInterval", {"interval": 1000})
@@ -124,8 +105,8 @@ def measure(seconds: float, warm: float = 15.0) -> dict:
         "steps_per_s": (b["step"] - a["step"]) / dt,
         "metrics": {k: b["metrics"][k] - a["metrics"][k] for k in METRICS},
         "profile": _profile_split(profile),
-        "chromium_cores": (b["chromium"] - a["chromium"]) / dt,
-        "server_cores": (b["server"] - a["server"]) / dt,
+        "chromium_cores": (b["cpu"]["chromium"] - a["cpu"]["chromium"]) / dt,
+        "server_cores": (b["cpu"]["server"] - a["cpu"]["server"]) / dt,
     }
 
 

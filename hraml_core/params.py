@@ -412,7 +412,8 @@ PARAMS: tuple[Param, ...] = (
           open_choices=True, widget=False),
     Param("check_every", INT, None, "Steps between reads of the loss for the divergence guard; None: every "
           "step on the CPU, every 16 on a GPU, where each read waits for the device to finish its queue, and "
-          "for the one-pair `pairs` sampler, whose step is a few times the copy of the weights each check saves.",
+          "for the one-pair `pairs` sampler, whose step does little arithmetic beside the copy of the weights each "
+          "check saves.",
           "runtime", label="loss check interval", low=1, none_ok=True, estimator=False, cli=False, widget=False),
     Param("pair_memory_mb", FLOAT, 1024.0, "Memory (MiB) a step's B x B pair matrices may take: larger batches "
           "compute the all-pairs loss in row blocks, with the same value and gradient.", "runtime",

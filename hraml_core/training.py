@@ -79,8 +79,8 @@ class _ConfigMethods:
     def loss_check_interval(self) -> int:
         if self.check_every is not None:
             return self.check_every
-        # A check saves the weights it passed as the checkpoint a divergence returns to: for the
-        # one-pair step that copy is a tenth of the step, so it is checked in groups as on a GPU.
+        # A check saves the weights it passed as the checkpoint a divergence returns to: the
+        # one-pair step does little arithmetic beside that copy, so it is checked in groups as on a GPU.
         return 1 if torch.device(self.device).type == "cpu" and self.sampler != "pairs" else 16
 
 
@@ -259,8 +259,9 @@ class TrainingRun:
     def step(self) -> None:
         """One optimisation step. Its objective (eq. 5, averaged over its pairs) joins
         ``state.losses`` once checked: every ``check_every`` steps (each step on the CPU, except
-        for the one-pair ``pairs`` step; call :meth:`flush` before reading). Raises :class:`TrainingDiverged` from a check that
-        finds a NaN, infinite or exploded loss, with the weights back at the last checked step."""
+        for the one-pair ``pairs`` step; call :meth:`flush` before reading). Raises
+        :class:`TrainingDiverged` from a check that finds a NaN, infinite or exploded loss, with the
+        weights back at the last checked step."""
         if self._lr_drop_step is not None:
             self._schedule_lr()
         if self.closed_form:

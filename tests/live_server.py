@@ -193,3 +193,8 @@ COUNT_REDRAWS = """() => { window._redraws = 0; window._seen = new WeakSet();
   const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
       if (!window._seen.has(p) && p.querySelector('.main-svg') && p.textContent.includes('A: embedding')) { window._seen.add(p); window._redraws++; } } };
   new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
+#: Counts every chart mounted (any figure): ``window._mounts``.
+COUNT_MOUNTS = """() => { window._mounts = 0; window._seenAll = new WeakSet();
+  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
+      if (!window._seenAll.has(p) && p.querySelector('.main-svg')) { window._seenAll.add(p); window._mounts++; } } };
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
