@@ -55,3 +55,31 @@ def write_section(title: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + section
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(text)
+
+
+def refresh_bytes(figs: dict, refreshing: bool) -> int:
+    """The bytes one refresh sends for ``figs``, made as the app makes them (the server's work of a
+    refresh): a refreshing view's charts as ECharts options with their Arrow datasets (as
+    ``st.echarts_chart`` serialises them) and the heatmaps as an SVG image (``st.image``); a still
+    view's as validated plotly JSON (as ``st.plotly_chart`` does)."""
+    import base64
+    import json
+
+    import plotly.io as pio
+    import plotly.tools
+    from streamlit import dataframe_util
+
+    from hraml_dashboard.echarts import echarts_option
+
+    n = 0
+    for fig in figs.values():
+        if isinstance(fig, str):  # an SVG image, sent base64-encoded in its data URL
+            n += len(base64.b64encode(fig.encode()))
+        elif refreshing:
+            option, _ = echarts_option(fig)
+            for dataset in option.get("dataset", ()):
+                n += len(dataframe_util.convert_anything_to_arrow_bytes(dataset.pop("source")))
+            n += len(json.dumps(option))
+        else:
+            n += len(pio.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False))
+    return n

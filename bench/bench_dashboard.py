@@ -4,7 +4,7 @@
 
 1. Training while the page refreshes: the trainer's step rate on digits headless (the Trainer
    alone) against (a) the same trainer while another thread does the per-refresh work at 2 Hz
-   (snapshot -> all figures -> plotly JSON, as st.plotly_chart does), and (b) a real
+   (snapshot -> all figures -> what the page is sent, as the app makes it), and (b) a real
    `streamlit run` server driven by Chromium (Playwright), where the page's refresh rate is
    counted in the browser (heatmap redraws per second) and the step rate is read off the page.
 2. One projection frame for the 1,797 digits embeddings after warm-up: umap-learn with its
@@ -36,8 +36,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402,F401  (a SIGTERM unwinds the benchmark: its servers are ended)
-from live_server import CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, LiveServer, descendants, step  # noqa: E402
+from _common import refresh_bytes  # noqa: E402  (_common also makes a SIGTERM unwind the benchmark)
+from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, HEATMAPS, LiveServer, descendants, step  # noqa: E402
 
 
 def _prepared():
@@ -71,10 +71,7 @@ def _rate(trainer, seconds: float, warm: float = 2.0) -> float:
 def bench_simulated(p, seconds: float, service) -> dict:
     """The server's share of a live page, without Streamlit: a projection worker following the
     trainer (UMAP in the UMAP process, as in the app) and a 2 Hz refresher building every figure and
-    its plotly JSON (validated as st.plotly_chart does)."""
-    import plotly.io as pio
-    import plotly.tools
-
+    what the page is sent for it (``_common.refresh_bytes``)."""
     from hraml_dashboard.figures import live_figures
     from hraml_dashboard.projection import ProjectionWorker
 
@@ -89,10 +86,7 @@ def bench_simulated(p, seconds: float, service) -> dict:
         while not stop.is_set():
             t0 = time.perf_counter()
             s = trainer.snapshot()
-            n = 0
-            for fig in live_figures(s, worker.latest()).values():
-                fig = plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True)
-                n += len(pio.to_json(fig, validate=False))
+            n = refresh_bytes(live_figures(s, worker.latest()), s.status == "running")
             costs.append(time.perf_counter() - t0)
             sizes.append(n)
             stop.wait(max(0.0, 0.5 - (time.perf_counter() - t0)))
@@ -187,7 +181,7 @@ def bench_browser(p, seconds: float, rounds: int = 3, quiet_wait_s: float = 0.0)
                     page.goto(srv.url, timeout=60_000)
                     page.wait_for_selector(".st-key-dataset", timeout=60_000)
                     select = time.perf_counter() - srv.t0
-                    page.wait_for_selector(".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image", timeout=60_000)
+                    page.wait_for_selector(HEATMAPS, timeout=60_000)
                     chart = time.perf_counter() - srv.t0
                     firsts.append({"health_s": health, "select_s": select, "chart_s": chart})
                     page.close()
@@ -203,7 +197,7 @@ def bench_browser(p, seconds: float, rounds: int = 3, quiet_wait_s: float = 0.0)
                 page = browser.new_page(viewport={"width": 1600, "height": 1400})
                 page.goto(srv.url, timeout=60_000)
                 page.wait_for_selector(".st-key-start button", timeout=60_000)
-                page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+                page.wait_for_selector(CHARTS, timeout=60_000)
                 # let the UMAP process finish its warm-up first (as a user reading the page would)
                 end = time.perf_counter() + 240
                 while time.perf_counter() < end and not any(
@@ -351,7 +345,7 @@ def bench_scale_page(rows: int, features: int, seconds: float, rounds: int, clas
                     page = browser.new_page(viewport={"width": 1600, "height": 1400})
                     page.goto(srv.url, timeout=60_000)
                     page.wait_for_selector(".st-key-start button", timeout=60_000)
-                    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+                    page.wait_for_selector(CHARTS, timeout=60_000)
                     out["rss_idle_gb"] = _tree_rss(srv.proc.pid) / 1e9
                     page.evaluate(COUNT_REDRAWS)
                     t0 = time.perf_counter()
@@ -540,9 +534,9 @@ def _markdown(r: dict, load: str, argv: str) -> str:
             f"{q['steps_per_s']:.0f} / {q['headless_steps_per_s']:.0f} (**{100 * q['ratio']:.0f}%**) | >= 70% |",
         ]
     lines += [
-        f"| server side only: trainer with figures + plotly JSON built at 2 Hz and UMAP frames made, against headless | "
+        f"| server side only: trainer with figures + what the page is sent built at 2 Hz and UMAP frames made, against headless | "
         f"{s['refresh_steps_per_s']:.0f} / {s['headless_steps_per_s']:.0f} steps/s (**{100 * s['ratio']:.0f}%**) | >= 70% |",
-        f"| per-refresh work on the server (snapshot, 5 figures, plotly JSON of {s['refresh_kb']:.0f} kB), median | "
+        f"| per-refresh work on the server (snapshot, 5 figures, sent as {s['refresh_kb']:.0f} kB), median | "
         f"{s['refresh_work_ms']:.0f} ms | |",
         f"| one projection frame, {pj['n_points']:,} points: umap-learn defaults (`UMAP(random_state=0)`) | {pj['umap_defaults_s']:.2f} s | |",
         f"| ours: UMAP, approximate neighbours, 50 epochs, warm-started from the previous frame | **{pj['umap_warm_s']:.2f} s** | <= 0.3 s |",

@@ -45,7 +45,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import machine, write_section  # noqa: E402
 from live_server import (  # noqa: E402
-    CHROMIUM, CHROMIUM_ARGS, COUNT_MOUNTS, COUNT_REDRAWS, LiveServer, alive, browser_missing, cpu_seconds, rss_bytes, step,
+    CHARTS, CHROMIUM, CHROMIUM_ARGS, COUNT_MOUNTS, COUNT_REDRAWS, HEATMAPS, LiveServer, alive, browser_missing, cpu_seconds,
+    rss_bytes, step,
 )
 
 WATCH_TITLE = "watching a run"  # the title of a watch page (?watch=<run name>)
@@ -147,11 +148,10 @@ def bench_first(p, browser) -> dict:
         page.click(".st-key-start button")
         started = time.perf_counter()
         samples, ready_at, chart = [], None, None
-        heatmap = ".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image"
         while time.perf_counter() - started < 45:
             try:
                 samples.append((time.perf_counter() - started, step(page)))
-                if chart is None and page.locator(heatmap).count():
+                if chart is None and page.locator(HEATMAPS).count():
                     chart = time.perf_counter() - srv.t0
                 if ready_at is None and _umap_ready(page):
                     ready_at = time.perf_counter() - srv.t0
@@ -298,7 +298,7 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
                 print(f"  watchers left out: {out['watchers_skipped']}", flush=True)
                 ctx.close()
             else:
-                probe.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                probe.wait_for_selector(CHARTS, timeout=120_000)
                 time.sleep(3)
                 rss0 = rss_bytes(srv.tree())
                 watchers = [probe]
@@ -306,7 +306,7 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
                     pg = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
                     try:
                         pg.goto(f"{srv.url}/?watch={watched}", timeout=WATCH_OPEN_S * 1000)
-                        pg.wait_for_selector(".js-plotly-plot", timeout=WATCH_OPEN_S * 1000)
+                        pg.wait_for_selector(CHARTS, timeout=WATCH_OPEN_S * 1000)
                     except Exception:
                         pg.context.close()
                         print(f"  watcher {len(watchers) + 1} did not draw within {WATCH_OPEN_S} s: "

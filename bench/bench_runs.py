@@ -5,7 +5,7 @@
 Target (issue 10): replaying 200 snapshots of digits, slider to frame in <= 0.3 s. This script
 measures the read part of that (a fresh ``open_run``, then ``snapshot(step)`` at random steps, as
 a slider does) and, with ``--replay``, the whole of it: a slider change to the five figures built
-(snapshot read, aligned frame, figures, plotly JSON as st.plotly_chart makes it), against one live
+(snapshot read, aligned frame, figures, what the page is sent for them: _common.refresh_bytes), against one live
 refresh of the Train page measured in the same run, plus the same through one AppTest rerun of the
 Runs page. It also times the writer against the training step of the same run: a digits run with
 the default settings, a snapshot every ``--steps-per-snapshot`` steps, each of 300 probe rows (A, E)
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_section  # noqa: E402
+from _common import machine, refresh_bytes, write_section  # noqa: E402
 
 from hraml_core.runs import RunWriter, list_runs, open_run  # noqa: E402
 from hraml_core.runs.recorder import choose_probe, square_distances  # noqa: E402
@@ -140,17 +140,6 @@ def read_run(folder: Path, frames: int = 60, seed: int = 0) -> dict:
             "list": listed, "n_runs": len(summaries), "n_snapshots": len(run.snapshot_steps), "rows": len(run.scalars)}
 
 
-def _to_json(figs: dict) -> int:
-    """What st.plotly_chart does to each figure (validated, then JSON); the bytes sent."""
-    import plotly.io as pio
-    import plotly.tools
-
-    n = 0
-    for fig in figs.values():
-        n += len(pio.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False))
-    return n
-
-
 def replay_run(folder: Path, frames: int = 60, seed: int = 0) -> dict:
     """Slider to frame on a recorded run, against a live refresh of the Train page (same process)."""
     from hraml_dashboard import figures, replay
@@ -173,7 +162,7 @@ def replay_run(folder: Path, frames: int = 60, seed: int = 0) -> dict:
         for s in steps:
             t = time.perf_counter()
             figs = figures.replay_figures(view, view.snapshot(int(s)), chain.frame(int(s)), as_images=as_images)
-            size = _to_json(figs)
+            size = refresh_bytes(figs, as_images)
             times.append(time.perf_counter() - t)
         out["images" if as_images else "heatmaps"] = {"t": np.array(times), "kb": size / 1e3}
     # the baseline: one refresh of the live page (trainer snapshot -> live figures -> JSON), app defaults
@@ -188,7 +177,7 @@ def replay_run(folder: Path, frames: int = 60, seed: int = 0) -> dict:
     live = []
     for _ in range(20):
         t = time.perf_counter()
-        _to_json(figures.live_figures(snap, frame, live=True))
+        refresh_bytes(figures.live_figures(snap, frame, live=True), True)
         live.append(time.perf_counter() - t)
     trainer.stop()
     out["live"] = np.array(live)
@@ -242,7 +231,7 @@ def watch_run(n: int, seconds: float) -> dict:
     """N Chromium tabs watching one run being written: server memory and each tab's refresh rate."""
     import threading
 
-    from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, Server, _cpu_by_group
+    from bench_dashboard import CHARTS, CHROMIUM, CHROMIUM_ARGS, Server, _cpu_by_group
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from support import count_metric_changes_js
     from playwright.sync_api import sync_playwright
@@ -284,7 +273,7 @@ def watch_run(n: int, seconds: float) -> dict:
             for i in range(n):
                 page = browser.new_page(viewport={"width": 1400, "height": 1200})
                 page.goto(f"{srv.url}/?watch=teacher", timeout=120_000)
-                page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+                page.wait_for_selector(CHARTS, timeout=120_000)
                 pages.append(page)
                 if i == 0:
                     time.sleep(5)
@@ -378,7 +367,7 @@ def main() -> None:
             "",
             f"Replay (`--replay`): the run above, {rp['n']} snapshots. A slider change costs reading the snapshot, its "
             "aligned projection frame (computed once per run for the whole server), the five figures and their "
-            "plotly JSON as `st.plotly_chart` makes it; the baseline is one refresh of the Train page (a digits "
+            "what the page is sent for them (`_common.refresh_bytes`: ECharts options and the SVG heatmaps while a view refreshes, plotly JSON when still); the baseline is one refresh of the Train page (a digits "
             "Trainer's snapshot, the five live figures, their JSON), measured in the same process.",
             "",
             "| replay (target: slider to frame <= 300 ms) | time | / live refresh |",

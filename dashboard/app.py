@@ -27,8 +27,8 @@ from hraml_core.data import DatasetError, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
-from hraml_dashboard import (budget, exact_eval, figures, pages, server, settings_form, share, sources,
-                             train_runs)
+from hraml_dashboard import (budget, exact_eval, figures, pages, run_view, server, settings_form, share,
+                             sources, train_runs)
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
 from hraml_dashboard.state import Session, Settings, open_sessions
@@ -446,19 +446,20 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     session.projector.set_method(method)
     frame = session.projector.latest()
     names = _label_map(session.prepared)
-    figs = figures.live_figures(snap, frame, names, _baseline_values(session))
-    # While training, the mode bar is off: every refresh remounts the charts, and building the
-    # mode bar is part of the browser's work each time; it comes back when training pauses or stops.
-    cfg = {"displayModeBar": False if snap.status == RUNNING else "hover", "displaylogo": False}
+    figs = figures.live_figures(snap, frame, names, _baseline_values(session), svg=run_view.live_charts() == "echarts")
+    # While training, the charts are ECharts updated in place and the heatmaps one image (run_view.
+    # show_chart); when training pauses or stops, the plotly figures with hover, zoom and mode bar.
+    training = snap.status == RUNNING
+    cfg = {"displayModeBar": False if training else "hover", "displaylogo": False}
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["loss"], key="fig_loss", config=cfg)
-    c2.plotly_chart(figs["metric"], key="fig_metric", config=cfg)
-    st.plotly_chart(figs["heatmaps"], key="fig_heatmaps", config=cfg)
-    if snap.status == RUNNING:
-        st.caption("Heatmaps are drawn as images while training (fast refresh); pause or stop to hover over values.")
+    for where, name in ((c1, "loss"), (c2, "metric"), (st, "heatmaps")):
+        run_view.show_chart(where, figs[name], f"fig_{name}", training, cfg)
+    if training:
+        st.caption("While training, the heatmaps are an image and the charts are drawn for a fast refresh; "
+                   "pause or stop to hover over values, zoom, or download a chart.")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["scatter"], key="fig_scatter", config=cfg)
-    c2.plotly_chart(figs["projection"], key="fig_projection", config=cfg)
+    for where, name in ((c1, "scatter"), (c2, "projection")):
+        run_view.show_chart(where, figs[name], f"fig_{name}", training, cfg)
     if frame is not None:
         svc = umap_service(start=False)
         umap_state = svc.state if svc is not None else "off"
@@ -579,6 +580,7 @@ def main() -> None:
     _process_setup()
     _umap_warm_up()
     try:
+        run_view.live_charts()
         session = _session()
     except (ValueError, RuntimeError) as exc:  # a bad $HRAML_DASHBOARD_* value, or the server stopping
         st.error(f"The dashboard cannot open a session: {exc}", icon="🚫")

@@ -1,5 +1,9 @@
 """The dashboard's figures: pure functions from arrays to plotly figures (no Streamlit, no torch).
 
+Each chart is declared here once. A view that refreshes draws the same figures through
+:mod:`echarts` (updated in place in the browser) and the heatmaps as one SVG image
+(:func:`relation_heatmaps_svg`).
+
 Large arrays go in as float32 numpy arrays, never as lists (plotly serialises numpy arrays as
 compact typed arrays; ``.tolist()`` is ~30x slower and 3x larger, see ../shared/reference/PLATFORM.md). Every figure
 sets ``uirevision`` so that a user's zoom survives the live refreshes.
@@ -201,11 +205,11 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
     diverging scale centred on 0.
 
     - ``as_images=False``: three ``go.Heatmap`` traces of float32 numpy arrays (hover shows values).
-    - ``as_images=True`` (while training): the same colours, pre-rendered server-side into three
-      PNG images (``go.Image``), plus two invisible 1 x 2 heatmaps that carry the colour bars.
-      Streamlit remounts a chart on every data change, and the browser rebuilds three 300 x 300
-      heatmaps much more slowly than three images, which is what lets the page hold its 2
-      refreshes/s (docs/BENCHMARKS.md, section Dashboard). Hover then shows positions only. The
+    - ``as_images=True`` (a refreshing view drawn with plotly, ``$HRAML_DASHBOARD_LIVE_CHARTS=plotly``):
+      the same colours, pre-rendered server-side into three PNG
+      images (``go.Image``), plus two invisible 1 x 2 heatmaps that carry the colour bars.
+      Streamlit remounts a plotly chart on every data change, and the browser rebuilds three
+      300 x 300 heatmaps much more slowly than three images. Hover then shows positions only. The
       image of E (one read-only array per run) is cached between refreshes.
 
     Both modes use the colour ranges of :func:`heatmap_scales`.
@@ -271,6 +275,71 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
                                     showticklabels=False)
         layout[f"yaxis{sx}"] = dict(axis, range=[n - 0.5, -0.5], anchor=f"x{sx}", showticklabels=i == 0)
     return _figure(data, layout)
+
+
+#: the SVG heatmaps' layout, in pixels of the drawing (the browser scales it to the page's width)
+_SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR = 300, 28, 26, 10
+
+
+def _svg_gradient(gid: str, scale: str, stops: int = 16) -> str:
+    lut = colour_lut(scale)
+    idx = np.rint(np.linspace(0, len(lut) - 1, stops)).astype(int)
+    parts = "".join(f'<stop offset="{k / (stops - 1):.4f}" stop-color="#{lut[i, 0]:02x}{lut[i, 1]:02x}{lut[i, 2]:02x}"/>'
+                    for k, i in enumerate(idx))
+    return f'<linearGradient id="{gid}" x1="0" x2="1" y1="0" y2="0">{parts}</linearGradient>'
+
+
+def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None) -> str:
+    """A | E | A − E as one SVG drawing: the live page's heatmaps while training.
+
+    The same colours and ranges as :func:`relation_heatmaps` (:func:`heatmap_scales`; the
+    matrices as palette PNGs, E's cached for the run), with the titles, the label blocks beside A
+    and the two colour bars drawn as SVG. One image costs the browser a fraction of a plotly
+    figure, and a live refresh replaces it whole; hover and zoom come back with the plotly figure
+    when training pauses or stops.
+    """
+    import html
+
+    E_in = E
+    A = np.asarray(A, dtype=np.float32)
+    E = np.asarray(E, dtype=np.float32)
+    if A.shape != E.shape or A.ndim != 2:
+        raise ValueError(f"A and E must be square matrices of one shape, got {A.shape} and {E.shape}")
+    sc = heatmap_scales(A, E)
+    zmax, dmax = sc["zmax"], sc["dmax"]
+    uris = (_image_uri(A, 0.0, zmax, HEATMAP_SCALE), _image_uri(E, 0.0, zmax, HEATMAP_SCALE, cache=E is E_in),
+            _image_uri(A - E, -dmax, dmax, DIFF_SCALE))
+    ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
+    P, G, T, B = _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR
+    left = 12 + (min(120, 6 * max(len(t) for t in texts)) if texts else 0)
+    width, height = left + 3 * P + 2 * G + 12, T + P + 14 + B + 22
+    n = max(A.shape[0], 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           'font-family="sans-serif" font-size="13">',
+           f"<defs>{_svg_gradient('seq', HEATMAP_SCALE)}{_svg_gradient('div', DIFF_SCALE)}</defs>"]
+    for i, (uri, name) in enumerate(zip(uris, ("A: embedding D²", "E: label relation g", "A − E"))):
+        x = left + i * (P + G)
+        out.append(f'<text x="{x + P / 2}" y="{T - 8}" text-anchor="middle">{html.escape(name)}</text>')
+        out.append(f'<image x="{x}" y="{T}" width="{P}" height="{P}" preserveAspectRatio="none" '
+                   f'style="image-rendering:pixelated" href="{uri}"/>')
+    for t, text in zip(ticks, texts):
+        y = T + (t + 0.5) / n * P
+        out.append(f'<text x="{left - 4}" y="{y:.1f}" text-anchor="end" dominant-baseline="middle" '
+                   f'font-size="9">{html.escape(text)}</text>')
+    bar_y = T + P + 14
+
+    def bar(x0: float, w: float, gid: str, lo: float, hi: float, title: str) -> None:
+        out.append(f'<rect x="{x0}" y="{bar_y}" width="{w}" height="{B}" fill="url(#{gid})"/>')
+        for frac, v in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+            anchor = ("start", "middle", "end")[int(frac * 2)]
+            out.append(f'<text x="{x0 + frac * w:.1f}" y="{bar_y + B + 13}" text-anchor="{anchor}" font-size="11">{v:g}</text>')
+        out.append(f'<text x="{x0 + w / 4:.1f}" y="{bar_y + B + 13}" text-anchor="middle" font-size="11" '
+                   f'fill="#555">{html.escape(title)}</text>')
+
+    bar(left, 2 * P + G, "seq", 0.0, zmax, "D², g")
+    bar(left + 2 * (P + G), P, "div", -dmax, dmax, "A − E")
+    out.append("</svg>")
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -383,19 +452,21 @@ def empty_figure(text: str, height: int = 300) -> go.Figure:
 # everything a refresh shows
 # --------------------------------------------------------------------------------------------------
 def live_figures(snapshot, frame=None, label_names: Mapping | None = None, baselines: Mapping[str, float] | None = None,
-                 n_pairs: int = SCATTER_PAIRS, live: bool | None = None) -> dict[str, go.Figure]:
+                 n_pairs: int = SCATTER_PAIRS, live: bool | None = None, svg: bool = True) -> dict[str, go.Figure | str]:
     """All live figures for one snapshot (and projection frame): what one page refresh draws.
 
-    ``live`` (default: the snapshot's status is "running") draws the heatmaps as images.
+    ``live`` (default: the snapshot's status is "running"): the heatmaps are one SVG image
+    (:func:`relation_heatmaps_svg`, a string), or with ``svg=False`` a plotly figure of images.
     """
     s = snapshot
+    live = (s.status == "running") if live is None else live
     figs = {
         "loss": loss_figure(s.loss_steps, s.loss_values) if len(s.loss_values) else empty_figure("Press Start to train"),
         "metric": metric_figure(s.metric_name, s.metric_steps, s.metric_values, s.raw_metric, baselines)
         if len(s.metric_values) or s.raw_metric is not None or baselines
         else empty_figure(f"The held-out {s.metric_name} is measured while training runs"),
-        "heatmaps": relation_heatmaps(s.A, s.E, s.probe_labels, label_names,
-                                      as_images=(s.status == "running") if live is None else live),
+        "heatmaps": relation_heatmaps_svg(s.A, s.E, s.probe_labels, label_names) if live and svg
+        else relation_heatmaps(s.A, s.E, s.probe_labels, label_names, as_images=live),
         "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),
     }
     if frame is not None:
@@ -516,11 +587,13 @@ def replay_curves(run, step: int, curves: Mapping | None = None) -> dict[str, go
 
 
 def snapshot_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
-                     n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+                     n_pairs: int = SCATTER_PAIRS, svg: bool = True) -> dict[str, go.Figure | str]:
     """The ``heatmaps``, ``scatter`` and ``projection`` figures of a recorded run's snapshot ``snap``
-    (a :class:`hraml_core.runs.RunSnapshot`) and its projection ``frame``."""
+    (a :class:`hraml_core.runs.RunSnapshot`) and its projection ``frame``. ``as_images``: the
+    heatmaps as one SVG image (a string), or with ``svg=False`` a plotly figure of images."""
     figs = {
-        "heatmaps": relation_heatmaps(snap.A, snap.E, snap.probe_labels, label_names, as_images=as_images),
+        "heatmaps": relation_heatmaps_svg(snap.A, snap.E, snap.probe_labels, label_names) if as_images and svg
+        else relation_heatmaps(snap.A, snap.E, snap.probe_labels, label_names, as_images=as_images),
         "scatter": alignment_scatter(snap.A, snap.E, n_pairs=n_pairs, scale=run.relation_scale or 1.0),
     }
     if frame is not None:
@@ -531,14 +604,14 @@ def snapshot_figures(run, snap, frame=None, label_names: Mapping | None = None, 
 
 
 def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as_images: bool = False,
-                   n_pairs: int = SCATTER_PAIRS) -> dict[str, go.Figure]:
+                   n_pairs: int = SCATTER_PAIRS, svg: bool = True) -> dict[str, go.Figure | str]:
     """What a recorded run looks like at the snapshot ``snap``: the same five figures as
     :func:`live_figures` (``loss``, ``metric``, ``heatmaps``, ``scatter``, ``projection``).
 
     ``run`` is a :class:`hraml_core.runs.Run` (or anything with ``scalars``, ``metric``,
     ``raw_metric`` and ``relation_scale``).
     """
-    return {**replay_curves(run, snap.step), **snapshot_figures(run, snap, frame, label_names, as_images, n_pairs)}
+    return {**replay_curves(run, snap.step), **snapshot_figures(run, snap, frame, label_names, as_images, n_pairs, svg)}
 
 
 def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence | None = None,

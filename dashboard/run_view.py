@@ -9,6 +9,7 @@ viewer (:meth:`~hraml_dashboard.run_store.SharedRun.figures`). Only drawing is p
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -17,7 +18,7 @@ import streamlit as st
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.runs.format import LOST, RUNNING
 
-from . import figures, replay, run_store
+from . import echarts, figures, replay, run_store
 from .projection import PCA, UMAP
 from .umap_process import umap_enabled
 
@@ -44,6 +45,37 @@ def chart_config(filename: str, ticking: bool) -> dict:
     while it refreshes the mode bar is off, as on the live page (every refresh remounts the charts)."""
     return {"displayModeBar": False if ticking else "hover", "displaylogo": False,
             "toImageButtonOptions": {"format": "png", "filename": figures.safe_filename(filename), "scale": 2}}
+
+
+#: ``$HRAML_DASHBOARD_LIVE_CHARTS=plotly`` draws refreshing views with plotly, as before the ECharts
+#: path (the baseline bench/bench_page_cost.py measures against; also a way out for a browser where
+#: ECharts misbehaves).
+LIVE_CHARTS_VARIABLE = "HRAML_DASHBOARD_LIVE_CHARTS"
+
+
+def live_charts() -> str:
+    """How a refreshing view draws its charts: "echarts" (default) or "plotly"."""
+    value = os.environ.get(LIVE_CHARTS_VARIABLE, "echarts").strip().lower() or "echarts"
+    if value not in ("echarts", "plotly"):
+        raise ValueError(f"${LIVE_CHARTS_VARIABLE} must be echarts or plotly, got {value!r}")
+    return value
+
+
+#: The alt text of the live heatmaps image (how a test or a benchmark finds it in the page).
+LIVE_IMAGE_ALT = "A, E and A − E heatmaps"
+
+
+def show_chart(where, fig, key: str, ticking: bool, config: dict) -> None:
+    """One chart of a view. While the view refreshes: an ECharts chart that each refresh updates in
+    place (:mod:`echarts`), or an image when ``fig`` is an SVG string (the heatmaps). When it is
+    still: the plotly figure, with hover, zoom and its mode bar."""
+    if isinstance(fig, str):
+        where.image(fig, width="stretch", alt=LIVE_IMAGE_ALT)
+    elif ticking and live_charts() == "echarts":
+        option, height = echarts.echarts_option(fig)
+        where.echarts_chart(option, key=f"{key}_live", height=height, alt=echarts.title_of(option))
+    else:
+        where.plotly_chart(fig, key=key, config=config)
 
 
 def method_radio(key: str) -> str:
@@ -249,10 +281,11 @@ def run_figures(shared: run_store.SharedRun, step: int, snap_step: int, method: 
     ident = None if frame is None else (frame.method, frame.step, frame.aligned, frame.note)
     curves = shared.curves()
     ckey = ("curves", run.run_id, step, len(curves["loss"][0]), len(curves["metric"][0]), run.raw_metric)
-    skey = ("snapshot", run.run_id, snap_step, ident, as_images)
+    svg = live_charts() == "echarts"
+    skey = ("snapshot", run.run_id, snap_step, ident, as_images, svg)
     return {**shared.figures(ckey, lambda: figures.replay_curves(run, step, curves)),
             **shared.figures(skey, lambda: figures.snapshot_figures(run, run.snapshot(snap_step), frame,
-                                                                    as_images=as_images))}
+                                                                    as_images=as_images, svg=svg))}
 
 
 def show_metrics(shared: run_store.SharedRun, step: int, snap_step: int | None, following: bool) -> None:
@@ -283,17 +316,21 @@ def draw_figures(figs: dict, prefix: str, name: str, step: int, ticking: bool) -
         return chart_config(f"{name}-{fig}-step{step}", ticking)
 
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["loss"], key=f"{prefix}_fig_loss", config=cfg("loss"))
-    c2.plotly_chart(figs["metric"], key=f"{prefix}_fig_metric", config=cfg("metric"))
-    st.plotly_chart(figs["heatmaps"], key=f"{prefix}_fig_heatmaps", config=cfg("heatmaps"))
+    for where, fig in ((c1, "loss"), (c2, "metric"), (st, "heatmaps")):
+        show_chart(where, figs[fig], f"{prefix}_fig_{fig}", ticking, cfg(fig))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["scatter"], key=f"{prefix}_fig_scatter", config=cfg("scatter"))
-    c2.plotly_chart(figs["projection"], key=f"{prefix}_fig_projection", config=cfg("projection"))
+    for where, fig in ((c1, "scatter"), (c2, "projection")):
+        show_chart(where, figs[fig], f"{prefix}_fig_{fig}", ticking, cfg(fig))
 
 
 def show_run(root, name: str, prefix: str = "run", read_only: bool = False) -> run_store.SharedRun | None:
     """A recorded run, as the live page shows a session: metrics, loss, metric, A / E / A − E, D² vs g,
     the projection; a step slider with play / pause; updating itself while the run is written."""
+    try:
+        live_charts()
+    except ValueError as exc:  # a bad $HRAML_DASHBOARD_LIVE_CHARTS
+        st.error(f"The dashboard cannot show runs: {exc}", icon="🚫")
+        return None
     shared = open_shared(root, name)
     if shared is None:
         return None

@@ -187,14 +187,36 @@ def step(page) -> int:
     return int(re.sub(r"[^0-9]", "", metric(page, "Step")) or 0)
 
 
-#: Counts page refreshes in the browser: a new heatmap figure mounted (Streamlit remounts a chart
-#: whose data changed). Read with ``page.evaluate("() => window._redraws")``.
-COUNT_REDRAWS = """() => { window._redraws = 0; window._seen = new WeakSet();
-  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
-      if (!window._seen.has(p) && p.querySelector('.main-svg') && p.textContent.includes('A: embedding')) { window._seen.add(p); window._redraws++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
-#: Counts every chart mounted (any figure): ``window._mounts``.
+#: Every chart of a page, whichever way it is drawn: a plotly figure, an ECharts chart (a refreshing
+#: view), the live heatmaps image.
+CHARTS = '.js-plotly-plot, [data-testid="stEChartsChart"], img[alt^="A, E and A"]'
+#: The heatmaps drawn: plotly's heatmap or image layers, or the live heatmaps image.
+HEATMAPS = '.js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image, img[alt^="A, E and A"]'
+_CHART_TEXT = """(has) => {
+  for (const c of document.querySelectorAll('.js-plotly-plot, [data-testid="stEChartsChart"]')) {
+    const text = c.classList.contains('js-plotly-plot') ? c.innerText : (c.getAttribute('aria-label') || '');
+    if (text.includes(has)) return text; }
+  return null; }"""
+
+
+def chart_text(page, has: str) -> str | None:
+    """The text of the first chart that shows ``has``: a plotly figure's text, or an ECharts chart's
+    title (its aria-label: ECharts draws on a canvas); None when no chart shows it."""
+    return page.evaluate(_CHART_TEXT, has)
+
+
+#: Counts page refreshes in the browser: a new heatmap drawn, either a new live heatmaps image (its
+#: ``src`` changes, the ``alt`` of run_view.LIVE_IMAGE_ALT) or a plotly heatmap figure mounted (Streamlit
+#: remounts a plotly chart whose data changed). Read with ``page.evaluate("() => window._redraws")``.
+COUNT_REDRAWS = """() => { window._redraws = 0; window._seen = new WeakSet(); window._srcs = new WeakMap();
+  const mark = () => {
+    for (const p of document.querySelectorAll('.js-plotly-plot')) {
+      if (!window._seen.has(p) && p.querySelector('.main-svg') && p.textContent.includes('A: embedding')) { window._seen.add(p); window._redraws++; } }
+    for (const img of document.querySelectorAll('img[alt^="A, E and A"]')) {
+      if (img.src && window._srcs.get(img) !== img.src) { window._srcs.set(img, img.src); window._redraws++; } } };
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']}); mark(); }"""
+#: Counts every chart built anew (a plotly figure mounted, or an ECharts instance created): ``window._mounts``.
 COUNT_MOUNTS = """() => { window._mounts = 0; window._seenAll = new WeakSet();
-  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot')) {
-      if (!window._seenAll.has(p) && p.querySelector('.main-svg')) { window._seenAll.add(p); window._mounts++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true}); mark(); }"""
+  const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot, [_echarts_instance_]')) {
+      if (!window._seenAll.has(p) && (p.querySelector('.main-svg') || p.hasAttribute('_echarts_instance_'))) { window._seenAll.add(p); window._mounts++; } } };
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['_echarts_instance_']}); mark(); }"""

@@ -105,3 +105,36 @@ def wait_until(at, cond, timeout=30.0):
         return cond()
 
     return wait_for(shows, timeout, every=0.3)
+
+
+def charts(at) -> list[str]:
+    """The page's charts in page order, each as what it draws: a plotly or ECharts spec (JSON), or an
+    image's URL (the live heatmaps)."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        kind = getattr(node, "type", None)
+        if kind in ("plotly_chart", "echarts_chart"):
+            out.append(node.proto.spec)
+        elif kind == "image":
+            out.extend(img.url for img in node.proto.imgs)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return out
+
+
+def chart_kinds(at) -> list[str]:
+    """The element type of each chart, in page order ("plotly_chart", "echarts_chart", "image")."""
+    out: list[str] = []
+
+    def walk(node) -> None:
+        kind = getattr(node, "type", None)
+        if kind in ("plotly_chart", "echarts_chart", "image"):
+            out.append(kind)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    return out

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, alive, browser_missing, metric, step
+from live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, alive, browser_missing, chart_text, metric, step
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -63,11 +63,11 @@ def _download(page, key: str, tmp_path: Path) -> Path:
         raise AssertionError(f"no download from {key}; the button said {shown!r}; streamlit's log ends:\n{log}") from None
 
 
+#: While training: four ECharts charts on their canvases and the heatmaps image decoded.
 ALL_DRAWN = """() => {
-  const plots = Array.from(document.querySelectorAll('.js-plotly-plot'));
-  const heat = plots.some(p => p.querySelectorAll(".heatmaplayer image, .imagelayer image").length >= 3);
-  const scat = plots.filter(p => p.querySelector('.scatterlayer .trace')).length;
-  return plots.length === 5 && heat && scat >= 4;
+  const charts = Array.from(document.querySelectorAll('[data-testid="stEChartsChart"]'));
+  const img = document.querySelector('img[alt^="A, E and A"]');
+  return charts.length === 4 && charts.every(c => c.querySelector('canvas')) && img && img.complete && img.naturalWidth > 0;
 }"""
 
 
@@ -91,15 +91,14 @@ def test_dashboard_trains_live_in_chromium(server, tmp_path):
             first = _step(page)
             _wait(lambda: _step(page) > first, 30, "the step counter to keep moving")
             _wait(lambda: _metric(page, "Held-out accuracy") not in ("–", ""), 30, "the held-out metric")
-            title = page.locator(".js-plotly-plot", has_text="D² vs g").first.inner_text()
-            _wait(lambda: page.locator(".js-plotly-plot", has_text="D² vs g").first.inner_text() != title, 30,
-                  "the D² vs g chart to change")
+            _wait(lambda: chart_text(page, "D² vs g") is not None, 30, "the D² vs g chart while training")
+            title = chart_text(page, "D² vs g")
+            _wait(lambda: chart_text(page, "D² vs g") != title, 30, "the D² vs g chart to change")
             assert _metric(page, "Status") == "running"
 
             docs_shot = os.environ.get("HRAML_SCREENSHOT")
             if docs_shot:  # a nicer picture: wait for UMAP frames and a bit of training
-                _wait(lambda: "UMAP of" in page.locator(".js-plotly-plot", has_text="training embeddings").first.inner_text(),
-                      240, "a UMAP frame")
+                _wait(lambda: "UMAP of" in (chart_text(page, "training embeddings") or ""), 240, "a UMAP frame")
                 at = _step(page)
                 _wait(lambda: _step(page) > at + 100, 60, "a hundred more steps")
             page.set_viewport_size({"width": 1500, "height": 1780})  # the whole page, no scrolling

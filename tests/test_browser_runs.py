@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from live_server import LiveServer, browser_missing
+from live_server import CHARTS, LiveServer, browser_missing
 from live_server import metric as _metric
 from run_factory import make_run
 from support import count_metric_changes_js, free_port, stop_group, wait_for
@@ -57,7 +57,7 @@ def _select_value(page, key: str) -> str:
 
 
 def _charts(page) -> int:
-    return page.locator(".js-plotly-plot").count()
+    return page.locator(CHARTS).count()
 
 
 def test_a_torchrun_job_is_watched_live_while_it_trains(served, browser):

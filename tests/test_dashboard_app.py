@@ -9,14 +9,11 @@ import threading
 
 import pytest
 
-from support import baseline_children, metrics, status, step, wait_until
+from support import baseline_children, chart_kinds, charts, metrics, status, step, wait_until
 
 
 def _threads(part):
     return [t for t in threading.enumerate() if part in t.name and t.is_alive()]
-
-def chart_specs(at) -> list[str]:
-    return [c.proto.spec for c in at.get("plotly_chart")]
 
 
 def test_first_screen_is_useful_without_any_data(app):
@@ -37,17 +34,21 @@ def test_train_pause_resume_stop_reset(app):
     assert not app.exception
     assert any("Task: classification" in m.value and "wine" in m.value for m in app.markdown)
     assert any("√" in m.value for m in app.sidebar.markdown)  # the relation's formula is shown
-    before = chart_specs(app)
+    assert chart_kinds(app) == ["plotly_chart"] * 5  # still: plotly, with hover and zoom
 
     app.button(key="start").click().run()
     assert wait_until(app, lambda: step(app) > 0 and status(app) == "running")
-    first = step(app)
+    # while training: ECharts updated in place, the heatmaps one image
+    assert chart_kinds(app) == ["echarts_chart", "echarts_chart", "image", "echarts_chart", "echarts_chart"]
+    first, before = step(app), charts(app)
     assert wait_until(app, lambda: step(app) > first)
     assert wait_until(app, lambda: metrics(app)["Held-out accuracy"] != "–")
-    after = chart_specs(app)
-    assert len(after) == 5
-    changed = [a != b for a, b in zip(before, after)]
-    assert changed[0] and changed[2] and changed[3], "loss, heatmaps and D²-vs-g charts advance"
+
+    def advanced() -> bool:
+        now = charts(app)
+        return len(now) == 5 and now[0] != before[0] and now[2] != before[2] and now[3] != before[3]
+
+    assert wait_until(app, advanced), "loss, heatmaps and D²-vs-g charts advance"
     assert len(_threads("train")) == 1
 
     app.button(key="pause").click().run()  # returns once the trainer has stopped stepping

@@ -152,4 +152,6 @@ def test_live_figures_from_a_trainer_snapshot():
     with_baseline = figures.live_figures(t.snapshot(), None, baselines={"gmml": 0.9})["metric"]
     assert [d.name for d in with_baseline.data] == ["HRAML", "gmml (0.9000)"]
     live = figures.live_figures(t.snapshot(), None, live=True)
-    assert live["heatmaps"].data[0].type == "image"
+    assert live["heatmaps"].startswith("<svg") and live["heatmaps"].count("<image ") == 3  # one SVG image
+    plotly_live = figures.live_figures(t.snapshot(), None, live=True, svg=False)  # the plotly path
+    assert plotly_live["heatmaps"].data[0].type == "image"

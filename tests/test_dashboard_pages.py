@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from hraml_dashboard import run_store, settings_form, share
 from run_factory import make_run
+from support import charts
 
 APP = str(ROOT / "dashboard" / "app.py")
 RUNS, COMPARE = "runs_page.py", "compare_page.py"
@@ -206,7 +207,7 @@ def test_watchers_share_one_reader_and_one_figure_build(root, monkeypatch):
         ok(at.run())
     assert run_store.open_shared_runs() == [shared]  # one reader for all
     assert builds.count("replay_curves") <= 1 and builds.count("snapshot_figures") <= 1  # at most one build for five
-    assert len({at.get("plotly_chart")[2].proto.spec for at in watchers}) == 1
+    assert len({charts(at)[2] for at in watchers}) == 1
     w.finish()
 
 
@@ -300,7 +301,7 @@ def test_a_run_of_the_estimator_opens_like_any_other(root):
     at = page(RUNS, {"run": "fits/iris"})
     row = at.dataframe[0].value.iloc[0]
     assert (row["run"], row["source"], row["status"]) == ("fits/iris", "HRAML.fit", "finished")
-    assert metrics(at)["Status"] == "finished" and len(at.get("plotly_chart")) == 5
+    assert metrics(at)["Status"] == "finished" and len(charts(at)) == 5
     assert number(metrics(at)["Snapshots"]) >= 2
 
 
@@ -314,3 +315,13 @@ def test_a_runs_folder_that_cannot_be_written_does_not_stop_training(tmp_path, m
     assert any("not recorded" in w.value for w in at.warning)
     at.button(key="stop").click()
     ok(at.run())
+
+
+def test_a_bad_live_charts_setting_is_named_on_the_page(monkeypatch, root):
+    make_run(root / "r", snapshots=2)
+    monkeypatch.setenv("HRAML_DASHBOARD_LIVE_CHARTS", "vega")
+    train = app()
+    ok(train.run())
+    assert any("HRAML_DASHBOARD_LIVE_CHARTS must be echarts or plotly, got 'vega'" in e.value for e in train.error)
+    runs = page(RUNS, {"run": "r"})
+    assert any("cannot show runs" in e.value and "'vega'" in e.value for e in runs.error)

@@ -202,7 +202,9 @@ def test_replay_figures_show_the_run_at_the_snapshot(tmp_path):
     assert "accuracy at step 20: 0.7500" in figs["metric"].layout.title.text
     assert any("raw features" in (t.name or "") for t in figs["metric"].data)
     assert "at step 20" in figs["projection"].layout.title.text
-    assert figures.replay_figures(run, snap, None, as_images=True)["heatmaps"].data[0].type == "image"
+    live = figures.replay_figures(run, snap, None, as_images=True)["heatmaps"]  # a view that refreshes
+    assert live.startswith("<svg") and live.count("<image ") == 3
+    assert figures.replay_figures(run, snap, None, as_images=True, svg=False)["heatmaps"].data[0].type == "image"
 
 
 def test_matrices_of_several_runs_share_one_colour_scale():
