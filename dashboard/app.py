@@ -26,7 +26,7 @@ from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
-from hraml_core.trainer import FAILED, FINISHED, PAUSED, RUNNING, STOPPED
+from hraml_core.trainer import FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
 from hraml_dashboard import (budget, exact_eval, figures, pages, run_view, server, settings_form, share,
                              sources, train_runs)
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
@@ -446,20 +446,22 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     session.projector.set_method(method)
     frame = session.projector.latest()
     names = _label_map(session.prepared)
-    figs = figures.live_figures(snap, frame, names, _baseline_values(session), svg=run_view.live_charts() == "echarts")
-    # While training, the charts are ECharts updated in place and the heatmaps one image (run_view.
-    # show_chart); when training pauses or stops, the plotly figures with hover, zoom and mode bar.
-    training = snap.status == RUNNING
-    cfg = {"displayModeBar": False if training else "hover", "displaylogo": False}
+    # Before the first Start and while training, the charts are ECharts updated in place and the
+    # heatmaps one image (run_view.show_chart): the first screen needs no plotly, and Start changes
+    # no chart. When training pauses or stops: the plotly figures with hover, zoom and mode bar.
+    fast = snap.status in (IDLE, RUNNING)
+    figs = figures.live_figures(snap, frame, names, _baseline_values(session), live=fast,
+                                svg=run_view.live_charts() == "echarts")
+    cfg = {"displayModeBar": False if fast else "hover", "displaylogo": False}
     c1, c2 = st.columns(2)
     for where, name in ((c1, "loss"), (c2, "metric"), (st, "heatmaps")):
-        run_view.show_chart(where, figs[name], f"fig_{name}", training, cfg)
-    if training:
-        st.caption("While training, the heatmaps are an image and the charts are drawn for a fast refresh; "
-                   "pause or stop to hover over values, zoom, or download a chart.")
+        run_view.show_chart(where, figs[name], f"fig_{name}", fast, cfg)
+    if fast:
+        st.caption("Until training pauses or stops, the heatmaps are an image and the charts are drawn for a "
+                   "fast refresh; pause or stop to hover over values, zoom, or download a chart.")
     c1, c2 = st.columns(2)
     for where, name in ((c1, "scatter"), (c2, "projection")):
-        run_view.show_chart(where, figs[name], f"fig_{name}", training, cfg)
+        run_view.show_chart(where, figs[name], f"fig_{name}", fast, cfg)
     if frame is not None:
         svc = umap_service(start=False)
         umap_state = svc.state if svc is not None else "off"

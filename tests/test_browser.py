@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from live_server import CHROMIUM, CHROMIUM_ARGS, LiveServer, alive, browser_missing, chart_text, metric, step
+from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, LiveServer, alive, browser_missing, chart_text, metric, step
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -82,7 +82,7 @@ def test_dashboard_trains_live_in_chromium(server, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server, timeout=60_000)
             page.wait_for_selector(".st-key-start button", timeout=60_000)
-            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            page.wait_for_selector(CHARTS, timeout=60_000)
             assert "digits" in (page.locator(".st-key-dataset input").first.input_value() + page.locator(".st-key-dataset").inner_text())
             assert _step(page) == 0 and _metric(page, "Status") == "idle"
 

@@ -192,8 +192,12 @@ class _Progress:
             self.bar = tqdm(total=total, unit=unit, unit_scale=True, desc=f"reading {path.name}", file=sys.stderr,
                             leave=False, mininterval=0.5)
         self.total = total
+        self.done = 0
 
     def __call__(self, done: int) -> None:
+        # Never backwards: a CSV's position is read while pyarrow's read-ahead thread moves it, and
+        # a read caught mid-way can report less than the call before.
+        done = self.done = max(done, self.done)
         if self.bar is not None:
             self.bar.update(done - self.bar.n)
         if self.callback is not None:
