@@ -558,10 +558,10 @@ def _markdown(r: dict, load: str, argv: str) -> str:
         ] + _window_rows(b["windows"])
     lines += [
         "",
-        "Notes. Streamlit remounts a plotly chart on every data change (st.plotly_chart's element id hashes",
-        "the figure), so each refresh redraws every changed chart in the browser: the page keeps that cheap",
-        "(heatmaps as palette PNGs while training, fixed margins without plotly's auto-margin passes, no mode",
-        "bar, 500 plotted pairs, a 600-point loss curve). What Chromium takes of the same two vCPUs is the",
+        "Notes. While training, the page's charts are ECharts charts that each refresh updates in place, and",
+        "the heatmaps one SVG image of palette PNGs (Streamlit remounts a plotly chart on every data change;",
+        "docs/BENCHMARKS.md, \"Dashboard: where a refresh's CPU goes\"); 500 plotted pairs, a 600-point loss",
+        "curve. What Chromium takes of the same two vCPUs is the",
         "'Chromium' column of the windows above: the gap between the real page's ratio and the server-side",
         "row is the browser's share of the cores. A browser on another machine leaves the server only the",
         "per-refresh work of the server-side row.",

@@ -94,12 +94,13 @@ def _body(shared_runs: list, names: list[str], method: str, interval: float | No
         ticking = interval is not None
         cfg = lambda what: run_view.chart_config(f"compare-{what}-step{step}", ticking)  # noqa: E731
         c1, c2 = st.columns(2)
-        c1.plotly_chart(figs["loss"], key="cmp_fig_loss", config=cfg("loss"))
-        c2.plotly_chart(figs["metric"], key="cmp_fig_metric", config=cfg("metric"))
+        run_view.show_chart(c1, figs["loss"], "cmp_fig_loss", ticking, cfg("loss"))
+        run_view.show_chart(c2, figs["metric"], "cmp_fig_metric", ticking, cfg("metric"))
+        # the matrices stay one plotly figure of images (several runs' A on one colour scale)
         st.plotly_chart(figs["matrices"], key="cmp_fig_matrices", config=cfg("A"))
         cols = st.columns(min(len(names), 3))
         for i, fig in enumerate(figs["projections"]):
-            cols[i % len(cols)].plotly_chart(fig, key=f"cmp_fig_projection_{i}", config=cfg(f"projection-{i}"))
+            run_view.show_chart(cols[i % len(cols)], fig, f"cmp_fig_projection_{i}", ticking, cfg(f"projection-{i}"))
     if run_view.view_interval(PREFIX, live, _pending(shared_runs, method)) != interval:
         st.rerun()
 

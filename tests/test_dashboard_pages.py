@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from hraml_dashboard import run_store, settings_form, share
 from run_factory import make_run
-from support import charts
+from support import chart_kinds, charts
 
 APP = str(ROOT / "dashboard" / "app.py")
 RUNS, COMPARE = "runs_page.py", "compare_page.py"
@@ -171,6 +171,16 @@ def test_compare_two_runs_side_by_side_at_one_step(root):
     at.multiselect(key="compare_runs").set_value(["a-l1"])
     ok(at.run())
     assert at.query_params["runs"] == "a-l1" and any("two or more" in i.value for i in at.info)
+
+
+def test_compare_with_a_live_run_draws_curves_and_projections_in_place(root):
+    make_run(root / "done", snapshots=3)
+    w = make_run(root / "live", snapshots=3, finish=False, seed=1)
+    at = page(COMPARE, {"runs": ["done", "live"]})
+    # loss and metric, the A matrices (one plotly figure of images), two projections
+    assert chart_kinds(at) == ["echarts_chart", "echarts_chart", "plotly_chart", "echarts_chart", "echarts_chart"]
+    assert '"name":"done"' in charts(at)[0] and '"name":"live"' in charts(at)[0]  # both runs' loss series
+    w.finish()
 
 
 # -- watch ------------------------------------------------------------------------------------------
