@@ -21,7 +21,7 @@ Three parts, each a section of docs/BENCHMARKS.md with --write:
             closed (seconds until the server's process tree uses < 5% of a core), then SIGTERM
             (seconds to exit, processes left behind).
 
-Every rate is read off the page (its step counter) or counted in the browser (chart remounts);
+Every rate is read off the page (its step counter) or counted in the browser (refreshes that showed a new step);
 every ratio compares numbers of the same run. Run it on a quiet machine: other jobs on the same
 cores change every number (the load average at the start is printed with the results).
 """
@@ -45,11 +45,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import machine, write_section  # noqa: E402
 from live_server import (  # noqa: E402
-    CHARTS, CHROMIUM, CHROMIUM_ARGS, COUNT_MOUNTS, COUNT_REDRAWS, HEATMAPS, LiveServer, alive, browser_missing, cpu_seconds,
+    CHARTS, CHROMIUM, CHROMIUM_ARGS, HEATMAPS, LiveServer, alive, browser_missing, cpu_seconds,
     rss_bytes, step,
 )
+from support import count_metric_changes_js  # noqa: E402
 
 WATCH_TITLE = "watching a run"  # the title of a watch page (?watch=<run name>)
+#: A page's refreshes, counted in the page: each change of the step it shows (train and watch pages
+#: alike; a page can redraw without new data, and a trainer short of CPU keeps its heatmaps longer).
+REFRESHES = count_metric_changes_js("Step")
 #: Seconds a watch tab may take to draw before the bench stops opening more.
 WATCH_OPEN_S = 60
 
@@ -189,8 +193,9 @@ def first_markdown(r: dict, argv: str, load: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # load: N trainers, M watchers, tabs closed, SIGTERM
 # --------------------------------------------------------------------------------------------------
-def _page_rates(pages, seconds: float, counter: str = "_redraws") -> tuple[list[float], list[float]]:
-    """Step rate and refresh rate of each page over the same window."""
+def _page_rates(pages, seconds: float, counter: str = "_changes") -> tuple[list[float], list[float]]:
+    """Step rate and refresh rate (refreshes that showed a new step: ``REFRESHES``) of each page over
+    the same window."""
     def steps():
         out = []
         for pg in pages:
@@ -229,7 +234,7 @@ def _open_trainer(browser, url):
     page = ctx.new_page()
     page.goto(url, timeout=120_000)
     page.wait_for_selector(".st-key-start button", timeout=120_000)
-    page.evaluate(COUNT_REDRAWS)
+    page.evaluate(REFRESHES)
     return page
 
 
@@ -314,9 +319,9 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
                         break
                     watchers.append(pg)
                 for pg in watchers:
-                    pg.evaluate(COUNT_MOUNTS)  # a watch page has no heatmap caption: any chart counts
+                    pg.evaluate(REFRESHES)
                 time.sleep(10)
-                _, wrefresh = _page_rates(watchers, seconds, "_mounts")
+                _, wrefresh = _page_rates(watchers, seconds)
                 opened = len(watchers)
                 out["watchers"] = {"opened": opened, "refresh": wrefresh,
                                    "rss_per_watcher": (rss_bytes(srv.tree()) - rss0) / max(opened - 1, 1)}
@@ -349,7 +354,7 @@ def load_markdown(r: dict, argv: str, load: str) -> str:
     lines = [
         f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
         "One `hraml dashboard` server (limit set to the number of trainers), Chromium on the same machine, one",
-        "tab per session; rates read off each page's step counter and counted in the browser (chart remounts).",
+        "tab per session; rates read off each page's step counter, refreshes counted in the page (a new step shown).",
         "",
         "| measure | value | target |",
         "|---|---|---|",

@@ -26,6 +26,12 @@ UMAP_MIN_POINTS = 20
 _ids = itertools.count(1)
 
 
+def _geometry_version(snap) -> int:
+    """Which embeddings a snapshot carries: a trainer's snapshots keep them between recomputations
+    (``geometry_version``), so a frame is made once per new embeddings, not per snapshot."""
+    return int(getattr(snap, "geometry_version", snap.version))
+
+
 # --------------------------------------------------------------------------------------------------
 class BackgroundThread:
     """One daemon thread (named ``name``) that runs ``self._loop``: started by :meth:`_ensure_thread`
@@ -68,7 +74,8 @@ class BackgroundThread:
 
 @dataclass(frozen=True)
 class Frame:
-    """One published projection: ``xy`` (n, 2) float32 for the snapshot ``version``."""
+    """One published projection: ``xy`` (n, 2) float32 of the embeddings ``version`` (a snapshot's
+    ``geometry_version``, else its ``version``)."""
 
     xy: np.ndarray
     labels: np.ndarray
@@ -90,7 +97,7 @@ class ProjectionWorker(BackgroundThread):
     """One daemon thread that projects the latest snapshot of ``source()`` (see the module docstring).
 
     ``source`` is a callable returning the current :class:`hraml_core.trainer.Snapshot`-like object
-    (with ``version``, ``embeddings``, ``embedding_labels``) and ``source_id`` something that
+    (with ``version`` or ``geometry_version``, ``embeddings``, ``embedding_labels``) and ``source_id`` something that
     changes when the trainer is replaced (frames of different trainers are not aligned).
     """
 
@@ -147,7 +154,7 @@ class ProjectionWorker(BackgroundThread):
             snap = source()
         except Exception:
             return True
-        return frame is not None and frame.shows(snap.version, self.method, self.effective_method())
+        return frame is not None and frame.shows(_geometry_version(snap), self.method, self.effective_method())
 
     # -- the thread -----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -166,7 +173,7 @@ class ProjectionWorker(BackgroundThread):
             except Exception:
                 continue
             method = self.effective_method()
-            if prev is not None and prev.shows(snap.version, self.method, method):
+            if prev is not None and prev.shows(_geometry_version(snap), self.method, method):
                 self.passes += 1
                 continue
             wait = self.min_interval_s - (time.perf_counter() - last_start)
@@ -219,10 +226,10 @@ class ProjectionWorker(BackgroundThread):
             labels=np.asarray(snap.embedding_labels),
             method=method,
             requested=self.method,
-            version=int(snap.version),
+            version=int(_geometry_version(snap)),
             source=source_id,
             seconds=time.perf_counter() - t0,
             note=note,
-            step=int(getattr(snap, "step", 0)),
+            step=int(getattr(snap, "geometry_step", getattr(snap, "step", 0))),
             fallback=fallback,
         )

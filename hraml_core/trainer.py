@@ -95,6 +95,12 @@ class Snapshot:
     #: live evaluations so far (kept under Trainer.eval_share).
     eval_seconds: float = 0.0
     eval_share: float = 0.0
+    #: The step at which ``A`` and ``embeddings`` were computed, and how many times they have been.
+    #: They are recomputed by the training thread's own working time (its CPU time), the rest of
+    #: the snapshot by the clock: a trainer that shares the CPU (a server's sessions taking turns)
+    #: publishes its step and loss as often as alone, and its geometry as often per unit of work.
+    geometry_step: int = 0
+    geometry_version: int = 0
 
     @property
     def last_loss(self) -> float:
@@ -228,7 +234,8 @@ class Trainer:
         self._metric_steps: list[int] = []
         self._metric_values: list[float] = []
         self._budget = EvalBudget(self.eval_share, self.eval_every_s)
-        self._thread_seconds = 0.0  # the training thread's time, evaluations included
+        self._thread_seconds = 0.0  # the training thread's working (CPU) time, evaluations included
+        self._geometry = None  # (A, embeddings, step, version) of the last geometry published
         self._elapsed = 0.0
         self._rate = (0.0, 0.0)
         self._status, self._message = IDLE, "ready"
@@ -371,10 +378,14 @@ class Trainer:
         return self._stop_requested.is_set() or not self._unpaused.is_set()
 
     def _train(self) -> None:
-        loop_start = time.perf_counter()
+        # Two clocks: the wall clock paces what a page shows (step, loss, rates); the thread's own
+        # CPU time paces what costs work (the held-out evaluation, the geometry: embeddings and A).
+        # Alone on a core they advance together; a trainer taking turns with others, or short of
+        # CPU, then spends on them the same share of its work as alone, not more.
+        work_mark = time.thread_time()
         try:
             run = self.run
-            last_publish = -math.inf
+            last_publish = last_geometry = -math.inf
             t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
             while not self._stop_requested.is_set():
                 if not self._unpaused.is_set():
@@ -387,7 +398,6 @@ class Trainer:
                         self._parked.set()  # pause() returns now: no step until a resume
                     self._unpaused.wait(0.1)
                     t_prev, s_prev, p_prev = time.perf_counter(), run.state.step, run.state.pairs_seen
-                    loop_start = t_prev  # paused time is not the thread's working time
                     continue
                 if self._turn is not None and not self._turn.acquire(cancel=self._off):
                     continue  # paused or stopped while waiting for a turn
@@ -403,12 +413,17 @@ class Trainer:
                     if now > t_prev:
                         self._rate = ((run.state.pairs_seen - p_prev) / (now - t_prev), (run.state.step - s_prev) / (now - t_prev))
                     t_prev, s_prev, p_prev = now, run.state.step, run.state.pairs_seen
-                    if self.X_val is not None and (done or self._budget.due(now)):
+                    work = time.thread_time()
+                    if self.X_val is not None and (done or self._budget.due(work)):
                         self._evaluate()
                     last_publish = now
-                    self._thread_seconds += time.perf_counter() - loop_start
-                    loop_start = time.perf_counter()
-                    self._publish()
+                    geometry = done or work - last_geometry >= self.publish_every_s
+                    if geometry:
+                        last_geometry = work
+                    self._publish(geometry=geometry)
+                    work = time.thread_time()
+                    self._thread_seconds += work - work_mark
+                    work_mark = work
                     self._record()
                 if self._turn is not None:
                     self._turn.checkpoint()  # after a time slice, the next waiting trainer's turn
@@ -427,7 +442,7 @@ class Trainer:
         else:
             self._publish()
         finally:
-            self._thread_seconds += time.perf_counter() - loop_start
+            self._thread_seconds += time.thread_time() - work_mark
 
     def _metric(self, Z_ref, Z_val) -> float:
         """The primary metric of the sampled held-out rows against the sampled reference rows."""
@@ -435,7 +450,7 @@ class Trainer:
                                   should_stop=self._interrupted)[self.metric_name]
 
     def _evaluate(self) -> None:
-        start = time.perf_counter()
+        start = time.thread_time()  # the budget counts the training thread's own time
         try:
             if self._raw_metric is None:  # once per trainer: the features do not change
                 self._raw_metric = self._metric(self._X_ref, self._X_val_s)
@@ -444,7 +459,7 @@ class Trainer:
             value = self._metric(self.run.embed(self._X_ref), self.run.embed(self._X_val_s))
         except EvaluationCancelled:
             return  # a pause or stop came first
-        self._budget.record(start, time.perf_counter())
+        self._budget.record(start, time.thread_time())
         self._metric_steps.append(self.run.state.step)
         self._metric_values.append(value)
 
@@ -463,12 +478,19 @@ class Trainer:
         return full_evaluation(self.task, model.transform, self.X, labels, self.X_val, self.Y_val,
                                progress=progress, should_stop=should_stop, threads=threads)
 
-    def _publish(self) -> None:
+    def _publish(self, geometry: bool = True) -> None:
+        """A new snapshot; with ``geometry`` (else only when there is none yet) the embeddings and A
+        are computed anew, otherwise the last ones are kept (with their step)."""
         run = self.run
-        with self._model_lock:  # a control thread may publish while a step is in progress
-            probe = run.embed(self.X[self.probe_index])
-            embeddings = run.embed(self.X[self.display_index])
-        A = pairwise_sq_dists(torch.from_numpy(probe)).fill_diagonal_(0).numpy()
+        if geometry or self._geometry is None:
+            with self._model_lock:  # a control thread may publish while a step is in progress
+                probe = run.embed(self.X[self.probe_index])
+                embeddings = run.embed(self.X[self.display_index])
+                step = run.state.step
+            A = pairwise_sq_dists(torch.from_numpy(probe)).fill_diagonal_(0).numpy()
+            version = 1 if self._geometry is None else self._geometry[3] + 1
+            self._geometry = (_frozen(A.astype(np.float32)), _frozen(embeddings), step, version)
+        A, embeddings, geometry_step, geometry_version = self._geometry
         losses = run.state.losses
         loss_steps, loss_values = bin_curve(np.arange(1, len(losses) + 1), losses, MAX_CURVE_POINTS)
         pairs_rate, steps_rate = self._rate if self._status == RUNNING else (0.0, 0.0)
@@ -491,10 +513,10 @@ class Trainer:
                 metric_steps=_frozen(self._metric_steps),
                 metric_values=_frozen(self._metric_values),
                 raw_metric=self._raw_metric,
-                A=_frozen(A.astype(np.float32)),
+                A=A,
                 E=self._E,
                 probe_labels=self._probe_labels,
-                embeddings=_frozen(embeddings),
+                embeddings=embeddings,
                 embedding_labels=self._display_labels,
                 embedding_index=self.display_index,
                 relation_scale=run.scale,
@@ -503,6 +525,8 @@ class Trainer:
                 metric_rows=None if self.X_val is None else (len(self.X_val), len(self.X)),
                 eval_seconds=self._budget.last_seconds,
                 eval_share=self._budget.total_seconds / self._thread_seconds if self._thread_seconds else 0.0,
+                geometry_step=geometry_step,
+                geometry_version=geometry_version,
             )
 
     # -- the run directory ------------------------------------------------------------------------
@@ -559,7 +583,8 @@ class Trainer:
             writer.log(step, **rows[step])
         now = time.monotonic()
         last = self._last_recorded
-        if last is None or (snap.step != last[0] and (force or now - last[1] >= self.snapshot_every_s)):
+        fresh = snap.geometry_step == snap.step  # a recorded snapshot's A and embeddings are of its step
+        if fresh and (last is None or (snap.step != last[0] and (force or now - last[1] >= self.snapshot_every_s))):
             writer.snapshot(snap.step, snap.A, snap.embeddings, time=snap.time, epoch=snap.epoch,
                             loss=snap.last_loss, metric=snap.last_metric)
             self._last_recorded = (snap.step, now)

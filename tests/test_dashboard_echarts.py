@@ -163,3 +163,13 @@ def test_live_charts_setting(monkeypatch):
     monkeypatch.setenv(run_view.LIVE_CHARTS_VARIABLE, "vega")
     with pytest.raises(ValueError, match="HRAML_DASHBOARD_LIVE_CHARTS must be echarts or plotly"):
         run_view.live_charts()
+
+
+def test_the_same_matrices_make_the_same_drawing_once():
+    A, E, labels = TestSvg.pair()
+    first = figures.relation_heatmaps_svg(A, E, labels)
+    assert figures.relation_heatmaps_svg(A, E, labels) is first  # kept while the arrays live
+    changed = A.copy()
+    changed[0, 1] = changed[1, 0] = 50.0
+    assert figures.relation_heatmaps_svg(changed, E, labels) != first
+    assert figures.relation_heatmaps_svg(A, E, labels[::-1].copy()) != first  # other label blocks

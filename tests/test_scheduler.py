@@ -169,3 +169,54 @@ def test_trainers_sharing_one_slot_all_progress_and_a_paused_one_holds_nothing()
         for t in trainers:
             t.stop()
     assert share.holders() == [] and share.waiting() == []
+
+
+def test_a_trainer_short_of_cpu_publishes_its_step_by_the_clock_and_its_geometry_by_its_work(tmp_path):
+    """Waiting for turns (here: another holder keeps the one slot most of the time), the trainer
+    still shows each new step, but recomputes the embeddings and A only per publish_every_s of its
+    own working time; a recorded snapshot always carries the geometry of its own step."""
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 3
+    X = rng.normal(size=(120, 5)) + 3 * np.eye(3, 5)[y]
+    share = CpuShare(slots=1, slice_s=0.0)
+    trainer = Trainer(X, y, TrainConfig(hidden=(8,), dim=4, batch_size=32, seed=0), publish_every_s=0.02,
+                      scheduler=share, run_dir=tmp_path / "run")
+    hog, off = share.turn("hog"), threading.Event()
+
+    def hogging():  # another member of the share, holding the slot for 30 ms at a time
+        while not off.is_set():
+            if hog.acquire(cancel=off.is_set):
+                off.wait(0.03)
+                hog.release()
+
+    thread = threading.Thread(target=hogging, daemon=True)
+    thread.start()
+    seen = {}
+    try:
+        trainer.start()
+
+        def enough() -> bool:
+            s = trainer.snapshot()
+            seen.setdefault(s.geometry_version, []).append(s)
+            return s.version >= 60
+
+        assert wait_for(enough, 60, every=0.005)
+        s = trainer.snapshot()
+        assert s.geometry_version <= s.version / 3, (s.geometry_version, s.version)
+        assert s.geometry_step <= s.step
+        assert any(x.geometry_step < x.step for v in seen.values() for x in v)  # a step shown before its geometry
+        for same in seen.values():  # one geometry: the same arrays, the same step
+            assert all(x.A is same[0].A and x.embeddings is same[0].embeddings for x in same)
+            assert len({x.geometry_step for x in same}) == 1
+    finally:
+        off.set()
+        thread.join(5)
+        trainer.stop()
+    last = trainer.snapshot()
+    assert last.geometry_step == last.step  # stopping publishes the final geometry
+    from hraml_core.runs import open_run
+
+    run = open_run(tmp_path / "run")
+    final = run.snapshot(run.snapshot_steps[-1])
+    assert run.snapshot_steps[-1] == last.step
+    np.testing.assert_array_equal(final.A, last.A)
