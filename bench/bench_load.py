@@ -196,14 +196,16 @@ def first_markdown(r: dict, argv: str, load: str) -> str:
 def _page_rates(pages, seconds: float, counter: str = "_changes") -> tuple[list[float], list[float]]:
     """Step rate and refresh rate (refreshes that showed a new step: ``REFRESHES``) of each page over
     the same window."""
-    def steps():
-        out = []
-        for pg in pages:
+    def read(pg) -> int | None:
+        for _ in range(5):  # the metric row can be replaced by a rerun while it is read
             try:
-                out.append(step(pg))
+                return step(pg)
             except Exception:
-                out.append(None)
-        return out
+                time.sleep(0.1)
+        return None
+
+    def steps():
+        return [read(pg) for pg in pages]
 
     s0, r0, t0 = steps(), [pg.evaluate(f"() => window.{counter}") for pg in pages], time.perf_counter()
     time.sleep(seconds)

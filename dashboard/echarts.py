@@ -101,8 +101,6 @@ def _series(trace: Mapping, index: int, datasets: list, visual_maps: list) -> di
         series.setdefault("lineStyle", {})["opacity"] = float(trace["opacity"])
     if trace.get("hoverinfo") == "skip":
         series["silent"] = True
-    if trace.get("showlegend") is False:
-        series["legendHoverLink"] = False
     return series
 
 

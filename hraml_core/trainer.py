@@ -137,7 +137,9 @@ class Trainer:
         sets); the raw-feature metric on the same rows. :meth:`evaluate_full` uses every row.
     eval_share : live evaluations take at most this share of the training thread's time: after one
         that took e seconds the next waits max(eval_every_s, e (1 - share) / share) seconds
-        (:class:`hraml_core.heldout.EvalBudget`).
+        (:class:`hraml_core.heldout.EvalBudget`). These seconds, and publish_every_s for a
+        snapshot's embeddings and A, are the thread's CPU time: a trainer sharing the CPU spends
+        the same share of its work on them as alone (the step and loss still follow the clock).
 
     Pause and stop take effect between steps, and a live evaluation in progress is abandoned
     (checked between chunks of its neighbour search) rather than waited for.
