@@ -130,6 +130,8 @@ def summary_table(rows) -> list[dict]:
 # whenever it moves them itself, so that they are drawn anew with the page's value. Writing into a
 # widget's own state instead races with the browser: a refresh it asks for carries the value it
 # still shows, which the server takes for a change by the user (it stopped following a live run).
+# A browser far behind the server (a slow machine, many tabs) still reports the values of controls
+# the page has since drawn anew, under their old keys: those reports are ignored (_stale).
 def _keys(prefix: str) -> dict[str, str]:
     return {k: f"{prefix}_{k}" for k in ("pos", "playing", "follow", "version")}
 
@@ -143,9 +145,17 @@ def _redraw(prefix: str) -> None:
     ss[f"{prefix}_version"] = ss.get(f"{prefix}_version", 0) + 1
 
 
+def _stale(prefix: str, what: str, key: str) -> bool:
+    """Whether ``key`` belongs to a control the page has drawn anew since: a browser behind the
+    server still reports the value that control showed, which is no choice of the user's."""
+    return key != _widget_key(prefix, what)
+
+
 def _on_slide(prefix: str, key: str) -> None:
     """The user moved the slider: show that step; stop following and playing."""
     ss = st.session_state
+    if _stale(prefix, "step", key):
+        return
     ss[f"{prefix}_pos"] = ss[key]
     if ss.get(f"{prefix}_follow") or ss.get(f"{prefix}_playing"):
         ss[f"{prefix}_follow"] = ss[f"{prefix}_playing"] = False
@@ -153,7 +163,8 @@ def _on_slide(prefix: str, key: str) -> None:
 
 
 def _on_follow(prefix: str, key: str) -> None:
-    st.session_state[f"{prefix}_follow"] = bool(st.session_state[key])
+    if not _stale(prefix, "follow", key):
+        st.session_state[f"{prefix}_follow"] = bool(st.session_state[key])
 
 
 def _toggle_play(prefix: str, steps: tuple) -> None:

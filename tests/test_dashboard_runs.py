@@ -363,3 +363,21 @@ def test_a_recorded_config_becomes_the_same_sidebar():
     dup, problems = duplicate_values(recorded, "iris", "jaccard", SPECS)
     assert problems == [] and dup["dataset"] == "iris"
     assert settings_form.config_from_values(dup) == config.replace(relation="jaccard")
+
+
+def test_a_late_report_of_a_redrawn_step_control_is_not_the_users_move(monkeypatch):
+    """A browser behind the server reports the slider and Follow toggle it still shows, under the
+    keys of a version the page has since replaced: following a live run must go on."""
+    from hraml_dashboard import run_view
+
+    ss = {"v_version": 2, "v_follow": True, "v_pos": 1904, "v_step_1": 1829, "v_follow_1": False}
+    monkeypatch.setattr(run_view, "st", SimpleNamespace(session_state=ss))
+    run_view._on_slide("v", "v_step_1")  # the slider of version 1, drawn at 1829 before the page moved on
+    run_view._on_follow("v", "v_follow_1")
+    assert (ss["v_pos"], ss["v_follow"], ss["v_version"]) == (1904, True, 2)
+    ss["v_step_2"] = 1500  # the user drags the slider the page shows now
+    run_view._on_slide("v", "v_step_2")
+    assert (ss["v_pos"], ss["v_follow"], ss["v_version"]) == (1500, False, 3)
+    ss["v_follow_3"] = True  # and switches Follow back on
+    run_view._on_follow("v", "v_follow_3")
+    assert ss["v_follow"] is True
