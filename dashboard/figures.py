@@ -186,6 +186,23 @@ def _image_uri(M: np.ndarray, zmin: float, zmax: float, scale: str, cache: bool 
     return uri
 
 
+def _relation_pair(A, E) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A and E as float32 matrices of one shape (ValueError otherwise), and whether E is the array
+    given (then its image may be cached: one read-only E per run)."""
+    E_in = E
+    A = np.asarray(A, dtype=np.float32)
+    E = np.asarray(E, dtype=np.float32)
+    if A.shape != E.shape or A.ndim != 2:
+        raise ValueError(f"A and E must be square matrices of one shape, got {A.shape} and {E.shape}")
+    return A, E, E is E_in
+
+
+def _relation_images(A: np.ndarray, E: np.ndarray, E_given: bool, sc: Mapping) -> tuple[str, str, str]:
+    """The PNG data URIs of A, E (on [0, zmax]) and A − E (on [-dmax, dmax]) of :func:`heatmap_scales`."""
+    return (_image_uri(A, 0.0, sc["zmax"], HEATMAP_SCALE), _image_uri(E, 0.0, sc["zmax"], HEATMAP_SCALE, cache=E_given),
+            _image_uri(A - E, -sc["dmax"], sc["dmax"], DIFF_SCALE))
+
+
 def heatmap_scales(A, E) -> dict[str, float]:
     """The colour ranges: [0, zmax] shared by A and E, [-dmax, dmax] for A - E (both rounded up by
     :func:`nice_ceiling`)."""
@@ -213,20 +230,14 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
 
     Both modes use the colour ranges of :func:`heatmap_scales`.
     """
-    E_in = E
-    A = np.asarray(A, dtype=np.float32)
-    E = np.asarray(E, dtype=np.float32)
-    if A.shape != E.shape or A.ndim != 2:
-        raise ValueError(f"A and E must be square matrices of one shape, got {A.shape} and {E.shape}")
+    A, E, E_given = _relation_pair(A, E)
     D = A - E
     sc = heatmap_scales(A, E)
     zmax, dmax = sc["zmax"], sc["dmax"]
     ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
     names = ("A = D²", "E = g", "A − E")
     if as_images:
-        uris = (_image_uri(A, 0.0, zmax, HEATMAP_SCALE),
-                _image_uri(E, 0.0, zmax, HEATMAP_SCALE, cache=E is E_in),
-                _image_uri(D, -dmax, dmax, DIFF_SCALE))
+        uris = _relation_images(A, E, E_given, sc)
         data = [
             dict(type="image", source=uri, name=name, x0=0, dx=1, y0=0, dy=1,
                  hovertemplate="row %{y}, col %{x}<extra>" + name + "</extra>",
@@ -300,11 +311,7 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
     """
     import html
 
-    E_in = E
-    A = np.asarray(A, dtype=np.float32)
-    E = np.asarray(E, dtype=np.float32)
-    if A.shape != E.shape or A.ndim != 2:
-        raise ValueError(f"A and E must be square matrices of one shape, got {A.shape} and {E.shape}")
+    A, E, E_given = _relation_pair(A, E)
     ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
     # A trainer short of CPU keeps its A between snapshots (Snapshot.geometry_version): the same
     # arrays make the same drawing, built once
@@ -314,8 +321,7 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
         return hit[2]
     sc = heatmap_scales(A, E)
     zmax, dmax = sc["zmax"], sc["dmax"]
-    uris = (_image_uri(A, 0.0, zmax, HEATMAP_SCALE), _image_uri(E, 0.0, zmax, HEATMAP_SCALE, cache=E is E_in),
-            _image_uri(A - E, -dmax, dmax, DIFF_SCALE))
+    uris = _relation_images(A, E, E_given, sc)
     P, G, T, B = _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR
     left = 12 + (min(120, 6 * max(len(t) for t in texts)) if texts else 0)
     width, height = left + 3 * P + 2 * G + 12, T + P + 14 + B + 22

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from hraml_dashboard.run_view import LIVE_IMAGE_ALT
 from support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,16 +188,20 @@ def step(page) -> int:
     return int(re.sub(r"[^0-9]", "", metric(page, "Step")) or 0)
 
 
-#: Every chart of a page, whichever way it is drawn: a plotly figure, an ECharts chart (a refreshing
-#: view), the live heatmaps image.
-CHARTS = '.js-plotly-plot, [data-testid="stEChartsChart"], img[alt^="A, E and A"]'
+#: Selectors of the charts, one per way they are drawn: an ECharts chart (a refreshing view) and the
+#: live heatmaps image (found by its alt text, declared in run_view).
+ECHARTS = '[data-testid="stEChartsChart"]'
+LIVE_IMAGE = f'img[alt="{LIVE_IMAGE_ALT}"]'
+#: Every chart of a page, whichever way it is drawn: a plotly figure, an ECharts chart, the live
+#: heatmaps image.
+CHARTS = f".js-plotly-plot, {ECHARTS}, {LIVE_IMAGE}"
 #: The heatmaps drawn: plotly's heatmap or image layers, or the live heatmaps image.
-HEATMAPS = '.js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image, img[alt^="A, E and A"]'
+HEATMAPS = f".js-plotly-plot .heatmaplayer image, .js-plotly-plot .imagelayer image, {LIVE_IMAGE}"
 _CHART_TEXT = """(has) => {
-  for (const c of document.querySelectorAll('.js-plotly-plot, [data-testid="stEChartsChart"]')) {
+  for (const c of document.querySelectorAll('.js-plotly-plot, %s')) {
     const text = c.classList.contains('js-plotly-plot') ? c.innerText : (c.getAttribute('aria-label') || '');
     if (text.includes(has)) return text; }
-  return null; }"""
+  return null; }""" % ECHARTS
 
 
 def chart_text(page, has: str) -> str | None:
@@ -212,9 +217,9 @@ COUNT_REDRAWS = """() => { window._redraws = 0; window._seen = new WeakSet(); wi
   const mark = () => {
     for (const p of document.querySelectorAll('.js-plotly-plot')) {
       if (!window._seen.has(p) && p.querySelector('.main-svg') && p.textContent.includes('A: embedding')) { window._seen.add(p); window._redraws++; } }
-    for (const img of document.querySelectorAll('img[alt^="A, E and A"]')) {
+    for (const img of document.querySelectorAll('%s')) {
       if (img.src && window._srcs.get(img) !== img.src) { window._srcs.set(img, img.src); window._redraws++; } } };
-  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']}); mark(); }"""
+  new MutationObserver(mark).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']}); mark(); }""" % LIVE_IMAGE
 #: Counts every chart built anew (a plotly figure mounted, or an ECharts instance created): ``window._mounts``.
 COUNT_MOUNTS = """() => { window._mounts = 0; window._seenAll = new WeakSet();
   const mark = () => { for (const p of document.querySelectorAll('.js-plotly-plot, [_echarts_instance_]')) {

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, LiveServer, alive, browser_missing, chart_text, metric, step
+from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, ECHARTS, LIVE_IMAGE, LiveServer, alive, browser_missing, chart_text, metric, step
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,10 +65,10 @@ def _download(page, key: str, tmp_path: Path) -> Path:
 
 #: While training: four ECharts charts on their canvases and the heatmaps image decoded.
 ALL_DRAWN = """() => {
-  const charts = Array.from(document.querySelectorAll('[data-testid="stEChartsChart"]'));
-  const img = document.querySelector('img[alt^="A, E and A"]');
+  const charts = Array.from(document.querySelectorAll('%s'));
+  const img = document.querySelector('%s');
   return charts.length === 4 && charts.every(c => c.querySelector('canvas')) && img && img.complete && img.naturalWidth > 0;
-}"""
+}""" % (ECHARTS, LIVE_IMAGE)
 
 
 def test_dashboard_trains_live_in_chromium(server, tmp_path):
