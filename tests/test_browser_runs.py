@@ -155,6 +155,10 @@ def test_the_sidebar_is_kept_across_pages_and_lives_in_the_link(served, browser)
           30, "the Runs page")
     page.get_by_role("link", name="Train").click()
     _wait(lambda: page.locator(".st-key-relation").count() == 1, 30, "the Train page again")
-    _wait(lambda: "relation=jaccard" in page.url and "dataset=iris" in page.url, 60,
-          "the settings back in the address", log)
+    try:
+        _wait(lambda: "relation=jaccard" in page.url and "dataset=iris" in page.url, 60,
+              "the settings back in the address", log)
+    except AssertionError as exc:  # the state a rare failure leaves, for whoever meets it next
+        shown = {k: _select_value(page, k) for k in ("dataset", "relation")}
+        raise AssertionError(f"{exc}\naddress: {page.url}\nsidebar shows: {shown}") from None
     assert _select_value(page, "relation") == "jaccard" and _select_value(page, "dataset") == "iris"
