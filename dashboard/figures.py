@@ -163,27 +163,51 @@ def nice_ceiling(x: float) -> float:
     return float(np.ceil(x / step - 1e-9) * step)
 
 
-_static_images: dict = {}
+class _ByIdentity:
+    """Drawings kept while the very arrays they show come back (the same objects, checked through
+    weak references, so a new array with a reused id is drawn anew), at most ``size`` of them.
+
+    A trainer's E is one read-only array for a whole run, and its A stays the same object between
+    geometry recomputations (``Snapshot.geometry_version``): their drawings are made once. Not
+    ``functools.lru_cache``: arrays are not hashable, and their contents are not what is compared.
+    """
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._items: dict = {}
+
+    def get(self, arrays: tuple, extra: tuple = ()):
+        hit = self._items.get((tuple(map(id, arrays)), extra))
+        if hit is not None and all(ref() is a for ref, a in zip(hit[0], arrays)):
+            return hit[1]
+        return None
+
+    def put(self, arrays: tuple, extra: tuple, drawing):
+        """Keep ``drawing`` (returned); an array that takes no weak reference is not kept."""
+        try:
+            refs = tuple(weakref.ref(a) for a in arrays)
+        except TypeError:
+            return drawing
+        if len(self._items) >= self.size:
+            self._items.clear()
+        self._items[(tuple(map(id, arrays)), extra)] = (refs, drawing)
+        return drawing
+
+
+_static_images = _ByIdentity()
 
 
 def _image_uri(M: np.ndarray, zmin: float, zmax: float, scale: str, cache: bool = False) -> str:
     """The colour-mapped PNG of M; with ``cache``, reused while the same array object and range
     come back (E is one read-only array for a whole run)."""
-    key = (id(M), zmin, zmax, scale)
+    extra = (zmin, zmax, scale)
     if cache:
-        hit = _static_images.get(key)
-        if hit is not None and hit[0]() is M:
-            return hit[1]
+        hit = _static_images.get((M,), extra)
+        if hit is not None:
+            return hit
     lut = colour_lut(scale)
     uri = png_data_uri(colour_index(M, zmin, zmax, len(lut)), lut)
-    if cache:
-        if len(_static_images) > 32:
-            _static_images.clear()
-        try:
-            _static_images[key] = (weakref.ref(M), uri)
-        except TypeError:
-            pass
-    return uri
+    return _static_images.put((M,), extra, uri) if cache else uri
 
 
 def _relation_pair(A, E) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -287,7 +311,7 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
     return _figure(data, layout)
 
 
-_svg_drawings: dict = {}
+_svg_drawings = _ByIdentity()
 #: the SVG heatmaps' layout, in pixels of the drawing (the browser scales it to the page's width)
 _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR = 300, 28, 26, 10
 
@@ -313,12 +337,10 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
 
     A, E, E_given = _relation_pair(A, E)
     ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
-    # A trainer short of CPU keeps its A between snapshots (Snapshot.geometry_version): the same
-    # arrays make the same drawing, built once
-    key = (id(A), id(E), tuple(ticks), tuple(texts))
-    hit = _svg_drawings.get(key)
-    if hit is not None and hit[0]() is A and hit[1]() is E:
-        return hit[2]
+    blocks = (tuple(ticks), tuple(texts))
+    hit = _svg_drawings.get((A, E), blocks)
+    if hit is not None:
+        return hit
     sc = heatmap_scales(A, E)
     zmax, dmax = sc["zmax"], sc["dmax"]
     uris = _relation_images(A, E, E_given, sc)
@@ -351,14 +373,7 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
     bar(left, 2 * P + G, "seq", 0.0, zmax, "D², g")
     bar(left + 2 * (P + G), P, "div", -dmax, dmax, "A − E")
     out.append("</svg>")
-    svg = "".join(out)
-    try:
-        if len(_svg_drawings) > 32:
-            _svg_drawings.clear()
-        _svg_drawings[key] = (weakref.ref(A), weakref.ref(E), svg)
-    except TypeError:  # an array that takes no weak reference is drawn anew each time
-        pass
-    return svg
+    return _svg_drawings.put((A, E), blocks, "".join(out))
 
 
 # --------------------------------------------------------------------------------------------------
