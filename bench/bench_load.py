@@ -1,9 +1,9 @@
 """The dashboard server under a class's load (issue 11): numbers for docs/BENCHMARKS.md.
 
-    python bench/bench_load.py [--parts share,first,load] [--trainers 6] [--watchers 30]
+    python bench/bench_load.py [--parts share,first,load,remote] [--trainers 6] [--watchers 30]
                                [--seconds 20] [--first-starts 3] [--write]
 
-Three parts, each a section of docs/BENCHMARKS.md with --write:
+Four parts, each a section of docs/BENCHMARKS.md with --write:
 
 ``share``   real Trainers in one process (no server, no browser): one alone, then N at once without
             a CPU share, with CpuShare(slots=1) and with slots=2; steps per trainer over a window,
@@ -22,6 +22,13 @@ Three parts, each a section of docs/BENCHMARKS.md with --write:
             many drew, their refresh rates, what each adds to the server's memory), then every tab
             closed (seconds until the server's process tree uses < 5% of a core), then SIGTERM
             (seconds to exit, processes left behind).
+``remote``  a class whose browsers are elsewhere: one Chromium page trains (the teacher's), then
+            ``--watchers`` clients of Streamlit's websocket protocol (:mod:`stream_watchers`: what
+            the server sees of a browser, drawing nothing) follow its run through a watch link,
+            added in two steps (a third, then all): each watcher's rate of new steps shown, the
+            teacher's page (steps/s, refreshes/s) against itself without watchers, the server's
+            CPU, memory and bytes sent per watcher. Thirty local Chromium tabs measure the two
+            vCPUs' renderers instead (part ``load``).
 
 Every rate is read off the page (its step counter) or counted in the browser (refreshes that showed a new step);
 every ratio compares numbers of the same run. Run it on a quiet machine: other jobs on the same
@@ -51,6 +58,7 @@ from live_server import (  # noqa: E402
     CHARTS, CHROMIUM, CHROMIUM_ARGS, HEATMAPS, LiveServer, alive, browser_missing, cpu_seconds,
     rss_bytes, step,
 )
+from stream_watchers import WatcherPool  # noqa: E402
 from support import count_metric_changes_js  # noqa: E402
 
 WATCH_TITLE = "watching a run"  # the title of a watch page (?watch=<run name>)
@@ -410,9 +418,88 @@ def load_markdown(r: dict, argv: str, load: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# remote: the teacher's page in Chromium, the class's watchers as protocol clients
+# --------------------------------------------------------------------------------------------------
+def bench_remote(browser, m: int, seconds: float) -> dict:
+    runs = Path(tempfile.mkdtemp(prefix="hraml-remote-runs-"))
+    srv = LiveServer(env={"HRAML_RUNS_DIR": str(runs)})
+    pool = None
+    out: dict = {"m": m, "seconds": seconds, "steps": []}
+    try:
+        srv.wait_healthy()
+        teacher = _open_trainer(browser, srv.url)
+        teacher.click(".st-key-start button")
+        time.sleep(10)  # past the first optimiser's imports and the first frames
+
+        def window(label: str, watchers: int) -> None:
+            tree = srv.tree()
+            c0, b0, r0, t0 = cpu_seconds(tree), pool.bytes_in() if pool else 0, pool.runs() if pool else 0, time.perf_counter()
+            steps, refresh = _page_rates([teacher], seconds)
+            t1 = time.perf_counter()
+            row = {"label": label, "watchers": watchers, "teacher_steps": steps[0], "teacher_refresh": refresh[0],
+                   "cores": (cpu_seconds(srv.tree()) - c0) / (t1 - t0), "rss": rss_bytes(srv.tree())}
+            if pool is not None:
+                rates = pool.rates(t0, t1)
+                row.update(rates=rates, runs_per_s=(pool.runs() - r0) / (t1 - t0),
+                           kb_per_watcher=(pool.bytes_in() - b0) / (t1 - t0) / 1024 / watchers)
+            out["steps"].append(row)
+            print(f"  {label}: teacher {steps[0]:.0f} steps/s, {refresh[0]:.2f} refreshes/s"
+                  + (f"; watchers min {min(row['rates']):.2f}, median {float(np.median(row['rates'])):.2f} new steps/s"
+                     if pool is not None else ""), flush=True)
+
+        window("no watchers", 0)
+        live = sorted(d.name for d in runs.iterdir() if d.is_dir())
+        if not live:
+            raise RuntimeError(f"the teacher's session wrote no run under {runs}")
+        pool = WatcherPool(srv.url, f"watch={live[0]}")
+        for count in sorted({max(1, m // 3), m}):
+            pool.add(count - len(pool.watchers))
+            time.sleep(10)  # every watcher past its first full run
+            window(f"{count} watchers", count)
+        out["errors"] = pool.errors()
+    finally:
+        if pool is not None:
+            pool.close()
+        srv.close()
+    return out
+
+
+def remote_markdown(r: dict, argv: str, load: str) -> str:
+    base = r["steps"][0]
+    lines = [
+        f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
+        "One `hraml dashboard` server; the teacher's session trains digits in a Chromium page on the same",
+        "machine; the watchers follow its run through a watch link (`?watch=<run>`) as clients of",
+        "Streamlit's websocket protocol (`bench/stream_watchers.py`: the script runs, messages and bytes",
+        "of a remote browser, with no renderer on this machine). A watcher's rate: new steps shown per",
+        f"second. Windows of {r['seconds']:g} s; the teacher's rows read its page's step counter.",
+        "",
+        "| watchers | teacher's page: steps/s (/ without watchers) | teacher's refreshes/s | watchers' new steps/s: slowest / median | script runs/s of the watchers | server tree, cores | server memory | kB/s sent per watcher |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["steps"]:
+        if row["watchers"]:
+            rates = row["rates"]
+            w = (f"**{min(rates):.2f}** / {float(np.median(rates)):.2f}", f"{row['runs_per_s']:.1f}",
+                 f"{row['kb_per_watcher']:.0f}")
+        else:
+            w = ("–", "–", "–")
+        lines.append(f"| {row['watchers']} | {row['teacher_steps']:.0f} ({row['teacher_steps'] / base['teacher_steps']:.2f}) | "
+                     f"{row['teacher_refresh']:.2f} | {w[0]} | {w[1]} | {row['cores']:.2f} | {row['rss'] / 2**20:.0f} MB | {w[2]} |")
+    last = r["steps"][-1]
+    per = (last["rss"] - base["rss"]) / max(last["watchers"], 1) / 2**20
+    lines += ["", f"Memory the server added per watcher: **{per:.1f} MB** (target <= 20 MB); every watcher's rate "
+              f"at {last['watchers']} watchers >= 1 new step a second: **{'yes' if min(last['rates']) >= 1 else 'no'}** "
+              f"(target: every page >= 1 Hz)."]
+    if r.get("errors"):
+        lines.append(f"Watcher errors: {'; '.join(sorted(set(r['errors'])))[:500]}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="share,first,load", help="comma-separated: share, first, load")
+    ap.add_argument("--parts", default="share,first,load,remote", help="comma-separated: share, first, load, remote")
     ap.add_argument("--trainers", type=int, default=6, help="training sessions at once")
     ap.add_argument("--watchers", type=int, default=30, help="watch pages of one run (0: none)")
     ap.add_argument("--seconds", type=float, default=20.0, help="length of each measuring window")
@@ -422,8 +509,9 @@ def main(argv=None) -> int:
     if args.trainers < 1 or args.watchers < 0 or args.seconds <= 0 or args.first_starts < 1:
         ap.error("--trainers >= 1, --watchers >= 0, --seconds > 0 and --first-starts >= 1")
     parts = {s.strip() for s in args.parts.split(",") if s.strip()}
-    if parts - {"share", "first", "load"}:
-        ap.error(f"unknown parts: {sorted(parts - {'share', 'first', 'load'})}")
+    known = {"share", "first", "load", "remote"}
+    if parts - known:
+        ap.error(f"unknown parts: {sorted(parts - known)}")
     torch.set_num_threads(1)
     from threadpoolctl import threadpool_limits
 
@@ -435,7 +523,7 @@ def main(argv=None) -> int:
     if "share" in parts:
         print("trainers in one process ...", flush=True)
         sections["Server: trainers sharing the CPU"] = share_markdown(bench_share(p, args.trainers, args.seconds), shown, load)
-    if parts & {"first", "load"}:
+    if parts & {"first", "load", "remote"}:
         why = browser_missing()
         if why:
             print(f"browser parts left out: {why}")
@@ -453,6 +541,10 @@ def main(argv=None) -> int:
                         print(f"{args.trainers} trainers and {args.watchers} watchers ...", flush=True)
                         r = bench_load(browser, args.trainers, args.watchers, args.seconds)
                         sections["Server under load"] = load_markdown(r, shown, load)
+                    if "remote" in parts:
+                        print(f"the teacher's page and {args.watchers} watchers elsewhere ...", flush=True)
+                        r = bench_remote(browser, max(args.watchers, 1), args.seconds)
+                        sections["Server: watchers elsewhere"] = remote_markdown(r, shown, load)
                 finally:
                     browser.close()
     for title, body in sections.items():

@@ -13,8 +13,12 @@ Three parts, all server-wide (module-level singletons, created on first use):
   in arrival order, with a pause after each so that the process stays below ``UMAP_DUTY`` of one
   core however many sessions ask.
 
-And the page refresh interval: every session that refreshes costs the server a script run and
-figures, so the interval grows with the number of refreshing sessions (:func:`refresh_interval`).
+And the refresh intervals: every page that refreshes costs the server a script run, so the
+interval grows with the number of pages refreshing: Train pages (:func:`refresh_interval`) and,
+counted apart, views of recorded runs: a class's watch links, the Runs and Compare pages
+(:func:`view_interval`, with :func:`views` counting them). The script runs of every session share
+one interpreter lock with the trainers: thirty watchers refreshing twice a second left the
+teacher's trainer about a tenth of its steps (docs/BENCHMARKS.md, "Server: watchers elsewhere").
 
 No Streamlit here.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import collections
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -40,6 +45,17 @@ UMAP_DUTY = 0.5
 REFRESH_S = 0.45
 FULL_RATE_PAGES = 2
 MAX_REFRESH_S = 1.9
+
+
+#: A view of a recorded run refreshes every ``VIEW_S`` while at most ``FULL_RATE_VIEWS`` views of the
+#: server refresh, less often beyond that in proportion, but never less often than every
+#: ``VIEW_MAX_S``: a class's watchers each still see a new step about once a second (issue 11:
+#: every watch page >= 1 Hz).
+VIEW_S = 0.5
+FULL_RATE_VIEWS = 4
+VIEW_MAX_S = 0.8
+#: A view that has not refreshed within this long no longer counts (closed, or paused).
+VIEW_GONE_S = 3.0
 
 
 def default_limit(cores: int | None = None) -> int:
@@ -67,6 +83,37 @@ def env_number(name: str, default, parse=int, minimum=1):
 def refresh_interval(refreshing: int) -> float:
     """Seconds between page refreshes when ``refreshing`` sessions refresh at once."""
     return min(MAX_REFRESH_S, REFRESH_S * max(1.0, refreshing / FULL_RATE_PAGES))
+
+
+def view_interval(viewing: int) -> float:
+    """Seconds between refreshes of a recorded run's view when ``viewing`` views refresh at once."""
+    return min(VIEW_MAX_S, VIEW_S * max(1.0, viewing / FULL_RATE_VIEWS))
+
+
+class Presence:
+    """The keys (views) that reported within the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = VIEW_GONE_S, clock: Callable[[], float] = time.monotonic):
+        self.window_s = float(window_s)
+        self._clock = clock
+        self._seen: dict[Hashable, float] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, key: Hashable) -> None:
+        with self._lock:
+            self._seen[key] = self._clock()
+
+    def gone(self, key: Hashable) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
+
+    def count(self) -> int:
+        """Keys seen within the window (older ones are forgotten)."""
+        with self._lock:
+            now = self._clock()
+            for key in [k for k, t in self._seen.items() if now - t > self.window_s]:
+                del self._seen[key]
+            return len(self._seen)
 
 
 @dataclass
@@ -209,6 +256,12 @@ class Admission:
 _lock = threading.Lock()
 _admission: Admission | None = None
 _share: CpuShare | None = None
+_views = Presence()
+
+
+def views() -> Presence:
+    """The server's refreshing views of recorded runs (for :func:`view_interval`)."""
+    return _views
 
 
 def admission() -> Admission:

@@ -80,6 +80,7 @@ def compare_figures(shared_runs: list, names: list[str], step: int, method: str,
 
 
 def _body(shared_runs: list, names: list[str], method: str, interval: float | None) -> None:
+    run_view.count_view(PREFIX, interval)
     for s in shared_runs:
         s.refresh()
     runs = [s.run for s in shared_runs]
@@ -101,7 +102,7 @@ def _body(shared_runs: list, names: list[str], method: str, interval: float | No
         cols = st.columns(min(len(names), 3))
         for i, fig in enumerate(figs["projections"]):
             run_view.show_chart(cols[i % len(cols)], fig, f"cmp_fig_projection_{i}", ticking, cfg(f"projection-{i}"))
-    if run_view.view_interval(PREFIX, live, _pending(shared_runs, method)) != interval:
+    if run_view.interval_changed(interval, run_view.view_interval(PREFIX, live, _pending(shared_runs, method))):
         st.rerun()
 
 

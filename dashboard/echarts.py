@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .figures import PALETTE
+from .figures import PALETTE, ByIdentity
 
 #: plotly's dash names -> ECharts line types
 _DASH = {"dash": "dashed", "dot": "dotted", "dashdot": "dashed", "longdash": "dashed", "solid": "solid"}
@@ -162,6 +162,19 @@ def echarts_option(fig) -> tuple[dict, int]:
             option["legend"] = {"data": legend, "type": "scroll", "orient": "vertical", "right": 4,
                                 "top": margin["t"], "textStyle": {"fontSize": 10}, "itemHeight": 8}
     return option, int(layout.get("height") or _DEFAULT_HEIGHT)
+
+
+_options = ByIdentity(size=64)
+
+
+def option_of(fig) -> tuple[dict, int]:
+    """:func:`echarts_option` of ``fig``, made once per figure object and kept while that object
+    lives. A run's figures are built once for every viewer of the server
+    (:meth:`hraml_dashboard.run_store.SharedRun.figures`), so a class watching one run converts each
+    figure once, not once per viewer and refresh. Streamlit copies an option before changing it, so
+    sharing one is safe; callers must not change it either."""
+    hit = _options.get((fig,))
+    return hit if hit is not None else _options.put((fig,), (), echarts_option(fig))
 
 
 def title_of(option: Mapping) -> str:

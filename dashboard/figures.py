@@ -163,7 +163,7 @@ def nice_ceiling(x: float) -> float:
     return float(np.ceil(x / step - 1e-9) * step)
 
 
-class _ByIdentity:
+class ByIdentity:
     """Drawings kept while the very arrays they show come back (the same objects, checked through
     weak references, so a new array with a reused id is drawn anew), at most ``size`` of them.
 
@@ -194,7 +194,7 @@ class _ByIdentity:
         return drawing
 
 
-_static_images = _ByIdentity()
+_static_images = ByIdentity()
 
 
 def _image_uri(M: np.ndarray, zmin: float, zmax: float, scale: str, cache: bool = False) -> str:
@@ -311,7 +311,7 @@ def relation_heatmaps(A, E, labels=None, label_names: Mapping | None = None, hei
     return _figure(data, layout)
 
 
-_svg_drawings = _ByIdentity()
+_svg_drawings = ByIdentity()
 #: the SVG heatmaps' layout, in pixels of the drawing (the browser scales it to the page's width)
 _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR = 300, 28, 26, 10
 

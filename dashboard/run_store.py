@@ -28,13 +28,14 @@ from hraml_core.runs import Run, RunSummary, list_runs, open_run
 
 #: Where runs go without it (relative to the server's working directory, like ``hraml train --out runs/...``).
 DEFAULT_RUNS_DIR = "runs"
-#: A shared run reads its files at most this often, however many viewers ask (they refresh at 2 Hz).
+#: A shared run reads its files at most this often, however many viewers ask (each refreshes
+#: every budget.view_interval: up to twice a second).
 REFRESH_MIN_S = 0.4
 #: A shared run nobody asked for in this long is dropped (its threads end, its memory is freed).
 IDLE_DROP_S = 600.0
 #: A run's projection frames are computed while a viewer asked for the run within this long: a view
-#: whose frames are pending refreshes itself (run_view.REFRESH_S, longer when the server is busy), so
-#: a longer silence means its viewers have gone.
+#: whose frames are pending refreshes itself (budget.view_interval, at most budget.VIEW_MAX_S), so a
+#: longer silence means its viewers have gone.
 VIEWERS_GONE_S = 4.0
 #: Figure sets kept per run (a replay slider revisits recent steps; watchers all want the last one).
 FIGURE_CACHE = 8

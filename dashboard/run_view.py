@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import uuid
 
 import numpy as np
 import streamlit as st
@@ -18,12 +19,10 @@ import streamlit as st
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.runs.format import LOST, RUNNING
 
-from . import echarts, figures, replay, run_store
+from . import budget, echarts, figures, replay, run_store
 from .projection import PCA, UMAP
 from .umap_process import umap_enabled
 
-#: A run being written is read and redrawn this often (target: every page >= 1 Hz).
-REFRESH_S = 0.5
 #: While playing, one frame per tick; a long run skips snapshots so that a play takes about
 #: PLAY_FRAMES ticks.
 PLAY_S = 0.3
@@ -72,7 +71,7 @@ def show_chart(where, fig, key: str, ticking: bool, config: dict) -> None:
     if isinstance(fig, str):
         where.image(fig, width="stretch", alt=LIVE_IMAGE_ALT)
     elif ticking and live_charts() == "echarts":
-        option, height = echarts.echarts_option(fig)
+        option, height = echarts.option_of(fig)
         where.echarts_chart(option, key=f"{key}_live", height=height, alt=echarts.title_of(option))
     else:
         where.plotly_chart(fig, key=key, config=config)
@@ -239,11 +238,37 @@ def forget_steps(prefix: str, what) -> None:
 
 
 def view_interval(prefix: str, live: bool, pending: bool = False) -> float | None:
-    """How often a view refreshes itself: playing, following a live run or projection frames being
-    computed (``pending``), or not at all."""
+    """How often a view refreshes itself: playing (:data:`PLAY_S`), following a live run or
+    projection frames being computed (``pending``: the server's view budget,
+    :func:`hraml_dashboard.budget.view_interval`), or not at all."""
     if st.session_state.get(f"{prefix}_playing"):
         return PLAY_S
-    return REFRESH_S if live or pending else None
+    return budget.view_interval(budget.views().count()) if live or pending else None
+
+
+def _view_key(prefix: str) -> tuple:
+    """This browser session's view ``prefix``, as :func:`hraml_dashboard.budget.views` counts it."""
+    ss = st.session_state
+    if "_view_session" not in ss:
+        ss["_view_session"] = uuid.uuid4().hex
+    return ss["_view_session"], prefix
+
+
+def count_view(prefix: str, interval: float | None) -> None:
+    """Tell the server's view budget whether this view refreshes."""
+    if interval is None:
+        budget.views().gone(_view_key(prefix))
+    else:
+        budget.views().seen(_view_key(prefix))
+
+
+def interval_changed(interval: float | None, wanted: float | None) -> bool:
+    """Whether a view refreshing every ``interval`` should be drawn anew to refresh every ``wanted``:
+    starting or stopping, or a budget that moved by more than a third (a class's watchers arrive
+    one by one: each must not redraw every other page)."""
+    if interval is None or wanted is None:
+        return interval != wanted
+    return abs(wanted / interval - 1) > 0.3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,6 +391,7 @@ def show_run(root, name: str, prefix: str = "run", read_only: bool = False) -> r
 
 
 def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, interval: float | None) -> None:
+    count_view(prefix, interval)
     shared.refresh()
     run = shared.run
     live = run.state == RUNNING
@@ -395,8 +421,8 @@ def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, 
             done, total = chain.progress()
             if done < total or chain.note:
                 st.caption(f"{method.upper()} frames: {done} of {total} snapshots" + (f" · {chain.note}" if chain.note else ""))
-    if view_interval(prefix, live, not shared.chain(method).complete()) != interval:
-        st.rerun()  # start or stop the refresh (a run that ends, frames done, play / pause)
+    if interval_changed(interval, view_interval(prefix, live, not shared.chain(method).complete())):
+        st.rerun()  # start or stop the refresh (a run that ends, frames done, play / pause), or a new budget
 
 
 def export_button(shared: run_store.SharedRun, name: str, method: str, key: str) -> None:

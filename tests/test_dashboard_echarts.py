@@ -173,3 +173,25 @@ def test_the_same_matrices_make_the_same_drawing_once():
     changed[0, 1] = changed[1, 0] = 50.0
     assert figures.relation_heatmaps_svg(changed, E, labels) != first
     assert figures.relation_heatmaps_svg(A, E, labels[::-1].copy()) != first  # other label blocks
+
+
+def test_a_figure_is_converted_once_for_every_viewer():
+    from hraml_dashboard.echarts import option_of
+
+    steps, loss = np.arange(50), np.linspace(2.0, 0.1, 50)
+    fig = figures.loss_figure(steps, loss)
+    option, height = option_of(fig)
+    assert option_of(fig)[0] is option  # the same figure object: the same option, not a new conversion
+    again, _ = option_of(figures.loss_figure(steps, loss))  # another figure object: converted anew
+    assert again is not option
+    expected, expected_height = echarts_option(fig)
+    assert height == expected_height and option["series"][0]["type"] == expected["series"][0]["type"] == "line"
+    assert option["dataset"][0]["source"].equals(expected["dataset"][0]["source"])
+
+
+def test_a_view_is_drawn_anew_only_when_its_refresh_starts_stops_or_moves_by_a_third():
+    from hraml_dashboard.run_view import interval_changed
+
+    assert interval_changed(None, 0.5) and interval_changed(0.5, None) and not interval_changed(None, None)
+    assert not interval_changed(0.5, 0.625)  # one more watcher: no page is drawn anew for it
+    assert interval_changed(0.5, 0.8) and interval_changed(0.8, 0.3)  # a class arrived; play started

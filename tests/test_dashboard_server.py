@@ -100,6 +100,27 @@ def test_limits_and_intervals():
     assert budget.refresh_interval(100) == pytest.approx(1.9)  # never below 0.5 Hz
 
 
+def test_views_of_runs_refresh_less_often_as_they_grow_but_at_least_once_a_second():
+    assert budget.view_interval(0) == budget.view_interval(4) == pytest.approx(0.5)
+    assert budget.view_interval(5) == pytest.approx(0.625)  # 0.5 x 5 / 4
+    assert budget.view_interval(30) == budget.view_interval(1000) == pytest.approx(0.8)  # a class: 1.25 Hz each
+
+
+def test_presence_counts_the_views_seen_within_its_window():
+    now = [100.0]
+    views = budget.Presence(window_s=3.0, clock=lambda: now[0])
+    views.seen("a")
+    views.seen("b")
+    assert views.count() == 2
+    now[0] += 2.0
+    views.seen("a")
+    now[0] += 1.5  # b last seen 3.5 s ago, a 1.5 s ago
+    assert views.count() == 1
+    views.gone("a")
+    views.gone("never seen")
+    assert views.count() == 0
+
+
 def test_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv(budget.LIMIT_VARIABLE, "4")
     assert budget.env_number(budget.LIMIT_VARIABLE, 9) == 4
