@@ -120,6 +120,7 @@ class LiveServer:
         self.log_path = log_path
         self._log = open(log_path, "w") if log_path else subprocess.DEVNULL
         self.t0 = time.perf_counter()
+        self.wall0 = time.time()  # the same moment on the clock a page's Date.now() reads
         self.proc = subprocess.Popen(
             streamlit_command(self.port, "127.0.0.1"), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True, env=dict(os.environ, **(env or {})),
@@ -182,6 +183,19 @@ class LiveServer:
 def metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]', has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def first_seen_script(selectors: dict[str, str]) -> str:
+    """JavaScript for ``context.add_init_script``: ``window._firstSeen[name]`` becomes the time
+    (``Date.now()``, ms since the epoch) at which ``selectors[name]`` first matched in the page, as
+    the page's own DOM changes say, whenever the test gets round to looking."""
+    import json
+
+    return """window._firstSeen = {};
+(() => { const wanted = %s;
+  const look = () => { for (const [name, sel] of Object.entries(wanted)) {
+    if (!(name in window._firstSeen) && document.querySelector(sel)) window._firstSeen[name] = Date.now(); } };
+  new MutationObserver(look).observe(document, {subtree: true, childList: true}); })();""" % json.dumps(selectors)
 
 
 def step(page) -> int:
