@@ -23,8 +23,10 @@ Four parts, each a section of docs/BENCHMARKS.md with --write:
             many drew, their refresh rates, what each adds to the server's memory), then every tab
             closed (seconds until the server's process tree uses < 5% of a core), then SIGTERM
             (seconds to exit, processes left behind).
-``remote``  a class whose browsers are elsewhere: one Chromium page trains (the teacher's), then
-            ``--watchers`` clients of Streamlit's websocket protocol (:mod:`stream_watchers`: what
+``remote``  a class whose browsers are elsewhere: ``--trainers`` Train-page sessions as clients of
+            Streamlit's websocket protocol press Start (one alone, then all: as in ``load``, with
+            no renderer on this machine); then one Chromium page trains (the teacher's), and
+            ``--watchers`` protocol clients (:mod:`stream_watchers`: what
             the server sees of a browser, drawing nothing) follow its run through a watch link,
             added in two steps (a third, then all): each watcher's rate of new steps shown, the
             teacher's page (steps/s, refreshes/s) against itself without watchers, the server's
@@ -432,11 +434,53 @@ def load_markdown(r: dict, argv: str, load: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # remote: the teacher's page in Chromium, the class's watchers as protocol clients
 # --------------------------------------------------------------------------------------------------
-def bench_remote(browser, m: int, seconds: float) -> dict:
+def _remote_trainers(n: int, seconds: float) -> dict:
+    """``n`` Train-page sessions as protocol clients: one presses Start alone, then all."""
+    from support import wait_for
+
+    srv = LiveServer(env={"HRAML_DASHBOARD_MAX_TRAINING": str(n)})
+    pool = None
+    try:
+        srv.wait_healthy()
+        pool = WatcherPool(srv.url)
+        pool.add(n)
+        if not wait_for(lambda: all("start" in w.buttons for w in pool.watchers), 180, every=0.2):
+            raise RuntimeError("not every session drew its Start button within 180 s: script runs "
+                               f"{[w.runs for w in pool.watchers]}, errors {pool.errors()}")
+
+        def window() -> dict:
+            c0, t0 = cpu_seconds(srv.tree()), time.perf_counter()
+            time.sleep(seconds)
+            t1 = time.perf_counter()
+            return {"steps": pool.steps_per_s(t0, t1), "refresh": pool.rates(t0, t1),
+                    "cores": (cpu_seconds(srv.tree()) - c0) / (t1 - t0), "rss": rss_bytes(srv.tree())}
+
+        first = pool.watchers[0]
+        pool.click("start", [first])
+        wait_for(lambda: (first.step() or 0) > 0, 120, every=0.2)
+        time.sleep(10)  # past the first optimiser's imports and the first frames
+        alone = window()
+        print(f"  one session elsewhere alone: {alone['steps'][0]:.0f} steps/s, {alone['refresh'][0]:.2f} new steps/s",
+              flush=True)
+        pool.click("start", pool.watchers[1:])
+        wait_for(lambda: all((w.step() or 0) > 0 for w in pool.watchers), 300, every=0.2)
+        time.sleep(10)
+        together = window()
+        print(f"  {n} sessions elsewhere: {[round(x) for x in together['steps']]} steps/s, "
+              f"{[round(x, 2) for x in together['refresh']]} new steps/s", flush=True)
+        return {"n": n, "alone": alone, "together": together, "errors": pool.errors()}
+    finally:
+        if pool is not None:
+            pool.close()
+        srv.close()
+
+
+def _remote_watchers(browser, m: int, seconds: float) -> dict:
+    """The teacher's page in Chromium; ``m`` watchers of its run as protocol clients."""
     runs = Path(tempfile.mkdtemp(prefix="hraml-remote-runs-"))
     srv = LiveServer(env={"HRAML_RUNS_DIR": str(runs)})
     pool = None
-    out: dict = {"m": m, "seconds": seconds, "steps": []}
+    out: dict = {"m": m, "steps": []}
     try:
         srv.wait_healthy()
         teacher = _open_trainer(browser, srv.url)
@@ -476,11 +520,36 @@ def bench_remote(browser, m: int, seconds: float) -> dict:
     return out
 
 
+def bench_remote(browser, n: int, m: int, seconds: float) -> dict:
+    out = {"seconds": seconds, "trainers": _remote_trainers(n, seconds) if n > 1 else None}
+    out.update(_remote_watchers(browser, m, seconds))
+    return out
+
+
 def remote_markdown(r: dict, argv: str, load: str) -> str:
     base = r["steps"][0]
-    lines = [
-        f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.",
-        "One `hraml dashboard` server; the teacher's session trains digits in a Chromium page on the same",
+    lines = [f"`python bench/bench_load.py {argv}`; {machine()}; load average at start {load}.", ""]
+    t = r.get("trainers")
+    if t:
+        alone, together = t["alone"], t["together"]
+        steps, refresh = together["steps"], together["refresh"]
+        lines += [
+            f"**Training sessions whose browsers are elsewhere.** One server (limit {t['n']}); {t['n']} sessions of the",
+            "Train page as protocol clients (`bench/stream_watchers.py`) on digits with the app's defaults, pressing",
+            "Start through the protocol: one alone, then all. Rates read off each session's step metric.",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            f"| one session alone: steps/s, new steps shown/s | {alone['steps'][0]:.0f}, {alone['refresh'][0]:.2f} | |",
+            f"| {t['n']} sessions: steps/s each | {', '.join(f'{x:.0f}' for x in steps)} | |",
+            f"| {t['n']} sessions: all together / one alone | **{sum(steps) / alone['steps'][0]:.2f}** | >= 0.70 |",
+            f"| {t['n']} sessions: slowest / fastest | **{min(steps) / max(steps):.2f}** | >= 0.5 |",
+            f"| {t['n']} sessions: slowest session's new steps shown/s | **{min(refresh):.2f}** | >= 0.5 |",
+            f"| server tree: cores alone / with {t['n']} | {alone['cores']:.2f} / {together['cores']:.2f} | |",
+            "",
+        ]
+    lines += [
+        "**Watchers whose browsers are elsewhere.** One `hraml dashboard` server; the teacher's session trains digits in a Chromium page on the same",
         "machine; the watchers follow its run through a watch link (`?watch=<run>`) as clients of",
         "Streamlit's websocket protocol (`bench/stream_watchers.py`: the script runs, messages and bytes",
         "of a remote browser, with no renderer on this machine). A watcher's rate: new steps shown per",
@@ -555,7 +624,7 @@ def main(argv=None) -> int:
                         sections["Server under load"] = load_markdown(r, shown, load)
                     if "remote" in parts:
                         print(f"the teacher's page and {args.watchers} watchers elsewhere ...", flush=True)
-                        r = bench_remote(browser, max(args.watchers, 1), args.seconds)
+                        r = bench_remote(browser, args.trainers, max(args.watchers, 1), args.seconds)
                         sections["Server: watchers elsewhere"] = remote_markdown(r, shown, load)
                 finally:
                     browser.close()

@@ -8,7 +8,8 @@ browser, and nothing more: it opens ``/_stcore/stream`` as Streamlit's frontend 
 page (the ``?watch=<run>`` address as its query string), answers each ``AutoRerun`` the server
 sends (a fragment with ``run_every``) with a fragment rerun at that interval, as the frontend's
 timer does, and reads the deltas: the value of the metric labelled "Step" and when it changed.
-It draws nothing.
+It draws nothing. It can also press a button (:meth:`Watcher.click`, by the button's key), which
+is how a benchmark starts training sessions whose browsers are elsewhere.
 
 Written against Streamlit's protobuf messages (``streamlit.proto``) and ``websockets`` (a
 dependency of Streamlit's server): no frontend code runs here, so a change of Streamlit's protocol
@@ -54,11 +55,14 @@ class Watcher:
         self._ws = None
         self._last_step: int | None = None
         self._cache: dict[str, int] = {}  # hash of a cacheable message -> the run it was last used in
+        self.buttons: dict[str, str] = {}  # a button's key -> its widget id, as last drawn
 
     # -- the protocol ---------------------------------------------------------------------------
-    def _rerun(self, fragment_id: str = "", auto: bool = False) -> bytes:
+    def _rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None) -> bytes:
         msg = BackMsg()
         state = msg.rerun_script
+        if trigger is not None:
+            state.widget_states.widgets.add(id=trigger, trigger_value=True)
         state.query_string = self.query
         state.page_script_hash = self._page_hash
         if fragment_id:
@@ -99,6 +103,8 @@ class Watcher:
                 self._clear_timers()
         elif kind == "navigation":
             self._page_hash = msg.navigation.page_script_hash or self._page_hash
+        elif kind == "page_info_changed":
+            self.query = msg.page_info_changed.query_string  # the page wrote its address (a reload link)
         elif kind == "auto_rerun":
             fid, interval = msg.auto_rerun.fragment_id, float(msg.auto_rerun.interval)
             if fid in self._timers:
@@ -107,7 +113,10 @@ class Watcher:
                 self._timers[fid] = asyncio.get_running_loop().create_task(self._tick(fid, interval))
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
             element = msg.delta.new_element
-            if element.WhichOneof("type") == "metric" and element.metric.label == STEP_LABEL:
+            if element.WhichOneof("type") == "button":
+                # a keyed widget's id ends with "-<key>" (Streamlit's compute_and_register_element_id)
+                self.buttons[element.button.id.rsplit("-", 1)[-1]] = element.button.id
+            elif element.WhichOneof("type") == "metric" and element.metric.label == STEP_LABEL:
                 value = int(element.metric.body.replace(",", "") or 0)
                 if value != self._last_step:
                     self._last_step = value
@@ -137,6 +146,11 @@ class Watcher:
             self._clear_timers()
             self._ws = None
 
+    async def click(self, key: str) -> None:
+        """Press the button with ``key`` as drawn last (KeyError when the page has not drawn it)."""
+        self._running = True
+        await self._ws.send(self._rerun(trigger=self.buttons[key]))
+
     async def _read_all(self, ws) -> None:
         async for raw in ws:
             if isinstance(raw, bytes):
@@ -150,6 +164,14 @@ class Watcher:
     def step(self) -> int | None:
         return self._last_step
 
+    def steps_per_s(self, t0: float, t1: float) -> float:
+        """The shown step's progress per second between ``t0`` and ``t1``: the values shown at
+        those moments (the last change before each)."""
+        def at(t):
+            shown = [s for when, s in self.changes if when <= t]
+            return shown[-1] if shown else 0
+        return (at(t1) - at(t0)) / (t1 - t0)
+
 
 class WatcherPool:
     """Watchers of one address run by an event loop in a background thread (the benchmark's own
@@ -159,7 +181,7 @@ class WatcherPool:
     >>> pool.add(30); ...; rates = pool.rates(t0, t1); pool.close()  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, query: str):
+    def __init__(self, url: str, query: str = ""):
         import threading
 
         self.url, self.query = url, query
@@ -189,6 +211,16 @@ class WatcherPool:
 
     def rates(self, t0: float, t1: float) -> list[float]:
         return [w.rate(t0, t1) for w in self.watchers]
+
+    def steps_per_s(self, t0: float, t1: float) -> list[float]:
+        return [w.steps_per_s(t0, t1) for w in self.watchers]
+
+    def click(self, key: str, which: list[Watcher] | None = None) -> None:
+        """Press the button ``key`` on each of ``which`` (default: every session of the pool)."""
+        async def press():
+            for w in which or self.watchers:
+                await w.click(key)
+        self._call(press())
 
     def runs(self) -> int:
         return sum(w.runs for w in self.watchers)

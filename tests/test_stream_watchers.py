@@ -99,6 +99,34 @@ def test_fragment_timers_follow_the_messages_and_wait_for_the_previous_run():
     asyncio.run(scenario())
 
 
+def test_a_client_presses_a_button_by_its_key_and_follows_the_address_the_page_writes():
+    async def scenario():
+        w, sock = Watcher("http://h:1", ""), _Socket()
+        w._ws = sock
+        m = ForwardMsg()
+        m.delta.new_element.button.id = "$$ID-0123abcd-start"
+        w._read(m.SerializeToString())
+        info = ForwardMsg()
+        info.page_info_changed.query_string = "session=tok"
+        w._read(info.SerializeToString())
+        await w.click("start")
+        state = sock.messages[-1].rerun_script
+        assert [(x.id, x.trigger_value) for x in state.widget_states.widgets] == [("$$ID-0123abcd-start", True)]
+        assert state.query_string == "session=tok" and not state.fragment_id
+        with pytest.raises(KeyError):
+            await w.click("stop")  # never drawn
+        w._ws = None
+
+    asyncio.run(scenario())
+
+
+def test_steps_per_second_read_the_values_shown_at_both_ends():
+    w = Watcher("http://h:1", "")
+    w.changes = [(10.0, 100), (11.0, 400), (12.5, 700)]
+    assert w.steps_per_s(10.5, 12.0) == pytest.approx((400 - 100) / 1.5)
+    assert w.steps_per_s(9.0, 13.0) == pytest.approx(700 / 4.0)  # nothing shown before the window: 0
+
+
 def test_large_messages_are_held_and_named_back_as_the_frontend_does():
     w = Watcher("http://h:1", "q")
     w._read(_large("h1"))
