@@ -49,8 +49,8 @@ MAX_REFRESH_S = 1.9
 
 #: A view of a recorded run refreshes every ``VIEW_S`` while at most ``FULL_RATE_VIEWS`` views of the
 #: server refresh, less often beyond that in proportion, but never less often than every
-#: ``VIEW_MAX_S``: a class's watchers each still see a new step about once a second (issue 11:
-#: every watch page >= 1 Hz).
+#: ``VIEW_MAX_S``: a class's watchers each still see a new step more than once a second (the
+#: watch page's target in docs/BENCHMARKS.md, "Server: watchers elsewhere").
 VIEW_S = 0.5
 FULL_RATE_VIEWS = 4
 VIEW_MAX_S = 0.8
