@@ -164,8 +164,9 @@ def nice_ceiling(x: float) -> float:
 
 
 class ByIdentity:
-    """Drawings kept while the very arrays they show come back (the same objects, checked through
-    weak references, so a new array with a reused id is drawn anew), at most ``size`` of them.
+    """Drawings kept while the very objects they show come back (the same arrays or figures,
+    checked through weak references, so a new object with a reused id is drawn anew), at most
+    ``size`` of them. Also keeps :func:`hraml_dashboard.echarts.option_of`'s options per figure.
 
     A trainer's E is one read-only array for a whole run, and its A stays the same object between
     geometry recomputations (``Snapshot.geometry_version``): their drawings are made once. Not
