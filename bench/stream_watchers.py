@@ -47,6 +47,8 @@ class Watcher:
     bytes_in: int = 0
     errors: list[str] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    #: each fragment's refresh interval (seconds) as the server last set it
+    intervals: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         self._page_hash = ""
@@ -56,6 +58,7 @@ class Watcher:
         self._last_step: int | None = None
         self._cache: dict[str, int] = {}  # hash of a cacheable message -> the run it was last used in
         self.buttons: dict[str, str] = {}  # a button's key -> its widget id, as last drawn
+        self._leave = asyncio.Event()  # set: this browser closes its tab
 
     # -- the protocol ---------------------------------------------------------------------------
     def _rerun(self, fragment_id: str = "", auto: bool = False, trigger: str | None = None) -> bytes:
@@ -101,12 +104,14 @@ class Watcher:
             if not msg.metadata.run.fragment_ids:
                 # a full run starts: the frontend drops the fragments' timers, the run sends new ones
                 self._clear_timers()
+                self.intervals.clear()
         elif kind == "navigation":
             self._page_hash = msg.navigation.page_script_hash or self._page_hash
         elif kind == "page_info_changed":
             self.query = msg.page_info_changed.query_string  # the page wrote its address (a reload link)
         elif kind == "auto_rerun":
             fid, interval = msg.auto_rerun.fragment_id, float(msg.auto_rerun.interval)
+            self.intervals[fid] = interval
             if fid in self._timers:
                 self._timers[fid].cancel()
             if interval > 0:
@@ -127,7 +132,7 @@ class Watcher:
             self._cache = {h: run for h, run in self._cache.items() if self.runs - run <= CACHE_AGE}
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Open the page and follow it until ``stop`` is set."""
+        """Open the page and follow it until ``stop`` (or this watcher's own leave) is set."""
         ws_url = self.url.replace("http://", "ws://", 1).rstrip("/") + "/_stcore/stream"
         try:
             async with websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None,
@@ -137,9 +142,10 @@ class Watcher:
                 await ws.send(self._rerun())
                 self.connected.set()
                 reader = asyncio.ensure_future(self._read_all(ws))
-                await asyncio.wait([reader, asyncio.ensure_future(stop.wait())],
-                                   return_when=asyncio.FIRST_COMPLETED)
-                reader.cancel()
+                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._leave.wait())]
+                await asyncio.wait([reader, *waits], return_when=asyncio.FIRST_COMPLETED)
+                for task in (reader, *waits):
+                    task.cancel()
         except Exception as exc:  # reported with the results, not raised: one bad watcher is a number
             self.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
@@ -163,6 +169,10 @@ class Watcher:
 
     def step(self) -> int | None:
         return self._last_step
+
+    def refresh_interval(self) -> float | None:
+        """The longest fragment refresh interval the server set for this page (None: none ticks)."""
+        return max(self.intervals.values(), default=None)
 
     def steps_per_s(self, t0: float, t1: float) -> float:
         """The shown step's progress per second between ``t0`` and ``t1``: the values shown at
@@ -208,6 +218,15 @@ class WatcherPool:
         async def connected():
             await asyncio.wait_for(asyncio.gather(*(w.connected.wait() for w in new)), connect_timeout)
         self._call(connected(), timeout=connect_timeout + 5)
+
+    def remove(self, n: int) -> None:
+        """Close the last ``n`` watchers' pages (their websockets close, as a closed tab's do)."""
+        gone, self.watchers = self.watchers[len(self.watchers) - n:], self.watchers[:len(self.watchers) - n]
+        tasks, self._tasks = self._tasks[len(self._tasks) - n:], self._tasks[:len(self._tasks) - n]
+        for w in gone:
+            self._loop.call_soon_threadsafe(w._leave.set)
+        for task in tasks:
+            task.result(30)
 
     def rates(self, t0: float, t1: float) -> list[float]:
         return [w.rate(t0, t1) for w in self.watchers]

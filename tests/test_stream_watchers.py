@@ -142,6 +142,45 @@ def test_large_messages_are_held_and_named_back_as_the_frontend_does():
 
 
 @pytest.mark.slow
+def test_views_of_a_run_refresh_less_often_while_more_are_open(tmp_path):
+    """The server's view budget (hraml_dashboard.budget.view_interval), end to end: the refresh
+    interval the server sets for each watch page grows when more pages watch, and comes back when
+    they close."""
+    from hraml_dashboard import budget
+    from live_server import LiveServer
+    from run_factory import make_run
+    from support import wait_for
+
+    writer = make_run(tmp_path / "live", snapshots=3, every=10, finish=False)
+    srv = LiveServer(env={"HRAML_RUNS_DIR": str(tmp_path), "HRAML_DASHBOARD_UMAP": "0"})
+    pool = None
+    few, many = budget.view_interval(2), budget.view_interval(6)
+    assert (few, many) == (0.5, 0.75)
+    try:
+        srv.wait_healthy()
+        pool = WatcherPool(srv.url, "watch=live")
+        pool.add(2)
+        first = list(pool.watchers)
+        assert wait_for(lambda: all(w.refresh_interval() == few for w in first), 90), \
+            [(w.refresh_interval(), w.errors) for w in first]
+        pool.add(4)
+        # every page ends within a third of the budget (a page that opened at 0.625 s is not redrawn
+        # for 0.75 s); the two first pages, opened at 0.5 s, are drawn anew at 0.75 s
+        assert wait_for(lambda: all(w.refresh_interval() == many for w in first)
+                        and all(w.refresh_interval() in (budget.view_interval(5), many) for w in pool.watchers), 60), \
+            [w.refresh_interval() for w in pool.watchers]
+        pool.remove(4)  # four tabs close: once the server stops counting them, the two left speed up again
+        assert wait_for(lambda: all(w.refresh_interval() == few for w in first), 60), \
+            [w.refresh_interval() for w in first]
+        assert not pool.errors()
+    finally:
+        if pool is not None:
+            pool.close()
+        srv.close()
+        writer.finish()
+
+
+@pytest.mark.slow
 def test_watchers_follow_a_live_run_through_a_real_servers_watch_link(tmp_path):
     from live_server import LiveServer
     from run_factory import make_run
