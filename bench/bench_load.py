@@ -278,7 +278,7 @@ def _open_trainer(browser, url):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
     page = ctx.new_page()
     page.goto(url, timeout=120_000)
-    page.wait_for_selector(".st-key-start button", timeout=120_000)
+    page.wait_for_selector(START, timeout=120_000)
     page.evaluate(REFRESHES)
     return page
 
@@ -309,7 +309,7 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
     try:
         srv.wait_healthy()
         first = _open_trainer(browser, srv.url)
-        first.click(".st-key-start button")
+        first.click(START)
         time.sleep(10)  # past the first optimiser's imports and the first frames
         steps, refresh = _page_rates([first], seconds)
         out["alone"] = {"steps": steps[0], "refresh": refresh[0]}
@@ -317,7 +317,7 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
 
         pages = [first] + [_open_trainer(browser, srv.url) for _ in range(n - 1)]
         for pg in pages[1:]:
-            pg.click(".st-key-start button")
+            pg.click(START)
         # Measured once every session trains: each page's step counter has moved, then a settling
         # window as long as the first trainer's (its first evaluation and frames are behind it).
         _wait_all_moving(pages[1:], limit_s=300)
@@ -380,7 +380,7 @@ def bench_load(browser, n: int, m: int, seconds: float) -> dict:
 
         # SIGTERM with trainers running: a fresh tab trains first
         last = _open_trainer(browser, srv.url)
-        last.click(".st-key-start button")
+        last.click(START)
         time.sleep(5)
         tree = srv.tree()
         out["sigterm_s"] = srv.terminate(timeout=60)
@@ -484,7 +484,7 @@ def _remote_watchers(browser, m: int, seconds: float) -> dict:
     try:
         srv.wait_healthy()
         teacher = _open_trainer(browser, srv.url)
-        teacher.click(".st-key-start button")
+        teacher.click(START)
         time.sleep(10)  # past the first optimiser's imports and the first frames
 
         def window(label: str, watchers: int) -> None:

@@ -481,7 +481,7 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
 
     if ticking != session.needs_refresh() or queued != session.queued:
         st.rerun()  # start or stop the periodic refresh; redraw the buttons once a queued run starts
-    if ticking and interval is not None and abs(_refresh_interval() / interval - 1) > 0.3:
+    if ticking and budget.interval_moved(interval, _refresh_interval()):
         st.rerun()  # more or fewer sessions refresh now: a new interval
 
 

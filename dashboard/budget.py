@@ -16,9 +16,10 @@ Three parts, all server-wide (module-level singletons, created on first use):
 And the refresh intervals: every page that refreshes costs the server a script run, so the
 interval grows with the number of pages refreshing: Train pages (:func:`refresh_interval`) and,
 counted apart, views of recorded runs: a class's watch links, the Runs and Compare pages
-(:func:`view_interval`, with :func:`views` counting them). The script runs of every session share
-one interpreter lock with the trainers: thirty watchers refreshing twice a second left the
-teacher's trainer about a tenth of its steps (docs/BENCHMARKS.md, "Server: watchers elsewhere").
+(:func:`view_interval`, with :func:`views` counting them). A page takes a new interval up only when
+it moved by more than :data:`INTERVAL_MOVE` (:func:`interval_moved`). The script runs of every
+session share one interpreter lock with the trainers, so watchers' refreshes cost the trainers
+steps (docs/BENCHMARKS.md, "Server: watchers elsewhere").
 
 No Streamlit here.
 """
@@ -45,6 +46,9 @@ UMAP_DUTY = 0.5
 REFRESH_S = 0.45
 FULL_RATE_PAGES = 2
 MAX_REFRESH_S = 1.9
+#: A refreshing page is drawn anew for a new interval only when it moved by more than this fraction:
+#: sessions (a class's watchers) arrive one by one, and each must not redraw every other page.
+INTERVAL_MOVE = 0.3
 
 
 #: A view of a recorded run refreshes every ``VIEW_S`` while at most ``FULL_RATE_VIEWS`` views of the
@@ -83,6 +87,15 @@ def env_number(name: str, default, parse=int, minimum=1):
 def refresh_interval(refreshing: int) -> float:
     """Seconds between page refreshes when ``refreshing`` sessions refresh at once."""
     return min(MAX_REFRESH_S, REFRESH_S * max(1.0, refreshing / FULL_RATE_PAGES))
+
+
+def interval_moved(interval: float | None, wanted: float | None) -> bool:
+    """Whether a page refreshing every ``interval`` seconds (None: not refreshing) should be drawn
+    anew to refresh every ``wanted``: it starts or stops, or the interval moved by more than
+    :data:`INTERVAL_MOVE`."""
+    if interval is None or wanted is None:
+        return interval != wanted
+    return abs(wanted / interval - 1) > INTERVAL_MOVE
 
 
 def view_interval(viewing: int) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from hraml_core.runs.format import RUNNING
-from hraml_dashboard import figures, pages, run_store, run_view
+from hraml_dashboard import budget, figures, pages, run_store, run_view
 
 PICK = "compare_runs"
 PREFIX = "compare"
@@ -102,7 +102,7 @@ def _body(shared_runs: list, names: list[str], method: str, interval: float | No
         cols = st.columns(min(len(names), 3))
         for i, fig in enumerate(figs["projections"]):
             run_view.show_chart(cols[i % len(cols)], fig, f"cmp_fig_projection_{i}", ticking, cfg(f"projection-{i}"))
-    if run_view.interval_changed(interval, run_view.view_interval(PREFIX, live, _pending(shared_runs, method))):
+    if budget.interval_moved(interval, run_view.view_interval(PREFIX, live, _pending(shared_runs, method))):
         st.rerun()
 
 

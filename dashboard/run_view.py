@@ -262,15 +262,6 @@ def count_view(prefix: str, interval: float | None) -> None:
         budget.views().seen(_view_key(prefix))
 
 
-def interval_changed(interval: float | None, wanted: float | None) -> bool:
-    """Whether a view refreshing every ``interval`` should be drawn anew to refresh every ``wanted``:
-    starting or stopping, or a budget that moved by more than a third (a class's watchers arrive
-    one by one: each must not redraw every other page)."""
-    if interval is None or wanted is None:
-        return interval != wanted
-    return abs(wanted / interval - 1) > 0.3
-
-
 # --------------------------------------------------------------------------------------------------
 # one run
 # --------------------------------------------------------------------------------------------------
@@ -421,7 +412,7 @@ def _run_body(shared: run_store.SharedRun, name: str, prefix: str, method: str, 
             done, total = chain.progress()
             if done < total or chain.note:
                 st.caption(f"{method.upper()} frames: {done} of {total} snapshots" + (f" · {chain.note}" if chain.note else ""))
-    if interval_changed(interval, view_interval(prefix, live, not shared.chain(method).complete())):
+    if budget.interval_moved(interval, view_interval(prefix, live, not shared.chain(method).complete())):
         st.rerun()  # start or stop the refresh (a run that ends, frames done, play / pause), or a new budget
 
 

@@ -188,10 +188,3 @@ def test_a_figure_is_converted_once_for_every_viewer():
     assert height == expected_height and option["series"][0]["type"] == expected["series"][0]["type"] == "line"
     assert option["dataset"][0]["source"].equals(expected["dataset"][0]["source"])
 
-
-def test_a_view_is_drawn_anew_only_when_its_refresh_starts_stops_or_moves_by_a_third():
-    from hraml_dashboard.run_view import interval_changed
-
-    assert interval_changed(None, 0.5) and interval_changed(0.5, None) and not interval_changed(None, None)
-    assert not interval_changed(0.5, 0.625)  # one more watcher: no page is drawn anew for it
-    assert interval_changed(0.5, 0.8) and interval_changed(0.8, 0.3)  # a class arrived; play started

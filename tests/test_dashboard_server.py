@@ -106,6 +106,12 @@ def test_views_of_runs_refresh_less_often_as_they_grow_but_at_least_once_a_secon
     assert budget.view_interval(30) == budget.view_interval(1000) == pytest.approx(0.8)  # a class: 1.25 Hz each
 
 
+def test_a_view_is_drawn_anew_only_when_its_refresh_starts_stops_or_moves_by_a_third():
+    assert budget.interval_moved(None, 0.5) and budget.interval_moved(0.5, None) and not budget.interval_moved(None, None)
+    assert not budget.interval_moved(0.5, 0.625)  # one more watcher: no page is drawn anew for it
+    assert budget.interval_moved(0.5, 0.8) and budget.interval_moved(0.8, 0.3)  # a class arrived; play started
+
+
 def test_presence_counts_the_views_seen_within_its_window():
     now = [100.0]
     views = budget.Presence(window_s=3.0, clock=lambda: now[0])

@@ -5,7 +5,6 @@ import asyncio
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -201,7 +200,6 @@ def test_watchers_follow_a_live_run_through_a_real_servers_watch_link(tmp_path):
         assert wait_for(lambda: all(w.step() == 30 for w in pool.watchers), 30), \
             [(w.step(), w.errors) for w in pool.watchers]
         assert all(len(w.changes) >= 2 for w in pool.watchers) and not pool.errors()
-        assert np.isfinite(pool.rates(pool.watchers[0].changes[0][0], pool.watchers[0].changes[-1][0] + 1)).all()
     finally:
         if pool is not None:
             pool.close()
