@@ -17,6 +17,8 @@ from hraml_dashboard import budget, figures, pages, run_store, run_view
 PICK = "compare_runs"
 PREFIX = "compare"
 MAX_RUNS = 6
+#: The alt text of the live matrices image (how a test finds it in the page).
+MATRICES_ALT = "A of each run, on one colour scale"
 
 
 def _on_pick() -> None:
@@ -40,7 +42,9 @@ def choose_runs(root) -> list[str]:
 
 def compare_figures(shared_runs: list, names: list[str], step: int, method: str, as_images: bool) -> dict:
     """The Compare page's figures at ``step``: ``loss`` and ``metric`` overlays, ``matrices`` (the A of
-    each run), ``projections`` (one per run) and ``table`` (one row per run)."""
+    each run; with ``as_images``, one SVG image as the live Train page's heatmaps, or with plotly
+    live charts a plotly figure of images), ``projections`` (one per run) and ``table`` (one row per
+    run)."""
     runs = [s.run for s in shared_runs]
     curves = [s.curves() for s in shared_runs]
     snap_steps = [r.nearest_snapshot_step(step) for r in runs]
@@ -72,8 +76,12 @@ def compare_figures(shared_runs: list, names: list[str], step: int, method: str,
         projections.append(shared.figures(key, lambda f=frame, n=name, r=relation: figures.projection_figure(
             f.xy, f.labels, title=f"{n} ({r}): {figures.frame_title(f)}") if f is not None
             else figures.empty_figure("projection: computing…", 380)))
-    out["matrices"] = (figures.matrices_figure(mats, labels, as_images=as_images) if mats
-                       else figures.empty_figure("No snapshots yet", 380))
+    if not mats:
+        out["matrices"] = figures.empty_figure("No snapshots yet", 380)
+    elif as_images and run_view.live_charts() == "echarts":
+        out["matrices"] = figures.matrices_svg(mats, labels)
+    else:
+        out["matrices"] = figures.matrices_figure(mats, labels, as_images=as_images)
     out["projections"] = projections
     out["table"] = table
     return out
@@ -97,8 +105,7 @@ def _body(shared_runs: list, names: list[str], method: str, interval: float | No
         c1, c2 = st.columns(2)
         run_view.show_chart(c1, figs["loss"], "cmp_fig_loss", ticking, cfg("loss"))
         run_view.show_chart(c2, figs["metric"], "cmp_fig_metric", ticking, cfg("metric"))
-        # the matrices stay one plotly figure of images (several runs' A on one colour scale)
-        st.plotly_chart(figs["matrices"], key="cmp_fig_matrices", config=cfg("A"))
+        run_view.show_chart(st, figs["matrices"], "cmp_fig_matrices", ticking, cfg("A"), alt=MATRICES_ALT)
         cols = st.columns(min(len(names), 3))
         for i, fig in enumerate(figs["projections"]):
             run_view.show_chart(cols[i % len(cols)], fig, f"cmp_fig_projection_{i}", ticking, cfg(f"projection-{i}"))

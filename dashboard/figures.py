@@ -325,6 +325,54 @@ def _svg_gradient(gid: str, scale: str, stops: int = 16) -> str:
     return f'<linearGradient id="{gid}" x1="0" x2="1" y1="0" y2="0">{parts}</linearGradient>'
 
 
+def _svg_panels(panels: Sequence[tuple[str, str, int]], blocks: Sequence[tuple[list, list]],
+                bars: Sequence[tuple[int, int, str, str, float, float, str]], min_panels: int = 1) -> str:
+    """Square images in a row as one SVG drawing: each titled, the label blocks of a panel on its
+    left, colour bars below.
+
+    ``panels``: (title, PNG data URI, rows of its matrix) each; ``blocks``: per panel, the tick
+    positions and texts of :func:`label_blocks` (empty: none); ``bars``: (first panel, panels
+    spanned, gradient id, colour scale, low, high, title) each. Fewer than ``min_panels`` panels are
+    centred in a drawing as wide as that many: a page that scales the drawing to its width then
+    draws every panel at the same size.
+    """
+    import html
+
+    P, G, T, B = _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR
+    margins = [min(120, 6 * max(len(t) for t in texts)) if texts else 0 for _, texts in blocks]
+    xs, x = [], 12 - G
+    for margin in margins:
+        x += G + margin
+        xs.append(x)
+        x += P
+    shift = max(0, min_panels - len(panels)) * (P + G) // 2
+    xs = [x0 + shift for x0 in xs]
+    width, height = x + 12 + 2 * shift, T + P + 14 + B + 22
+    gradients = {gid: scale for _, _, gid, scale, *_ in bars}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+           'font-family="sans-serif" font-size="13">',
+           "<defs>" + "".join(_svg_gradient(gid, scale) for gid, scale in gradients.items()) + "</defs>"]
+    for x0, (name, uri, n), (ticks, texts) in zip(xs, panels, blocks):
+        rows = max(n, 1)
+        out.append(f'<text x="{x0 + P / 2}" y="{T - 8}" text-anchor="middle">{html.escape(name)}</text>')
+        out.append(f'<image x="{x0}" y="{T}" width="{P}" height="{P}" preserveAspectRatio="none" '
+                   f'style="image-rendering:pixelated" href="{uri}"/>')
+        for t, text in zip(ticks, texts):
+            out.append(f'<text x="{x0 - 4}" y="{T + (t + 0.5) / rows * P:.1f}" text-anchor="end" '
+                       f'dominant-baseline="middle" font-size="9">{html.escape(text)}</text>')
+    bar_y = T + P + 14
+    for first, span, gid, _, lo, hi, title in bars:
+        x0, w = xs[first], xs[first + span - 1] + P - xs[first]
+        out.append(f'<rect x="{x0}" y="{bar_y}" width="{w}" height="{B}" fill="url(#{gid})"/>')
+        for frac, v in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+            anchor = ("start", "middle", "end")[int(frac * 2)]
+            out.append(f'<text x="{x0 + frac * w:.1f}" y="{bar_y + B + 13}" text-anchor="{anchor}" font-size="11">{v:g}</text>')
+        out.append(f'<text x="{x0 + w / 4:.1f}" y="{bar_y + B + 13}" text-anchor="middle" font-size="11" '
+                   f'fill="#555">{html.escape(title)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None) -> str:
     """A | E | A − E as one SVG drawing: the live page's heatmaps while training.
 
@@ -334,8 +382,6 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
     figure, and a live refresh replaces it whole; hover and zoom come back with the plotly figure
     when training pauses or stops.
     """
-    import html
-
     A, E, E_given = _relation_pair(A, E)
     ticks, texts = label_blocks(labels, label_names) if labels is not None else ([], [])
     blocks = (tuple(ticks), tuple(texts))
@@ -343,38 +389,12 @@ def relation_heatmaps_svg(A, E, labels=None, label_names: Mapping | None = None)
     if hit is not None:
         return hit
     sc = heatmap_scales(A, E)
-    zmax, dmax = sc["zmax"], sc["dmax"]
     uris = _relation_images(A, E, E_given, sc)
-    P, G, T, B = _SVG_PANEL, _SVG_GAP, _SVG_TOP, _SVG_BAR
-    left = 12 + (min(120, 6 * max(len(t) for t in texts)) if texts else 0)
-    width, height = left + 3 * P + 2 * G + 12, T + P + 14 + B + 22
-    n = max(A.shape[0], 1)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-           'font-family="sans-serif" font-size="13">',
-           f"<defs>{_svg_gradient('seq', HEATMAP_SCALE)}{_svg_gradient('div', DIFF_SCALE)}</defs>"]
-    for i, (uri, name) in enumerate(zip(uris, ("A: embedding D²", "E: label relation g", "A − E"))):
-        x = left + i * (P + G)
-        out.append(f'<text x="{x + P / 2}" y="{T - 8}" text-anchor="middle">{html.escape(name)}</text>')
-        out.append(f'<image x="{x}" y="{T}" width="{P}" height="{P}" preserveAspectRatio="none" '
-                   f'style="image-rendering:pixelated" href="{uri}"/>')
-    for t, text in zip(ticks, texts):
-        y = T + (t + 0.5) / n * P
-        out.append(f'<text x="{left - 4}" y="{y:.1f}" text-anchor="end" dominant-baseline="middle" '
-                   f'font-size="9">{html.escape(text)}</text>')
-    bar_y = T + P + 14
-
-    def bar(x0: float, w: float, gid: str, lo: float, hi: float, title: str) -> None:
-        out.append(f'<rect x="{x0}" y="{bar_y}" width="{w}" height="{B}" fill="url(#{gid})"/>')
-        for frac, v in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
-            anchor = ("start", "middle", "end")[int(frac * 2)]
-            out.append(f'<text x="{x0 + frac * w:.1f}" y="{bar_y + B + 13}" text-anchor="{anchor}" font-size="11">{v:g}</text>')
-        out.append(f'<text x="{x0 + w / 4:.1f}" y="{bar_y + B + 13}" text-anchor="middle" font-size="11" '
-                   f'fill="#555">{html.escape(title)}</text>')
-
-    bar(left, 2 * P + G, "seq", 0.0, zmax, "D², g")
-    bar(left + 2 * (P + G), P, "div", -dmax, dmax, "A − E")
-    out.append("</svg>")
-    return _svg_drawings.put((A, E), blocks, "".join(out))
+    names = ("A: embedding D²", "E: label relation g", "A − E")
+    drawing = _svg_panels([(name, uri, A.shape[0]) for name, uri in zip(names, uris)], [(ticks, texts), ([], []), ([], [])],
+                          [(0, 2, "seq", HEATMAP_SCALE, 0.0, sc["zmax"], "D², g"),
+                           (2, 1, "div", DIFF_SCALE, -sc["dmax"], sc["dmax"], "A − E")])
+    return _svg_drawings.put((A, E), blocks, drawing)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -649,6 +669,18 @@ def replay_figures(run, snap, frame=None, label_names: Mapping | None = None, as
     return {**replay_curves(run, snap.step), **snapshot_figures(run, snap, frame, label_names, as_images, n_pairs, svg)}
 
 
+def _square_matrices(matrices: Sequence[tuple[str, np.ndarray]]) -> tuple[list[tuple[str, np.ndarray]], float]:
+    """(title, float32 matrix) pairs (ValueError for none, or one that is not square) and their
+    shared colour maximum."""
+    mats = [(t, np.asarray(M, dtype=np.float32)) for t, M in matrices]
+    if not mats:
+        raise ValueError("no matrices to draw")
+    for t, M in mats:
+        if M.ndim != 2 or M.shape[0] != M.shape[1]:
+            raise ValueError(f"{t}: a square matrix is needed, got shape {M.shape}")
+    return mats, nice_ceiling(max(float(np.max(M, initial=0.0)) for _, M in mats))
+
+
 def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence | None = None,
                     label_names: Mapping | None = None, height: int = 380, as_images: bool = True) -> go.Figure:
     """Square matrices side by side on one colour scale ([0, the largest entry of any]), one panel
@@ -657,13 +689,7 @@ def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence
     ``labels``: per matrix, the labels of its rows (block ticks), or None. ``as_images``: panels as
     pre-coloured PNG images (fast; hover shows positions), else heatmaps with values on hover.
     """
-    mats = [(t, np.asarray(M, dtype=np.float32)) for t, M in matrices]
-    if not mats:
-        raise ValueError("no matrices to draw")
-    for t, M in mats:
-        if M.ndim != 2 or M.shape[0] != M.shape[1]:
-            raise ValueError(f"{t}: a square matrix is needed, got shape {M.shape}")
-    zmax = nice_ceiling(max(float(np.max(M, initial=0.0)) for _, M in mats))
+    mats, zmax = _square_matrices(matrices)
     k = len(mats)
     gap = 0.04
     w = (1 - gap * (k - 1)) / k
@@ -696,6 +722,39 @@ def matrices_figure(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence
         data.append(dict(type="heatmap", z=np.array([[0.0, zmax]], np.float32), coloraxis="coloraxis", opacity=0.0,
                          hoverinfo="skip", name="scale"))
     return _figure(data, layout)
+
+
+_matrix_drawings = ByIdentity()
+
+
+def matrices_svg(matrices: Sequence[tuple[str, np.ndarray]], labels: Sequence | None = None,
+                 label_names: Mapping | None = None) -> str:
+    """:func:`matrices_figure` as one SVG drawing (a refreshing Compare page): the same panels,
+    colours and shared range, each run's label blocks beside its panel (only where they differ
+    from the panel before), one colour bar under all; two runs' panels are centred at the size of
+    the Train page's three. Made once while the same arrays come back.
+
+    Examples
+    --------
+    >>> A = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    >>> matrices_svg([("run a", A), ("run b", 2 * A)]).count("<image")
+    2
+    """
+    given = tuple(M for _, M in matrices)
+    lab = list(labels) if labels is not None else [None] * len(given)
+    blocks = []
+    for i, y in enumerate(lab):
+        same = i > 0 and y is not None and lab[i - 1] is not None and np.array_equal(y, lab[i - 1])
+        ticks, texts = label_blocks(y, label_names) if y is not None and not same else ([], [])
+        blocks.append((tuple(ticks), tuple(texts)))
+    extra = (tuple(t for t, _ in matrices), tuple(blocks))
+    hit = _matrix_drawings.get(given, extra)
+    if hit is not None:
+        return hit
+    mats, zmax = _square_matrices(matrices)
+    panels = [(t, _image_uri(M, 0.0, zmax, HEATMAP_SCALE), M.shape[0]) for t, M in mats]
+    drawing = _svg_panels(panels, blocks, [(0, len(mats), "seq", HEATMAP_SCALE, 0.0, zmax, "D²")], min_panels=3)
+    return _matrix_drawings.put(given, extra, drawing)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -64,12 +64,13 @@ def live_charts() -> str:
 LIVE_IMAGE_ALT = "A, E and A − E heatmaps"
 
 
-def show_chart(where, fig, key: str, ticking: bool, config: dict) -> None:
+def show_chart(where, fig, key: str, ticking: bool, config: dict, alt: str = LIVE_IMAGE_ALT) -> None:
     """One chart of a view. While the view refreshes: an ECharts chart that each refresh updates in
-    place (:mod:`echarts`), or an image when ``fig`` is an SVG string (the heatmaps). When it is
-    still: the plotly figure, with hover, zoom and its mode bar."""
+    place (:mod:`echarts`), or an image with the text ``alt`` when ``fig`` is an SVG string (the
+    heatmaps, the Compare page's matrices). When it is still: the plotly figure, with hover, zoom
+    and its mode bar."""
     if isinstance(fig, str):
-        where.image(fig, width="stretch", alt=LIVE_IMAGE_ALT)
+        where.image(fig, width="stretch", alt=alt)
     elif ticking and live_charts() == "echarts":
         option, height = echarts.option_of(fig)
         where.echarts_chart(option, key=f"{key}_live", height=height, alt=echarts.title_of(option))

@@ -153,6 +153,67 @@ class TestSvg:
         assert "<b>&" in [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
 
 
+class TestMatricesSvg:
+    """The Compare page's live matrices: several runs' A on one colour scale, as one SVG drawing."""
+
+    @staticmethod
+    def decoded(svg: str):
+        from PIL import Image
+
+        root = ET.fromstring(svg)
+        images = root.findall(f"{SVG}image")
+        return root, images, [np.asarray(Image.open(io.BytesIO(base64.b64decode(im.get("href").split(",", 1)[1])))
+                                         .convert("RGB")) for im in images]
+
+    def test_panels_share_one_colour_scale_and_one_bar(self):
+        rng = np.random.default_rng(0)
+        a, b = rng.uniform(0, 1, (10, 10)).astype(np.float32), rng.uniform(0, 3, (12, 12)).astype(np.float32)
+        root, images, pixels = self.decoded(figures.matrices_svg([("run <a>", a), ("run b", b)]))
+        zmax = figures.nice_ceiling(float(b.max()))  # the largest entry of any, rounded up: 3.0
+        assert len(images) == 2 and zmax == 3.0
+        np.testing.assert_array_equal(pixels[0], figures.colour_map(a, 0.0, zmax, figures.HEATMAP_SCALE))
+        np.testing.assert_array_equal(pixels[1], figures.colour_map(b, 0.0, zmax, figures.HEATMAP_SCALE))
+        texts = [t.text for t in root.iter(f"{SVG}text")]
+        assert {"run <a>", "run b"} <= set(texts)  # titles, escaped in the markup
+        (bar,) = root.findall(f"{SVG}rect")
+        assert {"0", "1.5", "3"} <= set(texts)  # the one bar's ends and middle
+        # the bar spans both panels: from the first's left edge to the second's right edge
+        assert float(bar.get("x")) == float(images[0].get("x"))
+        assert float(bar.get("x")) + float(bar.get("width")) == float(images[1].get("x")) + float(images[1].get("width"))
+        # two panels centred in a drawing as wide as the Train page's three: the same size on a page
+        heatmaps = ET.fromstring(figures.relation_heatmaps_svg(a, a))
+        assert root.get("width") == heatmaps.get("width")
+        right = float(root.get("width")) - float(images[1].get("x")) - float(images[1].get("width"))
+        assert float(images[0].get("x")) == right
+
+    def test_label_blocks_beside_a_panel_only_where_they_change(self):
+        A = np.ones((6, 6), np.float32)
+        same, other = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 1, 1, 2, 2])
+        names = {0: "cat", 1: "dog", 2: "emu"}
+        root, images, _ = self.decoded(figures.matrices_svg([("x", A), ("y", A), ("z", A)], [same, same, other], names))
+        blocks = [(t.text, float(t.get("x")), float(t.get("y"))) for t in root.iter(f"{SVG}text")
+                  if t.get("font-size") == "9"]
+        left = [float(im.get("x")) for im in images]
+        top, size = float(images[0].get("y")), float(images[0].get("height"))
+        # panel 1: cat, dog (rows 0-2, 3-5); panel 2: none (the same labels); panel 3: cat, dog, emu
+        assert [b[0] for b in blocks] == ["cat", "dog", "cat", "dog", "emu"]
+        assert [b[1] for b in blocks] == [left[0] - 4] * 2 + [left[2] - 4] * 3
+        # a block's text at its block's centre: rows 0-2 of 6 -> a quarter of the panel's height
+        assert blocks[0][2] == pytest.approx(top + size / 4, abs=0.1)
+        assert left[1] - left[0] < left[2] - left[1]  # room for the third panel's labels only
+
+    def test_bad_input_and_the_drawing_kept_for_the_same_arrays(self):
+        with pytest.raises(ValueError, match="bad: a square matrix is needed"):
+            figures.matrices_svg([("bad", np.zeros((2, 3)))])
+        with pytest.raises(ValueError, match="no matrices"):
+            figures.matrices_svg([])
+        A = np.eye(4, dtype=np.float32)
+        first = figures.matrices_svg([("a", A), ("b", A)])
+        assert figures.matrices_svg([("a", A), ("b", A)]) is first
+        assert figures.matrices_svg([("a", A), ("c", A)]) != first  # another title
+        assert figures.matrices_svg([("a", A), ("b", 2 * A)]) != first  # other arrays
+
+
 def test_live_charts_setting(monkeypatch):
     from hraml_dashboard import run_view
 

@@ -4,6 +4,7 @@
 tests/test_dashboard_app.py). Runs are written by tests/run_factory.py into a temporary runs folder
 (``HRAML_RUNS_DIR``), except where the Train page records its own.
 """
+import base64
 import sys
 import threading
 import time
@@ -177,9 +178,11 @@ def test_compare_with_a_live_run_draws_curves_and_projections_in_place(root):
     make_run(root / "done", snapshots=3)
     w = make_run(root / "live", snapshots=3, finish=False, seed=1)
     at = page(COMPARE, {"runs": ["done", "live"]})
-    # loss and metric, the A matrices (one plotly figure of images), two projections
-    assert chart_kinds(at) == ["echarts_chart", "echarts_chart", "plotly_chart", "echarts_chart", "echarts_chart"]
+    # loss and metric, the A matrices (one SVG image, as the live Train page's heatmaps), two projections
+    assert chart_kinds(at) == ["echarts_chart", "echarts_chart", "image", "echarts_chart", "echarts_chart"]
     assert '"name":"done"' in charts(at)[0] and '"name":"live"' in charts(at)[0]  # both runs' loss series
+    svg = base64.b64decode(charts(at)[2].split(",", 1)[1]).decode()  # a data URI of the drawing
+    assert "done (l1) at" in svg and "live (l1) at" in svg and svg.count("<image") == 2
     w.finish()
 
 
