@@ -243,7 +243,7 @@ def _on_start() -> None:
 
 
 def _on_pause() -> None:
-    _session().toggle_pause()
+    _session().pause()
 
 
 def _on_stop() -> None:
@@ -438,7 +438,7 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     delta = None
     if last is not None and snap.raw_metric is not None:
         delta = f"{last - snap.raw_metric:+.4f} vs raw"
-    cols[6].metric(f"Held-out {snap.metric_name}", f"{last:.4f}" if last is not None else "–", delta,
+    cols[6].metric(f"Held-out {figures.metric_label(snap.metric_name)}", f"{last:.4f}" if last is not None else "–", delta,
                    delta_color="normal" if METRIC_DIRECTIONS.get(snap.metric_name, "max") == "max" else "inverse")
     exact_panel(session, snap)
 
@@ -633,8 +633,8 @@ def main() -> None:
         start_label = f"Queued #{place}"
     c[0].button(start_label, key="start", type="primary", on_click=_on_start, icon=":material/play_arrow:",
                 disabled=session.trainer is None or bool(place))
-    c[1].button("Resume" if status == PAUSED else "Pause", key="pause", on_click=_on_pause,
-                icon=":material/pause:", disabled=status not in (RUNNING, PAUSED))
+    # one way to go on, the primary button ("Resume" once paused), and one to pause
+    c[1].button("Pause", key="pause", on_click=_on_pause, icon=":material/pause:", disabled=status != RUNNING)
     c[2].button("Stop", key="stop", on_click=_on_stop, icon=":material/stop:",
                 disabled=status not in (RUNNING, PAUSED) and not session.queued,
                 help="Stop training (keeps the weights); while queued, leave the line")

@@ -54,7 +54,8 @@ def compare_figures(shared_runs: list, names: list[str], step: int, method: str,
     out = {
         "loss": figures.curve_figure(loss, f"Training loss at step {step:,}", "loss", step=step, uirevision="cmp-loss")
         if loss else figures.empty_figure("No loss recorded yet"),
-        "metric": figures.curve_figure(metric, f"Held-out {metric_name} at step {step:,}", metric_name, step=step,
+        "metric": figures.curve_figure(metric, f"Held-out {figures.metric_label(metric_name)} at step {step:,}",
+                                       figures.metric_label(metric_name), step=step,
                                        log=False, uirevision="cmp-metric")
         if metric else figures.empty_figure("No held-out metric in these runs yet"),
     }

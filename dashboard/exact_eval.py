@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from hraml_core.evaluate import EvaluationCancelled
 
+from .figures import metric_label
+
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 _ids = itertools.count(1)
 
@@ -137,7 +139,7 @@ def sample_caption(snap) -> str:
     if snap.metric_sample is None or snap.metric_rows is None:
         return "No held-out rows: no held-out metric."
     (vs, rs), (vn, rn) = snap.metric_sample, snap.metric_rows
-    name = snap.metric_name
+    name = metric_label(snap.metric_name)
     if vs == vn and rs == rn:
         return f"Held-out {name} on all {vn:,} held-out rows, matched against all {rn:,} training rows."
     return (f"Held-out {name} on {vs:,} of {vn:,} held-out rows, matched against {rs:,} of {rn:,} training rows: "
@@ -156,8 +158,8 @@ def result_text(v: EvalView, metric: str) -> str:
     if v.phase == DONE:
         value = v.metrics.get(metric)
         shown = "–" if value is None else f"**{value:.4f}**"
-        others = ", ".join(f"{k} {x:.4f}" for k, x in v.metrics.items() if k != metric and isinstance(x, float))
-        return (f"Exact held-out {metric}: {shown} on all {v.rows[0]:,} held-out rows against all {v.rows[1]:,} "
+        others = ", ".join(f"{metric_label(k)} {x:.4f}" for k, x in v.metrics.items() if k != metric and isinstance(x, float))
+        return (f"Exact held-out {metric_label(metric)}: {shown} on all {v.rows[0]:,} held-out rows against all {v.rows[1]:,} "
                 f"training rows (weights of step {v.step:,}; {v.seconds:.1f} s)" + (f"; {others}" if others else "") + ".")
     if v.phase == CANCELLED:
         return f"Exact evaluation cancelled at {v.fraction:.0%}."

@@ -73,6 +73,12 @@ def loss_figure(steps, values, title: str = "Training loss", max_points: int = L
     )
 
 
+def metric_label(name: str | None) -> str:
+    """A metric's name as the page writes it: "average_precision" -> "average precision" (the
+    name itself stays the key of files, tables and links)."""
+    return (name or "metric").replace("_", " ")
+
+
 def metric_figure(name: str, steps, values, raw: float | None = None, baselines: Mapping[str, float] | None = None) -> go.Figure:
     """The held-out ``name`` of the embedding over steps, with the same metric on raw features and
     any fitted baselines as horizontal lines."""
@@ -92,8 +98,8 @@ def metric_figure(name: str, steps, values, raw: float | None = None, baselines:
                          line=dict(dash=dash, color=colour, width=1.5)))
     last = f" — {values[-1]:.4f}" if len(values) else ""
     return _figure(data, dict(
-        title=_title(f"Held-out {name}{last}"), height=300, margin=_margin(), uirevision="metric",
-        xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text=name)),
+        title=_title(f"Held-out {metric_label(name)}{last}"), height=300, margin=_margin(), uirevision="metric",
+        xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text=metric_label(name))),
         legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.6)"),
     ))
 
@@ -519,7 +525,7 @@ def live_figures(snapshot, frame=None, label_names: Mapping | None = None, basel
         "loss": loss_figure(s.loss_steps, s.loss_values) if len(s.loss_values) else empty_figure("Press Start to train"),
         "metric": metric_figure(s.metric_name, s.metric_steps, s.metric_values, s.raw_metric, baselines)
         if len(s.metric_values) or s.raw_metric is not None or baselines
-        else empty_figure(f"The held-out {s.metric_name} is measured while training runs"),
+        else empty_figure(f"The held-out {metric_label(s.metric_name)} is measured while training runs"),
         "heatmaps": relation_heatmaps_svg(s.A, s.E, s.probe_labels, label_names) if live and svg
         else relation_heatmaps(s.A, s.E, s.probe_labels, label_names, as_images=live),
         "scatter": alignment_scatter(s.A, s.E, n_pairs=n_pairs, scale=s.relation_scale),
@@ -633,11 +639,11 @@ def replay_curves(run, step: int, curves: Mapping | None = None) -> dict[str, go
     metric, m, raw = run.metric, curves["metric"], run.raw_metric
     if metric and (len(m[0]) or raw is not None):
         at = value_at(*m, step)
-        figs["metric"] = curve_figure({"HRAML": m}, f"Held-out {metric}" + (f" at step {step:,}: {at:.4f}" if at is not None else ""),
-                                      metric, step=step, upto=True, lines={"raw features": raw} if raw is not None else None,
+        figs["metric"] = curve_figure({"HRAML": m}, f"Held-out {metric_label(metric)}" + (f" at step {step:,}: {at:.4f}" if at is not None else ""),
+                                      metric_label(metric), step=step, upto=True, lines={"raw features": raw} if raw is not None else None,
                                       log=False, x_range=x_range, uirevision="metric")
     else:
-        figs["metric"] = empty_figure("No held-out metric in this run" if not metric else f"No held-out {metric} yet")
+        figs["metric"] = empty_figure("No held-out metric in this run" if not metric else f"No held-out {metric_label(metric)} yet")
     return figs
 
 
@@ -868,7 +874,7 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
         yaxis=dict(domain=[0.62, 1], anchor="x", title=dict(text="loss"),
                    type="log" if len(curves["loss"][1]) and np.all(curves["loss"][1] > 0) else "linear"),
         xaxis2=dict(domain=[0.54, 1], anchor="y2", title=dict(text="step")),
-        yaxis2=dict(domain=[0.62, 1], anchor="x2", title=dict(text=f"held-out {run.metric}" if run.metric else "metric")),
+        yaxis2=dict(domain=[0.62, 1], anchor="x2", title=dict(text=f"held-out {metric_label(run.metric)}" if run.metric else "metric")),
         xaxis3=dict(sq, domain=[0, 0.3], anchor="y3", range=[-0.5, n - 0.5], scaleanchor="y3"),
         yaxis3=dict(sq, domain=[0, 0.45], anchor="x3", range=[n - 0.5, -0.5]),
         xaxis4=dict(sq, domain=[0.35, 0.65], anchor="y4", range=[-0.5, n - 0.5], scaleanchor="y4"),

@@ -331,7 +331,7 @@ def show_metrics(shared: run_store.SharedRun, step: int, snap_step: int | None, 
         delta = None
         if value is not None and run.raw_metric is not None:
             delta = f"{value - run.raw_metric:+.4f} vs raw"
-        cols[4].metric(f"Held-out {run.metric}", fmt(value, ".4f"), delta,
+        cols[4].metric(f"Held-out {figures.metric_label(run.metric)}", fmt(value, ".4f"), delta,
                        delta_color="normal" if METRIC_DIRECTIONS.get(run.metric, "max") == "max" else "inverse")
     else:
         cols[4].metric("Held-out metric", "–")

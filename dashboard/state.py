@@ -379,16 +379,6 @@ class Session:
             if self.trainer is not None and self.trainer.status == PAUSED:
                 self.start()
 
-    def toggle_pause(self) -> None:
-        with self._lock:
-            t = self.trainer
-            if t is None:
-                return
-            if t.status == PAUSED:
-                self.start()
-            elif t.status == RUNNING:
-                self.pause()
-
     def stop(self) -> None:
         with self._lock:
             self._leave_admission()

@@ -56,8 +56,9 @@ def test_train_pause_resume_stop_reset(app):
     paused_at = step(app)
     app.run()
     assert step(app) == paused_at
-    assert app.button(key="pause").label == "Resume"
-    app.button(key="pause").click().run()  # resume
+    # one button goes on (the primary one), the other is for pausing only
+    assert app.button(key="start").label == "Resume" and app.button(key="pause").disabled
+    app.button(key="start").click().run()  # resume
     assert status(app) == "running"
     assert wait_until(app, lambda: step(app) > paused_at)
 
@@ -143,9 +144,9 @@ def test_csv_upload_with_label_columns_detects_the_task(app):
     app.multiselect(key="label_columns").set_value(["tag_a", "tag_b"]).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Task: multilabel" in m.value and "tags" in m.value for m in app.markdown)
-    assert metrics(app)["Held-out average_precision"] == "–"
+    assert metrics(app)["Held-out average precision"] == "–"
     app.button(key="start").click().run()
-    assert wait_until(app, lambda: metrics(app)["Held-out average_precision"] != "–")
+    assert wait_until(app, lambda: metrics(app)["Held-out average precision"] != "–")
     app.button(key="stop").click().run()
 
 

@@ -309,6 +309,21 @@ def test_sample_caption_states_the_sizes():
     assert "on all 540 held-out rows, matched against all 1,257 training rows" in exact_eval.sample_caption(snap)
 
 
+def test_metric_names_are_written_as_words_and_kept_as_keys():
+    from hraml_dashboard import figures
+
+    assert figures.metric_label("average_precision") == "average precision"
+    assert figures.metric_label("accuracy") == "accuracy" and figures.metric_label(None) == "metric"
+    snap = type("S", (), {"metric_sample": (10, 20), "metric_rows": (10, 20), "metric_name": "average_precision"})()
+    assert exact_eval.sample_caption(snap).startswith("Held-out average precision on all 10 held-out rows")
+    v = exact_eval.EvalView(key="k", phase=exact_eval.DONE, step=7, rows=(10, 20), done=10, total=10, seconds=0.5,
+                            metrics={"average_precision": 0.8, "hamming_loss": 0.2})
+    assert exact_eval.result_text(v, "average_precision").startswith("Exact held-out average precision: **0.8000**")
+    assert "; hamming loss 0.2000." in exact_eval.result_text(v, "average_precision")
+    fig = figures.metric_figure("hamming_loss", [1, 2], [0.3, 0.2], raw=0.25)
+    assert fig.layout.title.text.startswith("Held-out hamming loss") and fig.layout.yaxis.title.text == "hamming loss"
+
+
 # --------------------------------------------------------------------------------------------------
 # the page (AppTest)
 # --------------------------------------------------------------------------------------------------
