@@ -104,6 +104,10 @@ def _series(trace: Mapping, index: int, datasets: list, visual_maps: list) -> di
     return series
 
 
+#: The least right margin of a chart, in pixels.
+MIN_RIGHT_MARGIN = 24
+
+
 def echarts_option(fig) -> tuple[dict, int]:
     """An ECharts option and its height in pixels, drawn from a plotly figure (or its dict) of
     :mod:`figures` made of scatter traces.
@@ -120,6 +124,9 @@ def echarts_option(fig) -> tuple[dict, int]:
         spec = dict(fig)
     layout = spec.get("layout") or {}
     margin = {k: int(_get(layout, "margin", k, default=d)) for k, d in (("l", 64), ("r", 12), ("t", 36), ("b", 48))}
+    # room for half of the last x tick label, which ECharts centres on the plot's right edge (plotly
+    # widens its margin for it by itself)
+    margin["r"] = max(margin["r"], MIN_RIGHT_MARGIN)
     option: dict = {"animation": False, "tooltip": {"trigger": "item"}}
     title = _get(layout, "title", "text")
     if title:
@@ -140,8 +147,12 @@ def echarts_option(fig) -> tuple[dict, int]:
         option["title"] = {"text": text, "left": "center", "top": "middle",
                            "textStyle": {"fontSize": 13, "fontWeight": "normal"}}
         return option, int(layout.get("height") or _DEFAULT_HEIGHT)
+    # The margins are plotly's: the plot area's distance from the chart's edges, the axes' labels and
+    # titles drawn in them. ECharts 6 would otherwise fit the labels inside that rectangle too
+    # (its default outer bounds), which shrinks the plot and puts the legend over the tick labels.
     option.update(dataset=datasets, series=series,
-                  grid={"left": margin["l"], "right": margin["r"], "top": margin["t"], "bottom": margin["b"]},
+                  grid={"left": margin["l"], "right": margin["r"], "top": margin["t"], "bottom": margin["b"],
+                        "outerBoundsMode": "none"},
                   xAxis=_axis(layout.get("xaxis"), margin["b"], False),
                   yAxis=_axis(layout.get("yaxis"), margin["l"], True))
     if visual_maps:

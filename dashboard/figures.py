@@ -108,7 +108,11 @@ def metric_figure(name: str, steps, values, raw: float | None = None, baselines:
 # relation heatmaps
 # --------------------------------------------------------------------------------------------------
 def label_blocks(labels, label_names: Mapping | None = None, max_blocks: int = 30):
-    """Tick positions (block centres) and texts for runs of equal labels in ``labels`` (sorted)."""
+    """Tick positions (block centres) and texts for runs of equal labels in ``labels`` (sorted).
+
+    No ticks when there are more than ``max_blocks`` runs; a run shorter than ``1 / max_blocks`` of
+    the rows gets none either (its text would overlap its neighbours', as the small label sets of a
+    multi-label set's tail do)."""
     labels = np.asarray(labels)
     if len(labels) == 0:
         return [], []
@@ -117,8 +121,9 @@ def label_blocks(labels, label_names: Mapping | None = None, max_blocks: int = 3
     ends = np.concatenate([change, [len(labels)]])
     if len(starts) > max_blocks:
         return [], []
-    centres = ((starts + ends - 1) / 2.0).tolist()
-    return centres, _names(labels[starts], label_names)
+    keep = (ends - starts) * max_blocks >= len(labels)
+    centres = ((starts + ends - 1) / 2.0)[keep].tolist()
+    return centres, _names(labels[starts[keep]], label_names)
 
 
 @lru_cache(maxsize=8)

@@ -23,6 +23,9 @@ def test_loss_curve_is_a_line_on_a_log_axis_with_the_binned_points():
     loss = 1.0 / steps
     option, height = echarts_option(figures.loss_figure(steps, loss))
     assert height == 300 and option["animation"] is False
+    # the plot area at plotly's margins, the axes' labels outside it (not ECharts 6's outer bounds)
+    # (the right margin widened to hold half of the last x tick label)
+    assert option["grid"] == {"left": 64, "right": 24, "top": 36, "bottom": 48, "outerBoundsMode": "none"}
     (series,) = option["series"]
     assert series["type"] == "line" and series["showSymbol"] is False
     x, y = figures.bin_curve(steps, loss, figures.LOSS_POINTS)
@@ -151,6 +154,14 @@ class TestSvg:
         A, E, labels = self.pair()
         svg = figures.relation_heatmaps_svg(A, E, labels, {0: "<b>&", 1: "x", 2: "y"})
         assert "<b>&" in [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def test_label_blocks_leave_out_runs_too_short_to_hold_their_text():
+    labels = np.array([0] * 100 + [1] * 50 + [2] * 3 + [3] * 2)  # 155 rows: 1/30 of them is 5.2 rows
+    ticks, texts = figures.label_blocks(labels, {0: "a", 1: "b", 2: "c", 3: "d"})
+    assert ticks == [49.5, 124.5] and texts == ["a", "b"]
+    assert figures.label_blocks(np.arange(31)) == ([], [])  # more runs than max_blocks: none
+    assert figures.label_blocks(np.repeat(np.arange(30), 2))[1] == [str(i) for i in range(30)]
 
 
 class TestMatricesSvg:
