@@ -325,7 +325,7 @@ def show_metrics(shared: run_store.SharedRun, step: int, snap_step: int | None, 
     shown = latest_step(shared) if following else step
     cols[1].metric("Step", f"{shown:,}")
     cols[2].metric("Snapshot", "–" if snap_step is None else f"{snap_step:,}")
-    cols[3].metric("Loss", fmt(figures.value_at(*curves["loss"], shown)))
+    cols[3].metric("Loss", fmt(figures.value_at(*curves["loss"], shown), ".3g"))
     if run.metric:
         value = figures.value_at(*curves["metric"], shown)
         delta = None

@@ -112,7 +112,7 @@ def test_the_slider_moves_the_step_shown_and_play_walks_the_snapshots(root):
     before = [c.proto.spec for c in at.get("plotly_chart")]
     step_slider(at).set_value(20)
     ok(at.run())
-    assert metrics(at)["Step"] == "20" and metrics(at)["Snapshot"] == "20" and metrics(at)["Loss"] == "0.04762"
+    assert metrics(at)["Step"] == "20" and metrics(at)["Snapshot"] == "20" and metrics(at)["Loss"] == "0.0476"
     after = [c.proto.spec for c in at.get("plotly_chart")]
     assert all(a != b for a, b in zip(before, after)), "every figure is redrawn at the new step"
     assert "at step 20" in after[4] and "Training loss at step 20" in after[0]
