@@ -91,6 +91,38 @@ def test_large_files_stream_into_float32_by_default(tmp_path, monkeypatch):
         load_file(tmp_path / "x.mat", dtype="float32")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_column_of_tag_sets_is_a_multi_label_matrix(tmp_path, monkeypatch, stream):
+    df = frame(n=6).drop(columns="cls")
+    df["tags"] = ["rock; pop", "pop", "jazz;rock", "jazz", "pop;jazz;rock", "rock"]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    df.assign(tags=[t.replace(";", "|") for t in df["tags"]]).to_csv(tmp_path / "bar.csv", index=False)
+    if stream:
+        monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 1)
+    expected = [[0, 1, 1], [0, 1, 0], [1, 0, 1], [1, 0, 0], [1, 1, 1], [0, 0, 1]]  # jazz, pop, rock
+    for name in ("t.csv", "t.parquet", "bar.csv"):
+        ds = load_file(tmp_path / name)
+        assert ds.task == "multilabel" and ds.label_names == ("jazz", "pop", "rock"), name
+        assert ds.Y.tolist() == expected and ds.feature_names == ("a", "b", "c", "d")
+    # the task given wins: each distinct set is then a class of its own
+    ds = load_file(tmp_path / "t.csv", task="classification")
+    assert ds.task == "classification" and len(set(ds.Y.tolist())) == 6
+
+
+def test_tag_sets_rules():
+    from hraml_core.data.labels import tag_sets
+
+    assert tag_sets(np.array(["cat", "dog"])) is None  # no separator: classes
+    Y, names = tag_sets(np.array(["cat", "dog"]), "multilabel")  # one tag each
+    assert names == ("cat", "dog") and Y.tolist() == [[1, 0], [0, 1]]
+    Y, names = tag_sets(np.array(["a|b;c", "c"]))  # ";" comes first: "a|b" is one tag
+    assert names == ("a|b", "c") and Y.tolist() == [[1, 1], [0, 1]]
+    assert tag_sets(np.array([1, 2])) is None and tag_sets(np.array(["a;b"]), "distribution") is None
+    with pytest.raises(DatasetError, match="no tags: every value of the label column is empty"):
+        tag_sets(np.array([";", " ; "]), where="x.csv")
+
+
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_progress_callback_and_bar(tmp_path, suffix, capsys, monkeypatch):
     monkeypatch.setattr(tabular, "CSV_BLOCK_BYTES", 2048)

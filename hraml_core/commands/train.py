@@ -116,6 +116,13 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed, log_dir=out)
         model.train_config()  # bad settings fail here, before the run directory is touched
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    try:  # so does an evaluator that cannot run (k too large for the data)
+        raw = _metrics(ds.task, X_train, Y_train, X_test, Y_test, args.knn_k)
+    except ValueError as exc:
+        raise CommandError(f"{exc} (the evaluator's k: --knn-k)") from None
+    try:
         prepare_run(
             out, source="hraml train",
             dataset={"name": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
@@ -128,7 +135,6 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     learned = _metrics(ds.task, model.transform(X_train), Y_train, model.transform(X_test), Y_test, args.knn_k)
-    raw = _metrics(ds.task, X_train, Y_train, X_test, Y_test, args.knn_k)
     print(f"{model.n_iter_} epochs, {model.n_steps_} steps, {model.n_pairs_seen_:,} pairs; final loss {model.loss_curve_[-1]:.5f}")
     _print_metrics(ds.task, learned, raw)
 

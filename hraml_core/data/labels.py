@@ -8,6 +8,42 @@ from hraml_core.tasks import CLASSIFICATION, MULTILABEL, TASKS, detect_task
 from .errors import dataset_error
 
 
+#: Separators of a set of tags written in one text label column ("rock;pop", "rock|pop"), looked for
+#: in this order.
+TAG_SEPARATORS = (";", "|")
+
+
+def tag_sets(Y, task: str = "auto", where=None) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """One text label column of tag sets -> (0/1 indicator matrix, tag names in column order), or
+    None when the column holds classes (or is not text).
+
+    The column holds tag sets when ``task`` is "multilabel" (a value without a separator is one
+    tag), or when it is "auto" and some value joins tags with one of :data:`TAG_SEPARATORS`: the
+    first of them found in the column splits every row. Tags are stripped of surrounding spaces (a
+    value of separators only is a row with no tag; the file loaders report an empty cell as a
+    missing label). scikit-learn's ``MultiLabelBinarizer`` makes the matrix.
+
+    >>> Y, names = tag_sets(np.array(["rock; pop", "pop", "jazz|x"]))
+    >>> names, Y.tolist()
+    (('jazz|x', 'pop', 'rock'), [[0, 1, 1], [0, 1, 0], [1, 0, 0]])
+    """
+    Y = np.asarray(Y)
+    if Y.ndim != 1 or Y.dtype.kind not in "UO" or task not in ("auto", MULTILABEL):
+        return None
+    text = Y.astype(str)
+    sep = next((s for s in TAG_SEPARATORS if (np.char.find(text, s) >= 0).any()), None)
+    if sep is None and task != MULTILABEL:
+        return None
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    sets = [[t for t in (v.strip() for v in (value.split(sep) if sep else [value])) if t] for value in text]
+    binarizer = MultiLabelBinarizer(sparse_output=True)
+    M = binarizer.fit_transform(sets)
+    if M.shape[1] == 0:
+        raise dataset_error(where, "no tags: every value of the label column is empty")
+    return M.toarray().astype(np.int8), tuple(str(c) for c in binarizer.classes_)
+
+
 def prepare_labels(Y, task: str = "auto", where=None) -> tuple[np.ndarray, str]:
     """Raw labels -> (labels, task): 1-D class labels, or a 0/1 matrix (``-1/1`` mapped to ``0/1``)."""
     if hasattr(Y, "toarray"):

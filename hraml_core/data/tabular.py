@@ -2,8 +2,9 @@
 
 ``label_columns`` picks the label columns by name or index (negative counts from the end); the
 default is the last column. The task is detected unless given: one label column -> classification
-(string or numeric classes); several 0/1 columns -> multi-label; several other numeric columns ->
-a label distribution (rows must sum to 1). Every other column is a feature and must be numeric.
+(string or numeric classes), or multi-label when it is text holding tag sets ("rock;pop",
+:func:`labels.tag_sets`); several 0/1 columns -> multi-label; several other numeric columns -> a
+label distribution (rows must sum to 1). Every other column is a feature and must be numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
 ``c0, c1, ...`` (``header=True/False`` forces the choice).
 
@@ -27,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hraml_core.tasks import CLASSIFICATION, MULTILABEL
+
 from .dataset import Dataset
 from .errors import dataset_error, plural
-from .labels import prepare_labels
+from .labels import prepare_labels, tag_sets
 from .textio import check_file, decode_text, read_bytes
 
 #: Files at least this large on disk are read in blocks into float32 features (see the module docstring).
@@ -90,12 +93,19 @@ def _split_columns(names: list[str], label_columns, path) -> tuple[list[int], li
 
 def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: list[int], feature_idx: list[int], *,
                       name, description, source, dtype) -> Dataset:
-    """The Dataset of features X and raw labels Y read from the columns of ``path``."""
-    Y, task = prepare_labels(Y, task, path)
+    """The Dataset of features X and raw labels Y read from the columns of ``path`` (one text column
+    of tag sets, "rock;pop", is a multi-label indicator matrix: :func:`labels.tag_sets`)."""
+    tags = tag_sets(Y, task, path) if len(label_idx) == 1 else None
+    if tags is not None:
+        Y, label_names = tags
+        task = MULTILABEL
+    else:
+        Y, task = prepare_labels(Y, task, path)
+        label_names = () if task == CLASSIFICATION else tuple(names[j] for j in label_idx)
     return Dataset(
         name=name or path.name.split(".")[0], X=X, Y=Y, task=task,
         feature_names=tuple(names[j] for j in feature_idx),
-        label_names=() if task == "classification" else tuple(names[j] for j in label_idx),
+        label_names=label_names,
         description=description, source=source or str(path), path=str(path), dtype=dtype,
     )
 
