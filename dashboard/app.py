@@ -26,7 +26,7 @@ from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
-from hraml_core.trainer import FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
+from hraml_core.trainer import CRASHED, FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
 from hraml_dashboard import (budget, exact_eval, figures, pages, run_view, server, settings_form, share,
                              sources, train_runs)
 from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
@@ -420,9 +420,10 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
         st.info("Choose a dataset to begin.")
         return
     if snap.status == FAILED:
+        advice = ("Check the data and the settings, then press Reset to start over" if snap.message.startswith(CRASHED)
+                  else "Lower the learning rate and press Reset to start over")  # the loss diverged
         st.error(f"Training stopped: {snap.message}. The model keeps the weights of its last good step "
-                 "(nothing learned is lost). Lower the learning rate and press Reset to start over, "
-                 "or press Start to continue from here.", icon="⚠️")
+                 f"(nothing learned is lost). {advice}, or press Start to continue from here.", icon="⚠️")
     elif snap.status == FINISHED:
         st.success(snap.message)
 

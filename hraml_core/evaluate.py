@@ -531,8 +531,10 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     - ``"distribution"``: ``Y`` are label-distribution matrices; AA-kNN (k defaults to 4);
       returns the six :data:`LDL_METRICS` (see :func:`ldl_metrics`).
 
-    Raises ``ValueError`` for an unknown task, mismatched shapes, NaN / infinite values, labels of
-    the wrong kind, or ``k`` larger than the training set allows.
+    ``k=None`` takes the task's :data:`DEFAULT_K`, lowered to what the training set allows (MLkNN:
+    one less than its rows; the others: its rows). Raises ``ValueError`` for an unknown task,
+    mismatched shapes, NaN / infinite values, labels of the wrong kind, or a ``k`` given that is
+    larger than the training set allows.
 
     With ``progress`` or ``should_stop`` the neighbour queries run ``chunk_rows`` rows at a time:
     ``progress(done, total)`` after each chunk (rows queried: the test rows, plus the training rows
@@ -545,8 +547,8 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS)
     Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS)
     check_same_features(Z_train, Z_test, "Z_train", "Z_test")
-    if k is None:
-        k = DEFAULT_K[task]
+    if k is None:  # the default, at most what the training set allows: a small set still gets a metric
+        k = max(1, min(DEFAULT_K[task], len(Z_train) - 1 if task == MULTILABEL else len(Z_train)))
     work = None
     if progress is not None or should_stop is not None or threads != _NEIGHBOUR_THREADS:
         total = len(Z_test) + (len(Z_train) if task == MULTILABEL else 0)

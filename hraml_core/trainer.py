@@ -41,6 +41,8 @@ from .training import TrainConfig, TrainingDiverged, TrainingRun, torch_threads
 from .validation import check_matrix, check_same_features, check_same_rows
 
 IDLE, RUNNING, PAUSED, STOPPED, FINISHED, FAILED = "idle", "running", "paused", "stopped", "finished", "failed"
+#: How the message of a run that failed on an error (not a diverging loss) begins.
+CRASHED = "training failed"
 #: Longest loss curve a snapshot carries; longer histories are averaged into this many bins.
 MAX_CURVE_POINTS = 2000
 _ids = itertools.count(1)
@@ -439,7 +441,7 @@ class Trainer:
             self._set_status(FAILED, str(exc))
             self._end_run(FAILED)
         except Exception as exc:  # keep the UI informed rather than dying silently in a thread
-            self._set_status(FAILED, f"training failed: {type(exc).__name__}: {exc}")
+            self._set_status(FAILED, f"{CRASHED}: {type(exc).__name__}: {exc}")
             self._end_run(FAILED)
         else:
             self._publish()

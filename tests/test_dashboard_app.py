@@ -150,6 +150,23 @@ def test_csv_upload_with_label_columns_detects_the_task(app):
     app.button(key="stop").click().run()
 
 
+def test_a_training_error_is_not_blamed_on_the_learning_rate(app, monkeypatch):
+    import hraml_core.trainer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the evaluator broke")
+
+    monkeypatch.setattr(hraml_core.trainer, "evaluate_embedding", broken)
+    app.run()
+    app.selectbox(key="dataset").set_value("iris").run()
+    app.button(key="start").click().run()
+    assert wait_until(app, lambda: status(app) == "failed")
+    (error,) = [e.value for e in app.error]
+    assert "training failed: RuntimeError: the evaluator broke" in error
+    assert "Check the data and the settings" in error and "learning rate" not in error
+    assert not _threads("train") and not app.exception
+
+
 @pytest.mark.slow
 def test_huge_learning_rate_gives_a_clear_message(app):
     app.run()

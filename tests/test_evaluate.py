@@ -328,6 +328,17 @@ def test_bad_input_raises_value_error(call, match):
         call()
 
 
+def test_the_default_k_is_lowered_to_what_a_small_training_set_allows():
+    # MLkNN's default 10 on 6 training rows: 5 (each row's neighbours other than itself)
+    Y_test = np.array([[1, 0], [0, 1], [0, 1], [1, 0]])
+    assert evaluate_embedding("multilabel", ML_X, ML_Y, ML_XT, Y_test) == \
+        evaluate_embedding("multilabel", ML_X, ML_Y, ML_XT, Y_test, k=5)
+    # AA-kNN's default 4 on 3 rows: 3
+    D = np.array([[0.5, 0.5], [0.9, 0.1], [0.2, 0.8]])
+    assert evaluate_embedding("distribution", ML_X[:3], D, ML_XT, np.tile([0.5, 0.5], (4, 1))) == \
+        evaluate_embedding("distribution", ML_X[:3], D, ML_XT, np.tile([0.5, 0.5], (4, 1)), k=3)
+
+
 def test_mlknn_k_may_be_one_less_than_the_training_set():
     out = evaluate_embedding("multilabel", ML_X, ML_Y, ML_XT, ML_PRED, k=5)
     assert set(out) == set(MULTILABEL_METRICS)
