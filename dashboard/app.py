@@ -472,14 +472,15 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     results = list(session.baselines.results.values())
     if results:
         st.subheader("Comparison on the same split")
-        rows = [{"method": "HRAML (live)", snap.metric_name: last, "fit time": _fmt_time(snap.elapsed_s), "status": snap.status}]
+        metric = figures.metric_label(snap.metric_name)
+        rows = [{"method": "HRAML (live)", metric: last, "fit time": _fmt_time(snap.elapsed_s), "status": snap.status}]
         if snap.raw_metric is not None:
-            rows.append({"method": "raw features", snap.metric_name: snap.raw_metric, "fit time": "–", "status": "–"})
+            rows.append({"method": "raw features", metric: snap.raw_metric, "fit time": "–", "status": "–"})
         for r in results:
-            rows.append({"method": r.name, snap.metric_name: r.value,
+            rows.append({"method": r.name, metric: r.value,
                          "fit time": "–" if r.seconds is None else _fmt_time(r.seconds),
                          "status": r.status if not r.message else f"{r.status}: {r.message}"})
-        st.dataframe(rows, hide_index=True)
+        st.dataframe(rows, hide_index=True, column_config={metric: st.column_config.NumberColumn(format="%.4f")})
 
     if ticking != session.needs_refresh() or queued != session.queued:
         st.rerun()  # start or stop the periodic refresh; redraw the buttons once a queued run starts
