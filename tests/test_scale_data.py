@@ -110,6 +110,21 @@ def test_a_column_of_tag_sets_is_a_multi_label_matrix(tmp_path, monkeypatch, str
     assert ds.task == "classification" and len(set(ds.Y.tolist())) == 6
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_parquet_column_of_lists_is_a_multi_label_matrix(tmp_path, monkeypatch, stream):
+    df = frame(n=6).drop(columns="cls")
+    df["tags"] = [["rock", "pop"], ["pop"], ["jazz", "rock"], [], ["pop", "jazz", "rock"], ["rock"]]
+    df.to_parquet(tmp_path / "l.parquet")
+    df.assign(tags=[["rock"], None, ["pop"], ["jazz"], ["rock"], ["pop"]]).to_parquet(tmp_path / "hole.parquet")
+    if stream:
+        monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 1)
+    ds = load_file(tmp_path / "l.parquet")
+    assert ds.task == "multilabel" and ds.label_names == ("jazz", "pop", "rock")
+    assert ds.Y.tolist() == [[0, 1, 1], [0, 1, 0], [1, 0, 1], [0, 0, 0], [1, 1, 1], [0, 0, 1]]  # [] has no tag
+    with pytest.raises(DatasetError, match="missing label.*row 1"):
+        load_file(tmp_path / "hole.parquet")
+
+
 def test_tag_sets_rules():
     from hraml_core.data.labels import tag_sets
 

@@ -19,7 +19,8 @@ def tag_sets(Y, task: str = "auto", where=None) -> tuple[np.ndarray, tuple[str, 
 
     The column holds tag sets when ``task`` is "multilabel" (a value without a separator is one
     tag), or when it is "auto" and some value joins tags with one of :data:`TAG_SEPARATORS`: the
-    first of them found in the column splits every row. Tags are stripped of surrounding spaces (a
+    first of them found in the column splits every row; a column whose values are lists (Parquet's
+    ``list<string>``) holds one set per row as it is. Tags are stripped of surrounding spaces (a
     value of separators only is a row with no tag; the file loaders report an empty cell as a
     missing label). scikit-learn's ``MultiLabelBinarizer`` makes the matrix.
 
@@ -27,21 +28,33 @@ def tag_sets(Y, task: str = "auto", where=None) -> tuple[np.ndarray, tuple[str, 
     >>> names, Y.tolist()
     (('jazz|x', 'pop', 'rock'), [[0, 1, 1], [0, 1, 0], [1, 0, 0]])
     """
-    Y = np.asarray(Y)
+    Y = np.asarray(Y) if not isinstance(Y, np.ndarray) else Y
     if Y.ndim != 1 or Y.dtype.kind not in "UO" or task not in ("auto", MULTILABEL):
         return None
-    text = Y.astype(str)
-    sep = next((s for s in TAG_SEPARATORS if (np.char.find(text, s) >= 0).any()), None)
-    if sep is None and task != MULTILABEL:
-        return None
+    if Y.dtype.kind == "O" and any(isinstance(v, (list, tuple, np.ndarray)) for v in Y[:1000]):
+        sets = _listed_sets(Y, where)  # a column of lists (Parquet's list<string>): the sets as they are
+    else:
+        text = Y.astype(str)
+        sep = next((s for s in TAG_SEPARATORS if (np.char.find(text, s) >= 0).any()), None)
+        if sep is None and task != MULTILABEL:
+            return None
+        sets = [[t for t in (v.strip() for v in (value.split(sep) if sep else [value])) if t] for value in text]
     from sklearn.preprocessing import MultiLabelBinarizer
 
-    sets = [[t for t in (v.strip() for v in (value.split(sep) if sep else [value])) if t] for value in text]
     binarizer = MultiLabelBinarizer(sparse_output=True)
     M = binarizer.fit_transform(sets)
     if M.shape[1] == 0:
         raise dataset_error(where, "no tags: every value of the label column is empty")
     return M.toarray().astype(np.int8), tuple(str(c) for c in binarizer.classes_)
+
+
+def _listed_sets(Y: np.ndarray, where) -> list[list[str]]:
+    """Each row's tags from a column whose values are lists of tags (an empty list: no tag)."""
+    missing = [i for i, v in enumerate(Y) if v is None or (isinstance(v, float) and np.isnan(v))]
+    if missing:
+        raise dataset_error(where, f"missing labels: {len(missing)} row(s) without a list of tags, the first is row "
+                                   f"{missing[0]} (0-based)")
+    return [[t for t in (str(x).strip() for x in v) if t] for v in Y]
 
 
 def prepare_labels(Y, task: str = "auto", where=None) -> tuple[np.ndarray, str]:

@@ -2,8 +2,8 @@
 
 ``label_columns`` picks the label columns by name or index (negative counts from the end); the
 default is the last column. The task is detected unless given: one label column -> classification
-(string or numeric classes), or multi-label when it is text holding tag sets ("rock;pop",
-:func:`labels.tag_sets`); several 0/1 columns -> multi-label; several other numeric columns -> a
+(string or numeric classes), or multi-label when it holds tag sets (text such as "rock;pop", or
+Parquet lists: :func:`labels.tag_sets`); several 0/1 columns -> multi-label; several other numeric columns -> a
 label distribution (rows must sum to 1). Every other column is a feature and must be numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
 ``c0, c1, ...`` (``header=True/False`` forces the choice).
@@ -147,7 +147,12 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
                 f"missing labels in column {names[label_idx[0]]!r}: {plural(len(rows), 'row')} without a label, "
                 f"the first is row {rows[0]} (0-based)",
             )
-        Y = col.to_numpy() if pd.api.types.is_numeric_dtype(col) else col.astype(str).to_numpy(dtype=str)
+        if pd.api.types.is_numeric_dtype(col):
+            Y = col.to_numpy()
+        elif isinstance(col.iloc[0], (list, tuple, np.ndarray)):  # lists of tags (Parquet's list<string>)
+            Y = col.to_numpy(dtype=object)
+        else:
+            Y = col.astype(str).to_numpy(dtype=str)
     else:
         for j in label_idx:
             if not pd.api.types.is_numeric_dtype(df.iloc[:, j]):
