@@ -188,6 +188,8 @@ def test_cli_list_shows_available_sets(shared_data, capsys, monkeypatch):
     # Every set the shared folder holds can be loaded, however many it holds.
     loadable, total = map(int, re.search(r"(\d+) of (\d+) datasets can be loaded", out).groups())
     assert "missing" not in out and "corrupt" not in out and loadable == total
+    assert main(["datasets"]) == 0  # no action: the same list
+    assert "(from HRAML_DATA_DIR)" in capsys.readouterr().out
 
 
 @pytest.mark.data

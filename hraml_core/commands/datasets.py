@@ -11,7 +11,8 @@ def register(subparsers) -> None:
         "datasets", help="list and download datasets",
         description="List the datasets HRAML knows (embedded, available, missing) and download missing ones.",
     )
-    sub = parser.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="datasets_command", metavar="ACTION")
+    parser.set_defaults(func=cmd_list, data_dir=None, verify=False)  # no ACTION: the list
 
     p_list = sub.add_parser("list", help="show every dataset and whether it is available",
                             description="Show every dataset: task, shape, source and where it is.")
