@@ -427,7 +427,8 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     elif snap.status == FINISHED:
         st.success(snap.message)
 
-    cols = st.columns(7)
+    # widths for the longest values and labels ("running", "Held-out average precision")
+    cols = st.columns([1.15, 1, 0.85, 0.95, 1, 1, 1.45])
     place = session.queue_position()
     cols[0].metric("Status", f"queued #{place}" if place else snap.status)
     cols[1].metric("Step", f"{snap.step:,}")

@@ -320,7 +320,7 @@ def show_metrics(shared: run_store.SharedRun, step: int, snap_step: int | None, 
     run = shared.run
     curves = shared.curves()
     state = run.state
-    cols = st.columns(6)
+    cols = st.columns([1.1, 1, 1, 1, 1.45, 0.9])  # room for "Held-out average precision"
     cols[0].metric("Status", state)
     shown = latest_step(shared) if following else step
     cols[1].metric("Step", f"{shown:,}")
