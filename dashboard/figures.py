@@ -62,6 +62,12 @@ def _names(labels, label_names: Mapping | None) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # curves
 # --------------------------------------------------------------------------------------------------
+def y_scale(log: bool) -> dict:
+    """A value axis's scale: linear, or log with ticks at 1, 2 and 5 times each power of ten (plotly's
+    default labels every digit between decades, which crowds a loss axis)."""
+    return {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
+
+
 def loss_figure(steps, values, title: str = "Training loss", max_points: int = LOSS_POINTS) -> go.Figure:
     """The loss per step (log scale when every value is positive), at most ``max_points`` points."""
     steps, values = bin_curve(steps, values, max_points)
@@ -69,7 +75,7 @@ def loss_figure(steps, values, title: str = "Training loss", max_points: int = L
     return _figure(
         [dict(type="scatter", x=steps, y=values, mode="lines", name="loss", line=dict(width=1.5))],
         dict(title=_title(title), height=300, margin=_margin(), showlegend=False, uirevision="loss",
-             xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="loss"), type="log" if log else "linear")),
+             xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="loss"), **y_scale(log))),
     )
 
 
@@ -614,7 +620,7 @@ def curve_figure(series: Mapping[str, tuple], title: str, y_title: str, step: fl
         xaxis["range"] = list(x_range)
     return _figure(data, dict(
         title=_title(title), height=height, margin=_margin(), uirevision=uirevision, shapes=shapes,
-        xaxis=xaxis, yaxis=dict(title=dict(text=y_title), type="log" if log else "linear"),
+        xaxis=xaxis, yaxis=dict(title=dict(text=y_title), **y_scale(log)),
         showlegend=len(series) > 1 or bool(lines),
         legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0, bgcolor="rgba(255,255,255,0.6)"),
     ))
@@ -877,7 +883,7 @@ def evolution_figure(run, steps: Sequence[int], frames: Sequence, label_names: M
         margin=dict(l=50, r=20, t=60, b=110), hovermode="closest",
         xaxis=dict(domain=[0, 0.46], anchor="y", title=dict(text="step")),
         yaxis=dict(domain=[0.62, 1], anchor="x", title=dict(text="loss"),
-                   type="log" if len(curves["loss"][1]) and np.all(curves["loss"][1] > 0) else "linear"),
+                   **y_scale(bool(len(curves["loss"][1]) and np.all(curves["loss"][1] > 0)))),
         xaxis2=dict(domain=[0.54, 1], anchor="y2", title=dict(text="step")),
         yaxis2=dict(domain=[0.62, 1], anchor="x2", title=dict(text=f"held-out {metric_label(run.metric)}" if run.metric else "metric")),
         xaxis3=dict(sq, domain=[0, 0.3], anchor="y3", range=[-0.5, n - 0.5], scaleanchor="y3"),

@@ -156,6 +156,13 @@ class TestSvg:
         assert "<b>&" in [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
 
 
+def test_a_log_loss_axis_is_labelled_at_1_2_and_5_per_decade():
+    fig = figures.loss_figure(np.arange(1, 50), 1.0 / np.arange(1, 50))
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == "D2"
+    fig = figures.loss_figure(np.arange(3), np.array([1.0, 0.0, -1.0]))  # not all positive: linear
+    assert fig.layout.yaxis.type == "linear" and fig.layout.yaxis.dtick is None
+
+
 def test_label_blocks_leave_out_runs_too_short_to_hold_their_text():
     labels = np.array([0] * 100 + [1] * 50 + [2] * 3 + [3] * 2)  # 155 rows: 1/30 of them is 5.2 rows
     ticks, texts = figures.label_blocks(labels, {0: "a", 1: "b", 2: "c", 3: "d"})
