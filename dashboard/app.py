@@ -432,7 +432,7 @@ def _live_body(ticking: bool, interval: float | None = None, queued: bool = Fals
     place = session.queue_position()
     cols[0].metric("Status", f"queued #{place}" if place else snap.status)
     cols[1].metric("Step", f"{snap.step:,}")
-    # values short enough for a seventh of the page (a longer one is cut off with an ellipsis)
+    # values short enough for their boxes (a longer one is cut off with an ellipsis)
     cols[2].metric("Epoch", f"{snap.epoch:.2f}" if snap.epoch < 100 else f"{snap.epoch:,.0f}")
     cols[3].metric("Pairs/s", _fmt_rate(snap.pairs_per_s))
     cols[4].metric("Elapsed", _fmt_time(snap.elapsed_s))

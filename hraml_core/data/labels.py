@@ -5,7 +5,7 @@ import numpy as np
 
 from hraml_core.tasks import CLASSIFICATION, MULTILABEL, TASKS, detect_task
 
-from .errors import dataset_error
+from .errors import dataset_error, plural
 
 
 #: Separators of a set of tags written in one text label column ("rock;pop", "rock|pop"), looked for
@@ -28,7 +28,7 @@ def tag_sets(Y, task: str = "auto", where=None) -> tuple[np.ndarray, tuple[str, 
     >>> names, Y.tolist()
     (('jazz|x', 'pop', 'rock'), [[0, 1, 1], [0, 1, 0], [1, 0, 0]])
     """
-    Y = np.asarray(Y) if not isinstance(Y, np.ndarray) else Y
+    Y = np.asarray(Y)
     if Y.ndim != 1 or Y.dtype.kind not in "UO" or task not in ("auto", MULTILABEL):
         return None
     if Y.dtype.kind == "O" and any(isinstance(v, (list, tuple, np.ndarray)) for v in Y[:1000]):
@@ -52,8 +52,8 @@ def _listed_sets(Y: np.ndarray, where) -> list[list[str]]:
     """Each row's tags from a column whose values are lists of tags (an empty list: no tag)."""
     missing = [i for i, v in enumerate(Y) if v is None or (isinstance(v, float) and np.isnan(v))]
     if missing:
-        raise dataset_error(where, f"missing labels: {len(missing)} row(s) without a list of tags, the first is row "
-                                   f"{missing[0]} (0-based)")
+        raise dataset_error(where, f"missing labels: {plural(len(missing), 'row')} without a list of tags, the first "
+                                   f"is row {missing[0]} (0-based)")
     return [[t for t in (str(x).strip() for x in v) if t] for v in Y]
 
 

@@ -3,8 +3,9 @@
 ``label_columns`` picks the label columns by name or index (negative counts from the end); the
 default is the last column. The task is detected unless given: one label column -> classification
 (string or numeric classes), or multi-label when it holds tag sets (text such as "rock;pop", or
-Parquet lists: :func:`labels.tag_sets`); several 0/1 columns -> multi-label; several other numeric columns -> a
-label distribution (rows must sum to 1). Every other column is a feature and must be numeric.
+Parquet lists: :func:`labels.tag_sets`); several 0/1 columns -> multi-label; several other numeric
+columns -> a label distribution (rows must sum to 1). Every other column is a feature and must be
+numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
 ``c0, c1, ...`` (``header=True/False`` forces the choice).
 
@@ -93,8 +94,8 @@ def _split_columns(names: list[str], label_columns, path) -> tuple[list[int], li
 
 def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: list[int], feature_idx: list[int], *,
                       name, description, source, dtype) -> Dataset:
-    """The Dataset of features X and raw labels Y read from the columns of ``path`` (one text column
-    of tag sets, "rock;pop", is a multi-label indicator matrix: :func:`labels.tag_sets`)."""
+    """The Dataset of features X and raw labels Y read from the columns of ``path`` (one column of
+    tag sets, "rock;pop" or lists, is a multi-label indicator matrix: :func:`labels.tag_sets`)."""
     tags = tag_sets(Y, task, path) if len(label_idx) == 1 else None
     if tags is not None:
         Y, label_names = tags
