@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import refresh_bytes  # noqa: E402  (_common also makes a SIGTERM unwind the benchmark)
 from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, COUNT_REDRAWS, HEATMAPS, LiveServer, descendants, step  # noqa: E402
-from support import count_metric_changes_js  # noqa: E402
+from support import count_metric_changes_js, metric_changes  # noqa: E402
 
 #: Counts in the page (``window._changes``) each refresh that showed a new step: a page refresh,
 #: as bench_load counts it. The heatmaps redraw only when the trainer has recomputed A (every
@@ -49,7 +49,7 @@ COUNT_REFRESHES = count_metric_changes_js("Step")
 
 def _counts(page) -> tuple[int, int]:
     """(page refreshes that showed a new step, heatmap redraws) counted in the page so far."""
-    return tuple(page.evaluate("() => [window._changes, window._redraws]"))
+    return metric_changes(page), page.evaluate("() => window._redraws")
 
 
 def _prepared():

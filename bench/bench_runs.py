@@ -233,7 +233,7 @@ def watch_run(n: int, seconds: float) -> dict:
 
     from bench_dashboard import CHARTS, CHROMIUM, CHROMIUM_ARGS, Server, _cpu_by_group
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from support import count_metric_changes_js
+    from support import count_metric_changes_js, metric_changes
     from playwright.sync_api import sync_playwright
 
     root = Path(tempfile.mkdtemp(prefix="hraml-bench-watch-"))
@@ -284,7 +284,7 @@ def watch_run(n: int, seconds: float) -> dict:
             cpu0 = _cpu_by_group(srv.proc.pid)
             time.sleep(seconds)
             cpu1 = _cpu_by_group(srv.proc.pid)
-            out["rates"] = [page.evaluate("() => window._changes") / seconds for page in pages]
+            out["rates"] = [metric_changes(page) / seconds for page in pages]
             out["cpu"] = {k: (cpu1[k] - cpu0[k]) / seconds for k in cpu0}  # cores used in the window
             out["rss_n"] = _rss_mb(srv.proc.pid)
             browser.close()

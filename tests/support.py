@@ -67,6 +67,11 @@ def count_metric_changes_js(label: str) -> str:
         repr(label).replace("'", '"'))
 
 
+def metric_changes(page) -> int:
+    """How many changes the counter of :func:`count_metric_changes_js` has seen in ``page`` so far."""
+    return int(page.evaluate("() => window._changes"))
+
+
 def stop_group(proc, timeout: float = 15.0) -> None:
     """End ``proc`` and its process group (started with ``start_new_session=True``: a server and its
     children): SIGTERM, then SIGKILL if it lingers."""
