@@ -84,9 +84,14 @@ def env_number(name: str, default, parse=int, minimum=1):
     return value
 
 
+def _shared_interval(pages: int, base_s: float, full_rate: int, max_s: float) -> float:
+    """``base_s`` for up to ``full_rate`` pages, longer in proportion beyond, at most ``max_s``."""
+    return min(max_s, base_s * max(1.0, pages / full_rate))
+
+
 def refresh_interval(refreshing: int) -> float:
     """Seconds between page refreshes when ``refreshing`` sessions refresh at once."""
-    return min(MAX_REFRESH_S, REFRESH_S * max(1.0, refreshing / FULL_RATE_PAGES))
+    return _shared_interval(refreshing, REFRESH_S, FULL_RATE_PAGES, MAX_REFRESH_S)
 
 
 def interval_moved(interval: float | None, wanted: float | None) -> bool:
@@ -100,7 +105,7 @@ def interval_moved(interval: float | None, wanted: float | None) -> bool:
 
 def view_interval(viewing: int) -> float:
     """Seconds between refreshes of a recorded run's view when ``viewing`` views refresh at once."""
-    return min(VIEW_MAX_S, VIEW_S * max(1.0, viewing / FULL_RATE_VIEWS))
+    return _shared_interval(viewing, VIEW_S, FULL_RATE_VIEWS, VIEW_MAX_S)
 
 
 class Presence:
