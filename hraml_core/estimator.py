@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.func import functional_call
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -29,7 +29,7 @@ TRANSFORM_CHUNK_ROWS = 16384
 
 
 @params.declare_parameters(params.PARAMS)
-class HRAML(TransformerMixin, BaseEstimator):
+class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Hierarchical Relationship Alignment Metric Learning (Gu, arXiv 2103.15107).
 
     Learns an MLP encoder f, with L2-normalised output, such that ||f(x_i) - f(x_j)||^2 matches a
@@ -216,6 +216,12 @@ class HRAML(TransformerMixin, BaseEstimator):
         return model
 
     # -- using the metric ---------------------------------------------------------------------
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output: ``get_feature_names_out`` names them ``hraml0``,
+        ``hraml1``, ... (scikit-learn's mixin), which also makes ``set_output`` available."""
+        return embedding_size(self.n_features_in_, self.encoder_.dim, self.input_skip_)
+
     def transform(self, X):
         """The metric's embeddings of X: unit rows, f(X) (``dim`` columns), with the input skip
         (``input_skip_``; then ``dim`` + n_features_in_ columns) when there is one."""

@@ -141,6 +141,30 @@ def test_save_and_load_round_trip_without_pickle(tmp_path):
         HRAML.load(tmp_path / "junk.safetensors")
 
 
+def test_output_columns_are_named_and_set_output_gives_a_data_frame(tmp_path):
+    """get_feature_names_out names the embedding's columns (dim, plus the inputs with a skip), so
+    scikit-learn's set_output works, on a fitted and on a loaded model."""
+    import pandas as pd
+    from sklearn.exceptions import NotFittedError
+
+    X, y = blobs()
+    with pytest.raises(NotFittedError):
+        HRAML().get_feature_names_out()
+    model = HRAML(hidden=(8,), dim=3, max_epochs=1, random_state=0).fit(X, y)
+    assert model.get_feature_names_out().tolist() == ["hraml0", "hraml1", "hraml2"]
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    out = HRAML(hidden=(8,), dim=3, max_epochs=1, random_state=0).set_output(transform="pandas").fit(frame, y).transform(frame)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["hraml0", "hraml1", "hraml2"]
+    np.testing.assert_allclose(out.to_numpy(), model.transform(X))
+    Y = np.eye(3, dtype=int)[y]
+    Y[::4, 0] = 1  # label sets: the default input skip adds the inputs' columns
+    multi = HRAML(hidden=(8,), dim=3, max_epochs=1, random_state=0).fit(X, Y)
+    names = multi.get_feature_names_out()
+    assert len(names) == multi.transform(X).shape[1] == 3 + X.shape[1]
+    loaded = HRAML.load(multi.save(tmp_path / "m.safetensors"))
+    assert loaded.get_feature_names_out().tolist() == names.tolist()
+
+
 def test_get_metric_gives_the_same_neighbours_as_the_embedding():
     X, y = blobs(n=60)
     model = HRAML(max_epochs=5, random_state=0).fit(X, y)
