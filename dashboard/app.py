@@ -24,6 +24,7 @@ import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
+from hraml_core.data.tabular import column_names_of_bytes
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import CRASHED, FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
@@ -142,22 +143,6 @@ def _prepared_file(f: sources.DataFile, label_columns: tuple | None, task: str):
         raise
     bar.empty()
     return prepared
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _csv_columns(content: bytes, name: str) -> list[str]:
-    import io
-
-    import pandas as pd
-
-    raw = content
-    if name.lower().endswith(".gz"):
-        import gzip
-
-        raw = gzip.decompress(content)
-    sep = "\t" if ".tsv" in name.lower() else None
-    head = pd.read_csv(io.BytesIO(raw), nrows=20, sep=sep, engine="python")
-    return [str(c) for c in head.columns]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -331,10 +316,10 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
             lname = up.name.lower()
             if ".csv" in lname or ".tsv" in lname:
                 try:
-                    cols = _csv_columns(up.getvalue(), up.name)
-                except Exception as exc:  # shown; the loader reports the details
+                    cols = column_names_of_bytes(up.getvalue(), up.name)
+                except DatasetError as exc:  # shown; the loader reports it again, in the page
                     cols = []
-                    sb.warning(f"Could not read the header of {up.name}: {exc}")
+                    sb.warning(f"Could not read the columns: {exc}")
                 if cols:
                     _label_picker(sb, cols)
             elif lname.removesuffix(".gz").endswith(".arff"):

@@ -150,6 +150,18 @@ def test_csv_upload_with_label_columns_detects_the_task(app):
     app.button(key="stop").click().run()
 
 
+def test_a_semicolon_csv_upload_offers_its_columns_and_loads(app):
+    """The label picker and the loader read the upload with the same separator and header."""
+    lines = ["x;y;kind"] + [f"{i};{(i * 7) % 5};{'a' if i % 3 else 'b'}" for i in range(60)]
+    app.run()
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    app.file_uploader(key="upload").set_value(("semi.csv", "\n".join(lines).encode(), "text/csv")).run()
+    picker = app.multiselect(key="label_columns")
+    assert picker.options == ["x", "y", "kind"] and picker.value == ["kind"]
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Task: classification" in m.value and "2 classes" in m.value for m in app.markdown)
+
+
 def test_a_training_error_is_not_blamed_on_the_learning_rate(app, monkeypatch):
     import hraml_core.trainer
 

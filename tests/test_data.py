@@ -350,6 +350,31 @@ def test_csv_without_header_tsv_and_gzip(tmp_path):
     assert forced.shape == (2, 2, 2)
 
 
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_separator_is_detected_for_both_readers_and_the_column_picker(tmp_path, sep):
+    """A semicolon (or tab, or pipe) separated .csv reads as a comma one does, whole or in blocks,
+    and the columns offered for the label picker (from the head of an upload's bytes) are the ones
+    the reader names; a separator inside a quoted field does not count."""
+    from hraml_core.data.tabular import column_names_of_bytes, csv_column_names, detect_separator
+
+    rows = ["a,b,species".replace(",", sep)] + [f"{i}{sep}{i % 4}{sep}{'cat' if i % 2 else 'dog'}" for i in range(12)]
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(rows) + "\n")
+    for ds in (load_file(path), load_file(path, dtype="float32")):  # whole text, blocks
+        assert ds.feature_names == ("a", "b") and ds.shape == (12, 2, 2)
+        assert ds.X[5].tolist() == [5.0, 1.0] and list(ds.Y[:2]) == ["dog", "cat"]
+    assert csv_column_names(path) == ["a", "b", "species"]
+    assert column_names_of_bytes(path.read_bytes(), "up.csv") == ["a", "b", "species"]
+    assert column_names_of_bytes(gzip.compress(path.read_bytes()), "up.csv.gz") == ["a", "b", "species"]
+    numbers = f"1{sep}2{sep}0\n3{sep}4{sep}1\n".encode()  # a first row of numbers is data: no header
+    assert column_names_of_bytes(numbers, "up.csv") == ["c0", "c1", "c2"]
+    assert detect_separator('x,y,note\n1,2,"a;b"\n3,4,"c;d"\n') == ","
+    assert detect_separator("1;2\n3;4\n", "n.tsv") == "\t"  # the name decides for .tsv
+    assert detect_separator("single\n1\n2\n") == ","  # one column: nothing to split on
+    with pytest.raises(DatasetError, match=r"up\.csv\.gz: not a readable gzip file"):
+        column_names_of_bytes(b"plain text", "up.csv.gz")
+
+
 def test_parquet_label_columns(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

@@ -130,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
             split={"test_size": args.test_size, "seed": args.seed,
                    "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test]},
         )
-        print(f"{ds.name}: {ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
+        print(f"{ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
         model.fit(X_train, Y_train)
     except ValueError as exc:
         raise CommandError(str(exc)) from None

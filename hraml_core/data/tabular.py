@@ -7,7 +7,9 @@ Parquet lists: :func:`labels.tag_sets`); several 0/1 columns -> multi-label; sev
 columns -> a label distribution (rows must sum to 1). Every other column is a feature and must be
 numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
-``c0, c1, ...`` (``header=True/False`` forces the choice).
+``c0, c1, ...`` (``header=True/False`` forces the choice). So is the separator (``sep``): a tab
+for ``.tsv`` / ``.tab`` files, otherwise the one of ``,`` ``;`` tab ``|`` that splits the first
+lines into the same number of fields (``csv.Sniffer``; a comma when none does).
 
 Large files (:data:`STREAM_MIN_BYTES` and up on disk), or any file read with ``dtype="float32"``,
 are read in blocks and written straight into one feature array, float32 by default for large files
@@ -230,8 +232,8 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     import pandas as pd
 
     path = Path(path)
-    sep = sep or _default_sep(path)
     stream, dtype = _stream_and_dtype(path, dtype)
+    sep = sep or _separator(path)
     if stream:
         return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, name=name,
                            description=description, source=source, dtype=dtype, progress=progress)
@@ -255,8 +257,53 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     return ds
 
 
-def _default_sep(path: Path) -> str:
-    return "\t" if path.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+#: Separators a CSV file's first lines are tried with (``detect_separator``).
+SEPARATORS = ",;\t|"
+#: Lines of a file's head that the separator is detected on.
+SNIFF_LINES = 50
+
+
+def detect_separator(text: str, name: str = "") -> str:
+    """The field separator of CSV ``text`` (a file's first lines; ``name``: the file's name).
+
+    A tab for ``.tsv`` / ``.tab`` names; otherwise the one of :data:`SEPARATORS` that splits the
+    first lines into the same number of fields, as Python's ``csv.Sniffer`` decides (it prefers the
+    comma when several do); a comma when none does (a file of one column).
+    """
+    if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")):
+        return "\t"
+    sample = "\n".join(line for line in text.splitlines() if line.strip())
+    sample = "\n".join(sample.splitlines()[:SNIFF_LINES])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=SEPARATORS).delimiter
+    except csv.Error:  # no separator splits the lines evenly
+        return ","
+
+
+def column_names_of_bytes(content: bytes, name: str, *, sep: str | None = None, header: bool | None = None) -> list[str]:
+    """The column names the CSV readers give a file holding ``content`` and called ``name`` (a
+    ``.gz`` name: gzipped): ``c0, c1, ...`` without a header. Only the head is read: for choosing
+    label columns before reading the file, e.g. an upload."""
+    path = Path(name)
+    if path.name.lower().endswith(".gz"):
+        import zlib
+
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(content)) as f:
+                content = f.read(HEAD_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise dataset_error(path, f"not a readable gzip file ({exc})") from None
+    return _column_names(content[:HEAD_BYTES], path, sep, header)
+
+
+def _column_names(head: bytes, path: Path, sep: str | None, header: bool | None) -> list[str]:
+    """The column names from a file's first bytes (of its text: decompressed)."""
+    text = _head_text(head, path)
+    sep = sep or detect_separator(text, path.name)
+    first = _first_row(text, path, sep)
+    if header is None:
+        header = not _first_row_is_data(text, sep)
+    return [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
 
 
 def csv_column_names(path, *, sep: str | None = None, header: bool | None = None) -> list[str]:
@@ -264,11 +311,7 @@ def csv_column_names(path, *, sep: str | None = None, header: bool | None = None
     from its first lines: for choosing label columns before reading the file."""
     path = Path(path)
     check_file(path)
-    sep = sep or _default_sep(path)
-    first, text = _first_lines(path, sep)
-    if header is None:
-        header = not _first_row_is_data(text, sep)
-    return [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+    return _column_names(_head_bytes(path), path, sep, header)
 
 
 def parquet_column_names(path) -> list[str]:
@@ -289,25 +332,42 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
-def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
-    """The first row's fields and the first 64 KiB of text (strict UTF-8, as the whole-text path)."""
+#: Bytes of a file's head: its header, the separator and the first rows are read from them.
+HEAD_BYTES = 1 << 16
+
+
+def _head_bytes(path: Path) -> bytes:
+    """The first :data:`HEAD_BYTES` of the file (of its text, for a gzipped file)."""
     try:
         with _open_binary(path) as f:
-            head = f.read(1 << 16)
+            return f.read(HEAD_BYTES)
     except (OSError, EOFError) as exc:
         raise dataset_error(path, f"cannot read the file ({exc})") from None
-    if b"\x00" in head:
-        raise dataset_error(path, "undecodable text: the file holds binary data (NUL bytes), not text")
+
+
+def _head_text(head: bytes, path: Path) -> str:
+    """A file's first bytes as text (:func:`~hraml_core.data.textio.decode_text`: strict UTF-8, as
+    the whole-text path), cut after their last full line when the file goes on."""
     cut = head.rfind(b"\n")
-    head = head[: cut + 1] if cut >= 0 and len(head) == 1 << 16 else head
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise dataset_error(path, f"undecodable text: not valid UTF-8 (byte offset {exc.start}); re-save the file as UTF-8") from None
+    return decode_text(head[: cut + 1] if cut >= 0 and len(head) >= HEAD_BYTES else head, path)
+
+
+def _first_row(text: str, path: Path, sep: str) -> list[str]:
     first = next((row for row in csv.reader(io.StringIO(text), delimiter=sep) if row), [])
     if not first:
         raise dataset_error(path, "the file is empty (only whitespace)")
-    return first, text
+    return first
+
+
+def _separator(path: Path) -> str:
+    """The file's separator, detected on its head (:func:`detect_separator`)."""
+    return detect_separator(_head_text(_head_bytes(path), path), path.name)
+
+
+def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
+    """The first row's fields and the first 64 KiB of text (strict UTF-8, as the whole-text path)."""
+    text = _head_text(_head_bytes(path), path)
+    return _first_row(text, path, sep), text
 
 
 def _stream_csv(path: Path, *, label_columns, task, header, sep, name, description, source, dtype, progress) -> Dataset:
