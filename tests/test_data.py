@@ -375,6 +375,24 @@ def test_csv_separator_is_detected_for_both_readers_and_the_column_picker(tmp_pa
         column_names_of_bytes(b"plain text", "up.csv.gz")
 
 
+def test_csv_decimal_comma_is_read_when_the_separator_is_not_a_comma(tmp_path):
+    """Spreadsheets in many languages save ``1,5;2,25``: read as 1.5 and 2.25, whole or in blocks,
+    with or without a header; a point anywhere in the numbers keeps the point."""
+    from hraml_core.data.tabular import detect_decimal
+
+    path = tmp_path / "eu.csv"
+    path.write_text("x;y;kind\n1,5;-2,25;a\n3;4,5e1;b\n,5;1,0;a\n")
+    for ds in (load_file(path), load_file(path, dtype="float32")):
+        np.testing.assert_allclose(ds.X, [[1.5, -2.25], [3.0, 45.0], [0.5, 1.0]])
+    bare = tmp_path / "bare.csv"
+    bare.write_text("1,5;2,5;0\n3,5;4,5;1\n")  # the first row is numbers with decimal commas: data
+    assert load_file(bare).shape == (2, 2, 2)
+    assert detect_decimal("a;b\n1,5;2.5\n", ";") == "."  # a point in the numbers: no comma decimals
+    assert detect_decimal("a,b\n1,5\n", ",") == "."  # commas separate fields
+    with pytest.raises(DatasetError, match="non-numeric feature column 'x'.*'1,5'"):
+        load_file(path, decimal=".")  # a mark given is used as given
+
+
 def test_parquet_label_columns(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

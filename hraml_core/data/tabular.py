@@ -7,9 +7,10 @@ Parquet lists: :func:`labels.tag_sets`); several 0/1 columns -> multi-label; sev
 columns -> a label distribution (rows must sum to 1). Every other column is a feature and must be
 numeric.
 CSV headers are detected: a first row made only of numbers is data, and columns are then named
-``c0, c1, ...`` (``header=True/False`` forces the choice). So is the separator (``sep``): a tab
-for ``.tsv`` / ``.tab`` files, otherwise the one of ``,`` ``;`` tab ``|`` that splits the first
-lines into the same number of fields (``csv.Sniffer``; a comma when none does).
+``c0, c1, ...`` (``header=True/False`` forces the choice). So are the separator (``sep``: a tab
+for ``.tsv`` / ``.tab`` files, otherwise the first of ``;`` tab ``|`` ``,`` that splits the first
+lines into the same number of fields; a comma when none does) and the decimal mark (``decimal``:
+a comma in a file not separated by commas whose numbers are written ``1,5``).
 
 Large files (:data:`STREAM_MIN_BYTES` and up on disk), or any file read with ``dtype="float32"``,
 are read in blocks and written straight into one feature array, float32 by default for large files
@@ -179,11 +180,11 @@ def _check_ragged(text: str, sep: str, path: Path, has_header: bool) -> None:
             )
 
 
-def _first_row_is_data(text: str, sep: str) -> bool:
+def _first_row_is_data(text: str, sep: str, decimal: str = ".") -> bool:
     first = next((row for row in csv.reader(io.StringIO(text), delimiter=sep) if row), [])
     try:
         for v in first:
-            float(v)
+            float(v.replace(decimal, ".") if decimal != "." else v)
     except ValueError:
         return False
     return bool(first)
@@ -227,22 +228,22 @@ class _Progress:
 
 
 def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | None = None, sep: str | None = None,
-             name: str | None = None, description: str = "", source: str = "", dtype: str | None = None,
-             progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
+             decimal: str | None = None, name: str | None = None, description: str = "", source: str = "",
+             dtype: str | None = None, progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
 
     path = Path(path)
     stream, dtype = _stream_and_dtype(path, dtype)
-    sep = sep or _separator(path)
+    sep, decimal = _dialect(path, sep, decimal)
     if stream:
-        return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, name=name,
-                           description=description, source=source, dtype=dtype, progress=progress)
+        return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, decimal=decimal,
+                           name=name, description=description, source=source, dtype=dtype, progress=progress)
     text = decode_text(read_bytes(path), path)
     if header is None:
-        header = not _first_row_is_data(text, sep)
+        header = not _first_row_is_data(text, sep, decimal)
     _check_ragged(text, sep, path, header)
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None, index_col=False,
+        df = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, header=0 if header else None, index_col=False,
                          skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise dataset_error(path, "the file is empty (no columns)") from None
@@ -257,27 +258,43 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     return ds
 
 
-#: Separators a CSV file's first lines are tried with (``detect_separator``).
-SEPARATORS = ",;\t|"
+#: Separators a CSV file's first lines are tried with, in this order (``detect_separator``).
+SEPARATORS = (";", "\t", "|", ",")
 #: Lines of a file's head that the separator is detected on.
 SNIFF_LINES = 50
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*")
+_DECIMAL_POINT = re.compile(r"\s*[+-]?\d*\.\d+(?:[eE][+-]?\d+)?\s*")
 
 
 def detect_separator(text: str, name: str = "") -> str:
     """The field separator of CSV ``text`` (a file's first lines; ``name``: the file's name).
 
-    A tab for ``.tsv`` / ``.tab`` names; otherwise the one of :data:`SEPARATORS` that splits the
-    first lines into the same number of fields, as Python's ``csv.Sniffer`` decides (it prefers the
-    comma when several do); a comma when none does (a file of one column).
+    A tab for ``.tsv`` / ``.tab`` names; otherwise the first of :data:`SEPARATORS` that splits
+    every one of the first lines into the same number of fields, two or more (quoted fields as
+    the csv module reads them); a comma when none does (a file of one column). Not
+    ``csv.Sniffer``: it takes the comma whenever the comma splits the lines evenly, which a
+    semicolon-separated file of decimal commas (``1,5;2,5``) always does.
     """
     if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")):
         return "\t"
-    sample = "\n".join(line for line in text.splitlines() if line.strip())
-    sample = "\n".join(sample.splitlines()[:SNIFF_LINES])
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=SEPARATORS).delimiter
-    except csv.Error:  # no separator splits the lines evenly
-        return ","
+    lines = [line for line in text.splitlines() if line.strip()][:SNIFF_LINES]
+    for sep in SEPARATORS:
+        widths = {len(row) for row in csv.reader(lines, delimiter=sep)}
+        if len(widths) == 1 and widths.pop() > 1:
+            return sep
+    return ","
+
+
+def detect_decimal(text: str, sep: str) -> str:
+    """The decimal mark of CSV ``text`` split by ``sep``: a comma when the separator is not one and
+    the first lines hold numbers written with a decimal comma (``1,5``) and none with a point, as
+    spreadsheets in many languages save them; else a point."""
+    if sep == ",":
+        return "."
+    fields = [v for row in csv.reader(io.StringIO("\n".join(text.splitlines()[:SNIFF_LINES])), delimiter=sep)
+              for v in row]
+    comma = any(_DECIMAL_COMMA.fullmatch(v) for v in fields)
+    return "," if comma and not any(_DECIMAL_POINT.fullmatch(v) for v in fields) else "."
 
 
 def column_names_of_bytes(content: bytes, name: str, *, sep: str | None = None, header: bool | None = None) -> list[str]:
@@ -302,7 +319,7 @@ def _column_names(head: bytes, path: Path, sep: str | None, header: bool | None)
     sep = sep or detect_separator(text, path.name)
     first = _first_row(text, path, sep)
     if header is None:
-        header = not _first_row_is_data(text, sep)
+        header = not _first_row_is_data(text, sep, detect_decimal(text, sep))
     return [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
 
 
@@ -359,9 +376,14 @@ def _first_row(text: str, path: Path, sep: str) -> list[str]:
     return first
 
 
-def _separator(path: Path) -> str:
-    """The file's separator, detected on its head (:func:`detect_separator`)."""
-    return detect_separator(_head_text(_head_bytes(path), path), path.name)
+def _dialect(path: Path, sep: str | None, decimal: str | None) -> tuple[str, str]:
+    """(separator, decimal mark) of the file: as given, else detected on its head
+    (:func:`detect_separator`, :func:`detect_decimal`)."""
+    if sep and decimal:
+        return sep, decimal
+    text = _head_text(_head_bytes(path), path)
+    sep = sep or detect_separator(text, path.name)
+    return sep, decimal or detect_decimal(text, sep)
 
 
 def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
@@ -370,14 +392,15 @@ def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
     return _first_row(text, path, sep), text
 
 
-def _stream_csv(path: Path, *, label_columns, task, header, sep, name, description, source, dtype, progress) -> Dataset:
+def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, description, source, dtype,
+                progress) -> Dataset:
     """A large CSV in blocks: pyarrow's streaming reader, features converted block by block."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     first, text = _first_lines(path, sep)
     if header is None:
-        header = not _first_row_is_data(text, sep)
+        header = not _first_row_is_data(text, sep, decimal)
     names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
     _check_names(names, path)
     label_idx, feature_idx = _split_columns(names, label_columns, path)
@@ -402,7 +425,7 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, name, descripti
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
                                            block_size=CSV_BLOCK_BYTES, encoding="utf8", use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, decimal_point=decimal),
         )
         for batch in reader:
             m = batch.num_rows
