@@ -24,6 +24,10 @@ def test_train_then_evaluate_round_trip(tmp_path, capsys):
     # The same split and model give the same accuracy as at training time.
     line = next(l for l in text.splitlines() if l.startswith("accuracy"))
     assert float(line.split()[2]) == pytest.approx(run["results"]["metrics"]["accuracy"], abs=1e-9)
+    # another dataset with other features: one line naming both
+    assert main(["evaluate", str(out), "--dataset", "wine", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "wine does not fit the model" in err and "trained on iris" in err and "Traceback" not in err
 
 
 def test_train_on_a_csv_file_with_label_columns(tmp_path, capsys):

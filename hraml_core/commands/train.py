@@ -16,13 +16,21 @@ from pathlib import Path
 from . import CommandError
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="digits", help="a dataset name or a data file (default digits)")
+def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
+    """The data options of ``train``; ``of_model``: those of ``evaluate``, whose defaults are the
+    model's own (its dataset, its split, its evaluator's k)."""
+    own = "default: the model's own"
+    p.add_argument("--dataset", default=None if of_model else "digits",
+                   help=f"a dataset name or a data file ({own + ' dataset' if of_model else 'default digits'})")
     p.add_argument("--data-dir", default=None, help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
     p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
-    p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction (default 0.3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default 0)")
-    p.add_argument("--knn-k", type=int, default=None, help="k of the evaluator (default: 1 for kNN, 10 MLkNN, 4 AA-kNN)")
+    p.add_argument("--test-size", type=float, default=None if of_model else 0.3,
+                   help=f"held-out fraction ({own + ' held-out rows' if of_model else 'default 0.3'})")
+    p.add_argument("--seed", type=int, default=None if of_model else 0,
+                   help=f"seed of the split ({own + ' split' if of_model else 'and of training; default 0'})")
+    p.add_argument("--knn-k", type=int, default=None,
+                   help=f"k of the evaluator ({own if of_model else 'default'}: 1 for kNN, 10 MLkNN, 4 AA-kNN, "
+                        "at most what the training rows allow)")
 
 
 def register(sub) -> None:
@@ -40,10 +48,10 @@ def register(sub) -> None:
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on its dataset's held-out split (or another dataset)")
     e.add_argument("model", help="a folder written by `hraml train`")
-    _add_data_args(e)
+    _add_data_args(e, of_model=True)
     e.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr by default)")
     e.add_argument("--threads", type=int, default=None, help="threads of the neighbour search (default: all CPUs)")
-    e.set_defaults(func=run_evaluate, dataset=None, test_size=None, seed=None)
+    e.set_defaults(func=run_evaluate)
 
 
 def _label_columns(text):
@@ -198,7 +206,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         X_train, X_test = pre.transform(ds.X[train]), pre.transform(ds.X[test])
     except ValueError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(f"{ds.name} does not fit the model {folder} (trained on {run['dataset']}): {exc}") from None
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be positive, got {args.threads}")
     threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
