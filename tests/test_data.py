@@ -393,6 +393,23 @@ def test_csv_decimal_comma_is_read_when_the_separator_is_not_a_comma(tmp_path):
         load_file(path, decimal=".")  # a mark given is used as given
 
 
+def test_csv_row_index_written_by_pandas_is_no_feature(tmp_path):
+    """``DataFrame.to_csv`` writes the index as a first column with no name: both readers and the
+    column picker leave it out (a row number as a feature would give away classes sorted by row)."""
+    from hraml_core.data.tabular import csv_column_names
+
+    path = tmp_path / "pd.csv"
+    path.write_text(",a,b,kind\n0,1.5,2,x\n1,3,4,y\n2,5,6,x\n")
+    for ds in (load_file(path), load_file(path, dtype="float32")):
+        assert ds.feature_names == ("a", "b") and ds.shape == (3, 2, 2)
+        np.testing.assert_array_equal(ds.X, [[1.5, 2], [3, 4], [5, 6]])
+    assert csv_column_names(path) == ["a", "b", "kind"]
+    numeric = tmp_path / "pdn.csv"
+    numeric.write_text(",a,b,c\n0,1,2,0\n1,3,4,1\n2,5,6,0\n")
+    for dtype in (None, "float32"):  # a label column's index counts the columns after the row index
+        assert load_file(numeric, label_columns=0, dtype=dtype).feature_names == ("b", "c")
+
+
 def test_parquet_label_columns(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

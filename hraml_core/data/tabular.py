@@ -10,7 +10,8 @@ CSV headers are detected: a first row made only of numbers is data, and columns 
 ``c0, c1, ...`` (``header=True/False`` forces the choice). So are the separator (``sep``: a tab
 for ``.tsv`` / ``.tab`` files, otherwise the first of ``;`` tab ``|`` ``,`` that splits the first
 lines into the same number of fields; a comma when none does) and the decimal mark (``decimal``:
-a comma in a file not separated by commas whose numbers are written ``1,5``).
+a comma in a file not separated by commas whose numbers are written ``1,5``). A first column with
+no name in the header is a row index (pandas' ``to_csv``) and is left out.
 
 Large files (:data:`STREAM_MIN_BYTES` and up on disk), or any file read with ``dtype="float32"``,
 are read in blocks and written straight into one feature array, float32 by default for large files
@@ -242,9 +243,10 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     if header is None:
         header = not _first_row_is_data(text, sep, decimal)
     _check_ragged(text, sep, path, header)
+    index = header and _is_index(_first_row(text, path, sep))
     try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, header=0 if header else None, index_col=False,
-                         skipinitialspace=True)
+        df = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, header=0 if header else None,
+                         index_col=0 if index else False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise dataset_error(path, "the file is empty (no columns)") from None
     except pd.errors.ParserError as exc:
@@ -320,7 +322,9 @@ def _column_names(head: bytes, path: Path, sep: str | None, header: bool | None)
     first = _first_row(text, path, sep)
     if header is None:
         header = not _first_row_is_data(text, sep, detect_decimal(text, sep))
-    return [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+    if not header:
+        return [f"c{j}" for j in range(len(first))]
+    return [c.strip() for c in first[1 if _is_index(first) else 0 :]]
 
 
 def csv_column_names(path, *, sep: str | None = None, header: bool | None = None) -> list[str]:
@@ -369,6 +373,12 @@ def _head_text(head: bytes, path: Path) -> str:
     return decode_text(head[: cut + 1] if cut >= 0 and len(head) >= HEAD_BYTES else head, path)
 
 
+def _is_index(header: list[str]) -> bool:
+    """Whether a header's first column is a row index: no name, as pandas' ``to_csv`` writes its
+    index. It is left out (a row number is no feature, and would give away sorted classes)."""
+    return len(header) > 1 and not header[0].strip()
+
+
 def _first_row(text: str, path: Path, sep: str) -> list[str]:
     first = next((row for row in csv.reader(io.StringIO(text), delimiter=sep) if row), [])
     if not first:
@@ -401,7 +411,8 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
     first, text = _first_lines(path, sep)
     if header is None:
         header = not _first_row_is_data(text, sep, decimal)
-    names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+    read_names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
+    names = read_names[1:] if header and _is_index(first) else read_names  # the columns kept
     _check_names(names, path)
     label_idx, feature_idx = _split_columns(names, label_columns, path)
     # Features parse straight to float32/64; one label column is read as text (classes may be
@@ -422,10 +433,11 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
         source_stream = pa.CompressedInputStream(raw, "gzip") if path.name.lower().endswith(".gz") else raw
         reader = pacsv.open_csv(
             source_stream,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
+            read_options=pacsv.ReadOptions(column_names=read_names, skip_rows=1 if header else 0,
                                            block_size=CSV_BLOCK_BYTES, encoding="utf8", use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, decimal_point=decimal),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, decimal_point=decimal,
+                                                 include_columns=names),
         )
         for batch in reader:
             m = batch.num_rows
@@ -439,7 +451,7 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
             at += m
             report(raw.tell())
     except pa.ArrowInvalid as exc:
-        raise dataset_error(path, _arrow_csv_problem(str(exc), names)) from None
+        raise dataset_error(path, _arrow_csv_problem(str(exc), read_names)) from None
     except (OSError, EOFError) as exc:
         raise dataset_error(path, f"cannot read the file ({exc})") from None
     finally:
