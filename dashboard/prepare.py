@@ -23,6 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
+from hraml_core.data.labels import lone_classes_warning
 from hraml_core.heldout import sample_rows
 from hraml_core.preprocessing import Preprocessor
 from hraml_core.splits import holdout_split
@@ -258,6 +259,9 @@ def prepare_dataset(
     notes = []
     rows = np.arange(n)
     classes = task == CLASSIFICATION
+    lone = lone_classes_warning(Y, task)
+    if lone:
+        notes.append(lone)
 
     if max_samples is not None and n > max_samples:
         rows = holdout_split(Y, task, seed, train_size=int(max_samples)).train

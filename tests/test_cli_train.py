@@ -42,6 +42,14 @@ def test_train_on_a_csv_file_with_label_columns(tmp_path, capsys):
     assert "average_precision" in capsys.readouterr().out
 
 
+def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "ids.csv"
+    path.write_text("a,b,id\n" + "\n".join(f"{i % 7},{i % 5},{i}" for i in range(30)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "hraml train: warning: ids: 30 of 30 rows are the only row of their class (30 classes)" in err
+
+
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train", "--dataset", "no_such_set"]) == 2
     err = capsys.readouterr().err

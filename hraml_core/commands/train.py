@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from . import CommandError
@@ -111,11 +112,15 @@ def _print_metrics(task: str, learned: dict, raw: dict) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from .. import HRAML, params
+    from ..data.labels import lone_classes_warning
     from ..evaluate import PRIMARY_METRIC
     from ..preprocessing import Preprocessor
     from ..runs.writer import RunWriter, prepare_run
 
     ds = _load(args.dataset, args.data_dir, args.label_columns)
+    warning = lone_classes_warning(ds.Y, ds.task)
+    if warning:
+        print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
     train, test = split_rows(ds, args.test_size, args.seed)
     pre = Preprocessor(args.preprocessing, args.pca, random_state=args.seed)
     X_train, X_test = pre.fit_transform(ds.X[train]), pre.transform(ds.X[test])

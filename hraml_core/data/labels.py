@@ -86,3 +86,26 @@ def prepare_labels(Y, task: str = "auto", where=None) -> tuple[np.ndarray, str]:
             Y = Y.astype(np.int64)
         return Y, task
     return Y, task
+
+
+def lone_classes_warning(Y, task: str) -> str | None:
+    """A warning when more than half of the rows are the only row of their class, else None.
+
+    Such a label column is most likely an identifier or a quantity (a price, a measurement) read
+    as classes: a held-out row's class is then rarely seen in training, and a neighbour-based
+    accuracy near zero says nothing about the metric. Files are still read as given.
+
+    >>> lone_classes_warning(np.arange(6), "classification")[:40]
+    '6 of 6 rows are the only row of their cl'
+    >>> lone_classes_warning(np.array([0, 0, 1, 1]), "classification") is None
+    True
+    """
+    if task != CLASSIFICATION or len(Y) == 0:
+        return None
+    _, counts = np.unique(np.asarray(Y), return_counts=True)
+    lone = int((counts == 1).sum())
+    if lone * 2 <= len(Y):
+        return None
+    return (f"{lone:,} of {len(Y):,} rows are the only row of their class ({len(counts):,} classes): the label "
+            "column looks like an identifier or a quantity rather than classes, and a held-out row's class is "
+            "then rarely seen in training")
