@@ -607,6 +607,8 @@ def main() -> None:
         p = session.prepared
         shown = p.summary()
         st.markdown(f"**Task: {p.task}** · {shown}")
+        for warning in p.warnings:
+            st.warning(warning, icon="⚠️")
         for note in p.notes + ((sources.timing_note(p),) if sources.timing_note(p) else ()):
             st.caption(note)
         if errors and session.prepared is not prepared:

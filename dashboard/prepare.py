@@ -79,6 +79,8 @@ class Prepared:
     label_names: tuple
     preprocessor: Preprocessor
     notes: tuple = ()
+    #: What the user should look at before training (a label column that looks like row IDs).
+    warnings: tuple = ()
     stratified: bool = False
     #: ``prepare_s``: seconds the split and the preprocessing took; a reader may add ``read_s``.
     extra: dict = field(default_factory=dict)
@@ -259,9 +261,7 @@ def prepare_dataset(
     notes = []
     rows = np.arange(n)
     classes = task == CLASSIFICATION
-    lone = lone_classes_warning(Y, task)
-    if lone:
-        notes.append(lone)
+    warnings = tuple(w for w in (lone_classes_warning(Y, task),) if w)
 
     if max_samples is not None and n > max_samples:
         rows = holdout_split(Y, task, seed, train_size=int(max_samples)).train
@@ -298,6 +298,7 @@ def prepare_dataset(
         label_names=tuple(ds.label_names),
         preprocessor=pre,
         notes=tuple(notes),
+        warnings=warnings,
         stratified=stratified,
         extra={"prepare_s": time.perf_counter() - start},
     )

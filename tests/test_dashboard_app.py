@@ -160,6 +160,10 @@ def test_a_semicolon_csv_upload_offers_its_columns_and_loads(app):
     assert picker.options == ["x", "y", "kind"] and picker.value == ["kind"]
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Task: classification" in m.value and "2 classes" in m.value for m in app.markdown)
+    assert not app.warning  # classes that repeat: nothing to warn about
+    ids = ["x;y;id"] + [f"{i};{(i * 7) % 5};{i}" for i in range(60)]
+    app.file_uploader(key="upload").set_value(("ids.csv", "\n".join(ids).encode(), "text/csv")).run()
+    assert [w.value[:43] for w in app.warning] == ["60 of 60 rows are the only row of their cla"]
 
 
 def test_a_training_error_is_not_blamed_on_the_learning_rate(app, monkeypatch):
