@@ -4,7 +4,8 @@ Public API::
 
     load_dataset(name, data_dir=None) -> Dataset          # embedded, registered or a folder/file
     load_file(path, *, format=None, task="auto", label_columns=None, labels_xml=None,
-              n_labels=None, x_var=None, y_var=None, header=None, sep=None, name=None, ...) -> Dataset
+              n_labels=None, x_var=None, y_var=None, header=None, sep=None, decimal=None, name=None,
+              ...) -> Dataset
     list_datasets(data_dir=None, verify=False) -> list[DatasetStatus]
     download_dataset(name, data_dir=None, url_base=None, progress=True, log=None) -> Path
     load_fixed_split(name, data_dir=None) -> (train Dataset, test Dataset)   # Mulan's fixed splits

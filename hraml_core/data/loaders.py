@@ -57,10 +57,9 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
       ``n_labels`` (the last n attributes), an XML file beside it, else the last attribute.
     - ``.csv`` / ``.tsv`` (optionally ``.gz``) and ``.parquet``: ``label_columns`` (names or
       indices; default the last column); ``header`` / ``sep`` / ``decimal`` for CSV (detected when
-      not given); ``dtype`` ("float32",
-      "float64", or None: float32 for files of STREAM_MIN_BYTES and more, which are read in blocks)
-      and ``progress`` (True: a tqdm bar; or a callable ``progress(done, total)``); see
-      :mod:`hraml_core.data.tabular`.
+      not given); ``dtype`` ("float32", "float64", or None: float32 for files of STREAM_MIN_BYTES
+      and more, which are read in blocks) and ``progress`` (True: a tqdm bar; or a callable
+      ``progress(done, total)``); see :mod:`hraml_core.data.tabular`.
 
     ``task`` is ``"auto"`` (detected) or one of ``hraml_core.tasks.TASKS``. Every problem raises
     :class:`~hraml_core.data.DatasetError` naming the file.
