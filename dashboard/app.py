@@ -39,7 +39,7 @@ UPLOAD = "Upload a file…"
 NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
 #: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
-UI_KEYS = ("dataset", "task", "label_columns", "n_labels", "probe_size", "display_size", "projection", "baseline")
+UI_KEYS = ("dataset", "task", "label_columns", "ignore_columns", "n_labels", "probe_size", "display_size", "projection", "baseline")
 
 st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 
@@ -120,15 +120,17 @@ def _prepared_named(name: str, data_dir: str | None):
 
 
 @st.cache_resource(show_spinner="Reading the uploaded file…", max_entries=8)
-def _prepared_upload(path: str, digest: str, label_columns: tuple | None, task: str, n_labels: int | None):
-    ds = load_file(path, task=task, label_columns=list(label_columns) if label_columns else None, n_labels=n_labels)
+def _prepared_upload(path: str, digest: str, label_columns: tuple | None, ignore_columns: tuple | None, task: str,
+                     n_labels: int | None):
+    ds = load_file(path, task=task, label_columns=list(label_columns) if label_columns else None,
+                   ignore_columns=list(ignore_columns) if ignore_columns else None, n_labels=n_labels)
     return prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0)
 
 
-def _prepared_file(f: sources.DataFile, label_columns: tuple | None, task: str):
+def _prepared_file(f: sources.DataFile, label_columns: tuple | None, ignore_columns: tuple | None, task: str):
     """A data-directory file, read in blocks with a progress bar on the page (once per server)."""
-    if sources.PREPARED.cached(sources.file_key(f, label_columns, task)):
-        return sources.prepare_file(f, label_columns, task)
+    if sources.PREPARED.cached(sources.file_key(f, label_columns, task, ignore_columns)):
+        return sources.prepare_file(f, label_columns, task, ignore_columns=ignore_columns)
     size = sources.format_bytes(f.size)
     bar = st.progress(0.0, text=f"Reading {f.option} ({size})…")
 
@@ -137,7 +139,8 @@ def _prepared_file(f: sources.DataFile, label_columns: tuple | None, task: str):
                      else f"Splitting and standardising {f.option}…")
 
     try:
-        prepared = sources.prepare_file(f, label_columns, task, progress=sources.Throttle(show))
+        prepared = sources.prepare_file(f, label_columns, task, ignore_columns=ignore_columns,
+                                        progress=sources.Throttle(show))
     except Exception:
         bar.empty()
         raise
@@ -162,9 +165,10 @@ def _selection():
             too_large = sources.upload_too_large(up.name, up.size, int(st.get_option("server.maxUploadSize")), _data_dir())
         if data_file is not None:
             cols = tuple(ss.get("label_columns") or ()) or None
+            ignored = tuple(ss.get("ignore_columns") or ()) or None
             task = ss.get("task", "auto")
-            prepared = _prepared_file(data_file, cols, task)
-            data_key = ("file", data_file.option, data_file.key, cols, task)
+            prepared = _prepared_file(data_file, cols, ignored, task)
+            data_key = ("file", data_file.option, data_file.key, cols, ignored, task)
         elif too_large:
             errors.append(too_large)
         elif choice == UPLOAD:
@@ -180,11 +184,12 @@ def _selection():
                     path.write_bytes(content)
                 is_csv = any(x in up.name.lower() for x in (".csv", ".tsv"))
                 cols = tuple(ss.get("label_columns") or ()) if is_csv else None
+                ignored = tuple(ss.get("ignore_columns") or ()) if is_csv else None
                 is_arff = up.name.lower().removesuffix(".gz").endswith(".arff")
                 n_labels = (int(ss.get("n_labels") or 0) or None) if is_arff else None
                 task = ss.get("task", "auto")
-                prepared = _prepared_upload(str(path), digest, cols or None, task, n_labels)
-                data_key = ("upload", digest, cols, task, n_labels)
+                prepared = _prepared_upload(str(path), digest, cols or None, ignored or None, task, n_labels)
+                data_key = ("upload", digest, cols, ignored, task, n_labels)
         else:
             data_dir = _data_dir()
             prepared = _prepared_named(choice, data_dir)
@@ -277,11 +282,20 @@ def _on_exact_cancel() -> None:
 # the sidebar
 # --------------------------------------------------------------------------------------------------
 def _label_picker(sb, cols: list[str]) -> None:
-    """Label columns of an uploaded or data-directory table (default: the last column)."""
-    if st.session_state.get("label_columns") and not set(st.session_state["label_columns"]) <= set(cols):
-        del st.session_state["label_columns"]
-    sb.multiselect("Label columns", cols, default=[cols[-1]], key="label_columns",
-                   help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: distributions.")
+    """Label columns of an uploaded or data-directory table (default: the last column), and the
+    columns left out (neither features nor labels)."""
+    ss = st.session_state
+    if ss.get("label_columns") and not set(ss["label_columns"]) <= set(cols):
+        del ss["label_columns"]
+    labels = sb.multiselect("Label columns", cols, default=[cols[-1]], key="label_columns",
+                            help="One column: classes. Several 0/1 columns: multi-label. Several columns summing to 1: "
+                                 "distributions.")
+    others = [c for c in cols if c not in labels]
+    if ss.get("ignore_columns") and not set(ss["ignore_columns"]) <= set(others):
+        ss["ignore_columns"] = [c for c in ss["ignore_columns"] if c in others]
+    sb.multiselect("Ignore columns", others, key="ignore_columns",
+                   help="Columns that are neither features nor labels: an identifier, a text note. Every other "
+                        "column is a feature and must be numeric.")
 
 
 def sidebar(data_dir: str | None) -> tuple[list[str], dict]:

@@ -202,26 +202,29 @@ class PreparedCache:
 PREPARED = PreparedCache()
 
 
-def file_key(f: DataFile, label_columns, task: str) -> tuple:
-    return (f.key, tuple(label_columns) if label_columns else None, task)
+def file_key(f: DataFile, label_columns, task: str, ignore_columns=None) -> tuple:
+    return (f.key, tuple(label_columns) if label_columns else None, task,
+            tuple(ignore_columns) if ignore_columns else None)
 
 
 def prepare_file(f: DataFile, label_columns=None, task: str = "auto",
-                 progress: Callable[[int, int], object] | None = None, cache: PreparedCache = PREPARED) -> Prepared:
+                 progress: Callable[[int, int], object] | None = None, cache: PreparedCache = PREPARED,
+                 ignore_columns=None) -> Prepared:
     """Read ``f`` in blocks into float32 (``progress(done, total)`` as it goes) and prepare it
-    (split, standardise); once per server for the same file, label columns and task.
+    (split, standardise); once per server for the same file, label columns, ignored columns and task.
     ``extra["read_s"]`` / ``extra["prepare_s"]`` say how long each part took."""
 
     def make() -> Prepared:
         start = time.perf_counter()
         ds = load_file(f.path, task=task, label_columns=list(label_columns) if label_columns else None,
+                       ignore_columns=list(ignore_columns) if ignore_columns else None,
                        name=f.name, dtype="float32", progress=progress)
         read_s = time.perf_counter() - start
         prepared = prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0)
         prepared.extra["read_s"] = read_s
         return prepared
 
-    return cache.get(file_key(f, label_columns, task), make)
+    return cache.get(file_key(f, label_columns, task, ignore_columns), make)
 
 
 def timing_note(p: Prepared) -> str | None:

@@ -42,6 +42,18 @@ def test_train_on_a_csv_file_with_label_columns(tmp_path, capsys):
     assert "average_precision" in capsys.readouterr().out
 
 
+def test_ignored_columns_are_left_out_at_training_and_again_at_evaluation(tmp_path, capsys):
+    path = tmp_path / "notes.csv"
+    path.write_text("a,b,note,kind\n" + "\n".join(f"{i % 7},{i % 5},n{i},{'xy'[i % 2]}" for i in range(40)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "no")]) == 2
+    assert "non-numeric feature column 'note'" in capsys.readouterr().err
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", str(path), "--ignore-columns", "note", "--epochs", "1", "--out", str(out)]) == 0
+    assert "40 x 2" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--no-progress"]) == 0  # the run remembers what was left out
+    assert "its own held-out rows" in capsys.readouterr().out
+
+
 def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     path = tmp_path / "ids.csv"
     path.write_text("a,b,id\n" + "\n".join(f"{i % 7},{i % 5},{i}" for i in range(30)) + "\n")

@@ -166,6 +166,20 @@ def test_a_semicolon_csv_upload_offers_its_columns_and_loads(app):
     assert [w.value[:43] for w in app.warning] == ["60 of 60 rows are the only row of their cla"]
 
 
+def test_a_text_column_of_an_upload_can_be_left_out(app):
+    lines = ["name,x,y,kind"] + [f"row {i},{i % 7},{(i * 3) % 5},{'ab'[i % 2]}" for i in range(60)]
+    app.run()
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    app.file_uploader(key="upload").set_value(("named.csv", "\n".join(lines).encode(), "text/csv")).run()
+    assert any("non-numeric feature column 'name'" in e.value for e in app.error)
+    assert app.multiselect(key="ignore_columns").options == ["name", "x", "y"]  # not the label column
+    app.multiselect(key="ignore_columns").set_value(["name"]).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Task: classification" in m.value and "60 samples, 2 features" in m.value for m in app.markdown)
+    app.multiselect(key="label_columns").set_value(["name"]).run()  # a column ignored becomes the label
+    assert app.multiselect(key="ignore_columns").value == []
+
+
 def test_a_training_error_is_not_blamed_on_the_learning_rate(app, monkeypatch):
     import hraml_core.trainer
 

@@ -410,6 +410,32 @@ def test_csv_row_index_written_by_pandas_is_no_feature(tmp_path):
         assert load_file(numeric, label_columns=0, dtype=dtype).feature_names == ("b", "c")
 
 
+def test_ignored_columns_are_neither_features_nor_labels(tmp_path):
+    """An identifier or a text note is left out by name or index, by every reader; a text column
+    not left out is an error that says how to leave it out."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"id": ["r1", "r2", "r3", "r4"], "a": [1.0, 2, 3, 4], "note": ["x", "", "y", "z"],
+                          "b": [5.0, 6, 7, 8], "kind": ["p", "q", "p", "q"]})
+    csv_path, pq_path = tmp_path / "t.csv", tmp_path / "t.parquet"
+    frame.to_csv(csv_path, index=False)
+    frame.to_parquet(pq_path, index=False)
+    for path in (csv_path, pq_path):
+        for dtype in (None, "float32"):  # whole, in blocks
+            ds = load_file(path, ignore_columns=["id", 2], dtype=dtype)
+            assert ds.feature_names == ("a", "b") and list(ds.Y) == ["p", "q", "p", "q"]
+            np.testing.assert_array_equal(ds.X, [[1, 5], [2, 6], [3, 7], [4, 8]])
+            with pytest.raises(DatasetError, match="non-numeric .*column 'id'.*leave it out with ignore_columns"):
+                load_file(path, ignore_columns="note", dtype=dtype)
+    with pytest.raises(DatasetError, match="column 'kind' is both a label column and ignored"):
+        load_file(csv_path, ignore_columns=["id", "note", "kind"])
+    with pytest.raises(DatasetError, match="ignored column 'nope' not found"):
+        load_file(csv_path, ignore_columns=["nope"])
+    with pytest.raises(DatasetError, match="every column is a label column or ignored"):
+        load_file(csv_path, ignore_columns=["id", "a", "note", "b"])
+    with pytest.raises(DatasetError, match="option ignore_columns= does not apply to mat files"):
+        load_file(tmp_path / "x.mat", ignore_columns=["a"])
+
+
 def test_parquet_label_columns(tmp_path):
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")

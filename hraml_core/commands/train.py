@@ -25,6 +25,9 @@ def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
                    help=f"a dataset name or a data file ({own + ' dataset' if of_model else 'default digits'})")
     p.add_argument("--data-dir", default=None, help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
     p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
+    p.add_argument("--ignore-columns", default=None,
+                   help="CSV/Parquet: columns that are neither features nor labels (an identifier, a text note), "
+                        "names or indices, comma-separated" + (" (default: the model's own)" if of_model else ""))
     p.add_argument("--test-size", type=float, default=None if of_model else 0.3,
                    help=f"held-out fraction ({own + ' held-out rows' if of_model else 'default 0.3'})")
     p.add_argument("--seed", type=int, default=None if of_model else 0,
@@ -55,19 +58,20 @@ def register(sub) -> None:
     e.set_defaults(func=run_evaluate)
 
 
-def _label_columns(text):
+def _columns(text):
+    """``--label-columns`` / ``--ignore-columns``: names, or indices, separated by commas."""
     if text is None:
         return None
     cols = [c.strip() for c in text.split(",") if c.strip()]
     return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
 
 
-def _load(name: str, data_dir, label_columns):
+def _load(name: str, data_dir, label_columns, ignore_columns=None):
     from ..data import load_dataset, load_file
 
-    cols = _label_columns(label_columns)
-    if cols is not None or Path(name).is_file():
-        return load_file(name, label_columns=cols)
+    cols, ignored = _columns(label_columns), _columns(ignore_columns)
+    if cols is not None or ignored is not None or Path(name).is_file():
+        return load_file(name, label_columns=cols, ignore_columns=ignored)
     return load_dataset(name, data_dir=data_dir)
 
 
@@ -117,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..preprocessing import Preprocessor
     from ..runs.writer import RunWriter, prepare_run
 
-    ds = _load(args.dataset, args.data_dir, args.label_columns)
+    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns)
     warning = lone_classes_warning(ds.Y, ds.task)
     if warning:
         print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
@@ -139,6 +143,7 @@ def run_train(args: argparse.Namespace) -> int:
         prepare_run(
             out, source="hraml train",
             dataset={"name": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
+                     "ignore_columns": args.ignore_columns,
                      "n_samples": ds.n_samples, "preprocessing": args.preprocessing, "pca": args.pca},
             split={"test_size": args.test_size, "seed": args.seed,
                    "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test]},
@@ -162,7 +167,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def model_folder_info(folder: Path) -> dict:
     """What ``hraml evaluate`` needs of a model folder, flat: dataset, data_dir, label_columns,
-    test_size, seed, knn_k and (where known) train_rows / test_rows. Reads a run directory
+    ignore_columns, test_size, seed, knn_k and (where known) train_rows / test_rows. Reads a run directory
     (run.json + split.json) or the single run.json that earlier versions wrote."""
     from ..runs.format import FORMAT, RUN_FILE, SPLIT_FILE
 
@@ -171,7 +176,7 @@ def model_folder_info(folder: Path) -> dict:
         return info  # an earlier version's flat run.json
     dataset = info.get("dataset") or {}
     out = {"dataset": dataset["name"], "data_dir": dataset.get("data_dir"), "label_columns": dataset.get("label_columns"),
-           "knn_k": (info.get("results") or {}).get("knn_k")}
+           "ignore_columns": dataset.get("ignore_columns"), "knn_k": (info.get("results") or {}).get("knn_k")}
     try:
         split = json.loads((folder / SPLIT_FILE).read_text())
     except FileNotFoundError:
@@ -194,7 +199,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     dataset = args.dataset or run["dataset"]
     data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
     labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
-    ds = _load(dataset, data_dir, labels)
+    ignored = args.ignore_columns if args.ignore_columns is not None else run.get("ignore_columns")
+    ds = _load(dataset, data_dir, labels, ignored)
     if ds.task != model.task_:
         raise CommandError(f"the model was trained for {model.task_}, {ds.name} is a {ds.task} dataset")
     test_size = args.test_size if args.test_size is not None else run["test_size"]

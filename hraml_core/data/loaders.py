@@ -22,8 +22,8 @@ FORMATS = ("mat", "arff", "csv", "parquet")
 FORMAT_OPTIONS = {
     "mat": {"x_var", "y_var"},
     "arff": {"labels_xml", "label_columns", "n_labels"},
-    "csv": {"label_columns", "header", "sep", "decimal", "dtype", "progress"},
-    "parquet": {"label_columns", "dtype", "progress"},
+    "csv": {"label_columns", "ignore_columns", "header", "sep", "decimal", "dtype", "progress"},
+    "parquet": {"label_columns", "ignore_columns", "dtype", "progress"},
 }
 
 
@@ -45,8 +45,8 @@ def detect_format(path: Path) -> str:
 
 
 def load_file(path: str | os.PathLike, *, format: str | None = None, task: str = "auto", name: str | None = None,
-              label_columns=None, labels_xml=None, n_labels: int | None = None, x_var: str | None = None,
-              y_var: str | None = None, header: bool | None = None, sep: str | None = None,
+              label_columns=None, ignore_columns=None, labels_xml=None, n_labels: int | None = None,
+              x_var: str | None = None, y_var: str | None = None, header: bool | None = None, sep: str | None = None,
               decimal: str | None = None, description: str = "", source: str = "", dtype: str | None = None,
               progress=None) -> Dataset:
     """Read one data file into a :class:`Dataset`.
@@ -56,7 +56,8 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
     - ``.arff`` / ``.arff.gz``: labels from ``labels_xml`` (Mulan XML), ``label_columns``,
       ``n_labels`` (the last n attributes), an XML file beside it, else the last attribute.
     - ``.csv`` / ``.tsv`` (optionally ``.gz``) and ``.parquet``: ``label_columns`` (names or
-      indices; default the last column); ``header`` / ``sep`` / ``decimal`` for CSV (detected when
+      indices; default the last column); ``ignore_columns`` (names or indices: neither features nor
+      labels, e.g. an identifier); ``header`` / ``sep`` / ``decimal`` for CSV (detected when
       not given); ``dtype`` ("float32", "float64", or None: float32 for files of STREAM_MIN_BYTES
       and more, which are read in blocks) and ``progress`` (True: a tqdm bar; or a callable
       ``progress(done, total)``); see :mod:`hraml_core.data.tabular`.
@@ -68,9 +69,9 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise dataset_error(path, f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    given = {k: v for k, v in dict(label_columns=label_columns, labels_xml=labels_xml, n_labels=n_labels,
-                                   x_var=x_var, y_var=y_var, header=header, sep=sep, decimal=decimal, dtype=dtype,
-                                   progress=progress).items() if v is not None}
+    given = {k: v for k, v in dict(label_columns=label_columns, ignore_columns=ignore_columns, labels_xml=labels_xml,
+                                   n_labels=n_labels, x_var=x_var, y_var=y_var, header=header, sep=sep,
+                                   decimal=decimal, dtype=dtype, progress=progress).items() if v is not None}
     unused = sorted(set(given) - FORMAT_OPTIONS[fmt])
     if unused:
         raise dataset_error(path, f"option {unused[0]}= does not apply to {fmt} files")

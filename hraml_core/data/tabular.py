@@ -54,31 +54,35 @@ def _short_list(items, limit: int = 12) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def select_label_columns(names: list[str], label_columns, path) -> list[int]:
-    """Indices of the label columns: names or (negative) indices; None means the last column."""
-    if label_columns is None:
-        label_columns = [-1]
-    elif isinstance(label_columns, (str, int, np.integer)):
-        label_columns = [label_columns]
-    label_columns = list(label_columns)
-    if not label_columns:
-        raise dataset_error(path, "missing labels: label_columns is empty")
+def _column_indices(names: list[str], columns: list, path, what: str, missing: str = "") -> list[int]:
+    """Indices of ``columns`` (names, or indices; negative ones count from the end) in ``names``;
+    ``what`` names them in errors, ``missing`` prefixes the errors of a column not there."""
     out: list[int] = []
-    for col in label_columns:
+    for col in columns:
         if isinstance(col, (int, np.integer)) and not isinstance(col, bool):
             if not -len(names) <= col < len(names):
-                raise dataset_error(path, f"missing labels: label column index {col} is out of range ({len(names)} columns)")
+                raise dataset_error(path, f"{missing}{what} index {col} is out of range ({len(names)} columns)")
             idx = int(col) % len(names)
         elif str(col) in names:
             idx = names.index(str(col))
         else:
-            raise dataset_error(
-                path, f"missing labels: label column {col!r} not found (columns: {_short_list(names)})"
-            )
+            raise dataset_error(path, f"{missing}{what} {col!r} not found (columns: {_short_list(names)})")
         if idx in out:
-            raise dataset_error(path, f"label column {col!r} is given twice")
+            raise dataset_error(path, f"{what} {col!r} is given twice")
         out.append(idx)
     return out
+
+
+def _as_list(columns) -> list:
+    return [columns] if isinstance(columns, (str, int, np.integer)) else list(columns)
+
+
+def select_label_columns(names: list[str], label_columns, path) -> list[int]:
+    """Indices of the label columns: names or (negative) indices; None means the last column."""
+    label_columns = [-1] if label_columns is None else _as_list(label_columns)
+    if not label_columns:
+        raise dataset_error(path, "missing labels: label_columns is empty")
+    return _column_indices(names, label_columns, path, "label column", missing="missing labels: ")
 
 
 def _check_names(names: list[str], path) -> None:
@@ -87,13 +91,24 @@ def _check_names(names: list[str], path) -> None:
         raise dataset_error(path, f"duplicate column name {dup!r}")
 
 
-def _split_columns(names: list[str], label_columns, path) -> tuple[list[int], list[int]]:
-    """(label column indices, feature column indices); no feature column is an error."""
+def _split_columns(names: list[str], label_columns, path, ignore_columns=None) -> tuple[list[int], list[int]]:
+    """(label column indices, feature column indices): every column that is neither a label nor
+    in ``ignore_columns`` is a feature; no feature column is an error."""
     label_idx = select_label_columns(names, label_columns, path)
-    feature_idx = [j for j in range(len(names)) if j not in set(label_idx)]
+    ignored = set() if ignore_columns is None else set(_column_indices(names, _as_list(ignore_columns), path,
+                                                                       "ignored column"))
+    both = sorted(ignored & set(label_idx))
+    if both:
+        raise dataset_error(path, f"column {names[both[0]]!r} is both a label column and ignored")
+    feature_idx = [j for j in range(len(names)) if j not in set(label_idx) and j not in ignored]
     if not feature_idx:
-        raise dataset_error(path, "no feature columns: every column is a label column")
+        raise dataset_error(path, "no feature columns: every column is a label column"
+                                  + (" or ignored" if ignored else ""))
     return label_idx, feature_idx
+
+
+#: Said after a non-numeric feature column's error: how to go on without editing the file.
+LEAVE_OUT = "leave it out with ignore_columns (hraml train --ignore-columns)"
 
 
 def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: list[int], feature_idx: list[int], *,
@@ -115,8 +130,8 @@ def _labelled_dataset(path: Path, X, Y, task: str, names: list[str], label_idx: 
     )
 
 
-def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", name: str | None = None,
-                     description: str = "", source: str = "", dtype: str = "float64") -> Dataset:
+def frame_to_dataset(df, path: Path, *, label_columns=None, ignore_columns=None, task: str = "auto",
+                     name: str | None = None, description: str = "", source: str = "", dtype: str = "float64") -> Dataset:
     """A pandas DataFrame read from ``path`` -> :class:`Dataset`."""
     import pandas as pd
 
@@ -124,7 +139,7 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
     _check_names(names, path)
     if len(df) == 0:
         raise dataset_error(path, "empty: no data rows" + (" (only a header)" if names else ""))
-    label_idx, feature_idx = _split_columns(names, label_columns, path)
+    label_idx, feature_idx = _split_columns(names, label_columns, path, ignore_columns)
 
     feats = df.iloc[:, feature_idx]
     for j, col in zip(feature_idx, feats.columns):
@@ -137,7 +152,8 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, task: str = "auto", 
                 continue
             raise dataset_error(
                 path,
-                f"non-numeric feature column {names[j]!r}: row {bad[0]} (0-based) holds {series.iloc[bad[0]]!r}",
+                f"non-numeric feature column {names[j]!r}: row {bad[0]} (0-based) holds {series.iloc[bad[0]]!r}; "
+                + LEAVE_OUT,
             )
     X = feats.to_numpy(dtype=np.dtype(dtype), na_value=np.nan)
 
@@ -228,7 +244,8 @@ class _Progress:
             self.bar.close()
 
 
-def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | None = None, sep: str | None = None,
+def load_csv(path, *, label_columns=None, ignore_columns=None, task: str = "auto", header: bool | None = None,
+             sep: str | None = None,
              decimal: str | None = None, name: str | None = None, description: str = "", source: str = "",
              dtype: str | None = None, progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
@@ -237,8 +254,9 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
     stream, dtype = _stream_and_dtype(path, dtype)
     sep, decimal = _dialect(path, sep, decimal)
     if stream:
-        return _stream_csv(path, label_columns=label_columns, task=task, header=header, sep=sep, decimal=decimal,
-                           name=name, description=description, source=source, dtype=dtype, progress=progress)
+        return _stream_csv(path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, header=header,
+                           sep=sep, decimal=decimal, name=name, description=description, source=source, dtype=dtype,
+                           progress=progress)
     text = decode_text(read_bytes(path), path)
     if header is None:
         header = not _first_row_is_data(text, sep, decimal)
@@ -253,7 +271,7 @@ def load_csv(path, *, label_columns=None, task: str = "auto", header: bool | Non
         raise dataset_error(path, f"ragged or malformed rows ({exc})".replace("\n", " ")) from None
     if not header:
         df.columns = [f"c{j}" for j in range(df.shape[1])]
-    ds = frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
+    ds = frame_to_dataset(df, path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, name=name,
                           description=description, source=source, dtype=dtype)
     if progress:
         _Progress(progress, 1, path, "B")(1)
@@ -402,8 +420,8 @@ def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
     return _first_row(text, path, sep), text
 
 
-def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, description, source, dtype,
-                progress) -> Dataset:
+def _stream_csv(path: Path, *, label_columns, ignore_columns, task, header, sep, decimal, name, description, source,
+                dtype, progress) -> Dataset:
     """A large CSV in blocks: pyarrow's streaming reader, features converted block by block."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -414,7 +432,7 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
     read_names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
     names = read_names[1:] if header and _is_index(first) else read_names  # the columns kept
     _check_names(names, path)
-    label_idx, feature_idx = _split_columns(names, label_columns, path)
+    label_idx, feature_idx = _split_columns(names, label_columns, path, ignore_columns)
     # Features parse straight to float32/64; one label column is read as text (classes may be
     # names) and turned into numbers below when every value is one; several must be numbers.
     types = {names[j]: pa.from_numpy_dtype(np.dtype(dtype)) for j in feature_idx}
@@ -437,7 +455,7 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
                                            block_size=CSV_BLOCK_BYTES, encoding="utf8", use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=sep),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, decimal_point=decimal,
-                                                 include_columns=names),
+                                                 include_columns=[names[j] for j in feature_idx + label_idx]),
         )
         for batch in reader:
             m = batch.num_rows
@@ -445,9 +463,9 @@ def _stream_csv(path: Path, *, label_columns, task, header, sep, decimal, name, 
                 grown = np.empty((max(at + m, int(len(X) * 1.5)), X.shape[1]), dtype=dtype)
                 grown[:at] = X[:at]
                 X = grown
-            for k, j in enumerate(feature_idx):
-                X[at : at + m, k] = batch.column(j).to_numpy(zero_copy_only=False)
-            label_chunks.append([batch.column(j) for j in label_idx])
+            for k, j in enumerate(feature_idx):  # by name: the batch holds the columns read, in its order
+                X[at : at + m, k] = batch.column(names[j]).to_numpy(zero_copy_only=False)
+            label_chunks.append([batch.column(names[j]) for j in label_idx])
             at += m
             report(raw.tell())
     except pa.ArrowInvalid as exc:
@@ -473,7 +491,7 @@ def _arrow_csv_problem(message: str, names: list[str]) -> str:
         col = names[int(found.group(1))]
         if "conversion error" in message:
             value = re.search(r"invalid value (.*)$", message)
-            return f"non-numeric value in column {col!r}: {value.group(1) if value else message}"
+            return f"non-numeric value in column {col!r}: {value.group(1) if value else message}; {LEAVE_OUT}"
         return f"column {col!r}: {message}"
     if "Expected" in message and "columns" in message:
         return f"ragged rows: {message}"
@@ -501,7 +519,7 @@ def _stream_labels(columns, names: list[str], path: Path) -> np.ndarray:
     return np.column_stack([c.to_numpy(zero_copy_only=False) for c in columns]).astype(np.float64)
 
 
-def load_parquet(path, *, label_columns=None, task: str = "auto", name: str | None = None,
+def load_parquet(path, *, label_columns=None, ignore_columns=None, task: str = "auto", name: str | None = None,
                  description: str = "", source: str = "", dtype: str | None = None,
                  progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
@@ -509,22 +527,23 @@ def load_parquet(path, *, label_columns=None, task: str = "auto", name: str | No
     path = Path(path)
     stream, dtype = _stream_and_dtype(path, dtype)
     if stream:
-        return _stream_parquet(path, label_columns=label_columns, task=task, name=name, description=description,
-                               source=source, dtype=dtype, progress=progress)
+        return _stream_parquet(path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, name=name,
+                               description=description, source=source, dtype=dtype, progress=progress)
     try:
         df = pd.read_parquet(path)
     except ImportError as exc:
         raise dataset_error(path, f"reading Parquet needs pyarrow ({exc})") from None
     except Exception as exc:  # pyarrow.ArrowInvalid and friends
         raise dataset_error(path, f"unreadable or truncated Parquet file ({type(exc).__name__}: {exc})") from None
-    ds = frame_to_dataset(df, path, label_columns=label_columns, task=task, name=name,
+    ds = frame_to_dataset(df, path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, name=name,
                           description=description, source=source, dtype=dtype)
     if progress:
         _Progress(progress, len(df), path, "rows")(len(df))
     return ds
 
 
-def _stream_parquet(path: Path, *, label_columns, task, name, description, source, dtype, progress) -> Dataset:
+def _stream_parquet(path: Path, *, label_columns, ignore_columns, task, name, description, source, dtype,
+                    progress) -> Dataset:
     """A large Parquet file by record batches into one preallocated feature array."""
     try:
         import pyarrow as pa
@@ -541,11 +560,11 @@ def _stream_parquet(path: Path, *, label_columns, task, name, description, sourc
     n = pf.metadata.num_rows
     if n == 0:
         raise dataset_error(path, "empty: no data rows")
-    label_idx, feature_idx = _split_columns(names, label_columns, path)
+    label_idx, feature_idx = _split_columns(names, label_columns, path, ignore_columns)
     for j in feature_idx:
         t = schema.field(names[j]).type
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
-            raise dataset_error(path, f"non-numeric feature column {names[j]!r} (type {t})")
+            raise dataset_error(path, f"non-numeric feature column {names[j]!r} (type {t}); {LEAVE_OUT}")
     if len(label_idx) > 1:
         for j in label_idx:
             t = schema.field(names[j]).type
@@ -554,7 +573,7 @@ def _stream_parquet(path: Path, *, label_columns, task, name, description, sourc
     X = np.empty((n, len(feature_idx)), dtype=dtype)
     label_parts: list[list] = [[] for _ in label_idx]
     groups = pf.metadata.num_row_groups
-    report = _Progress(progress, n * len(names), path, "values")
+    report = _Progress(progress, n * (len(feature_idx) + len(label_idx)), path, "values")
     at = done = 0
     try:
         # One column of one row group at a time: a batch of every column would decode the whole
