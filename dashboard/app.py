@@ -39,7 +39,8 @@ UPLOAD = "Upload a file…"
 NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
 #: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
-UI_KEYS = ("dataset", "task", "label_columns", "ignore_columns", "n_labels", "probe_size", "display_size", "projection", "baseline")
+UI_KEYS = ("dataset", "task", "label_columns", "ignore_columns", "n_labels", "probe_size", "display_size", "projection",
+           "baseline")
 
 st.set_page_config(page_title="HRAML Explorer", page_icon="🧭", layout="wide")
 
