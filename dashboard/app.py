@@ -183,9 +183,9 @@ def _selection():
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
-                is_csv = any(x in up.name.lower() for x in (".csv", ".tsv"))
-                cols = tuple(ss.get("label_columns") or ()) if is_csv else None
-                ignored = tuple(ss.get("ignore_columns") or ()) if is_csv else None
+                is_table = _is_table(up.name.lower())
+                cols = tuple(ss.get("label_columns") or ()) if is_table else None
+                ignored = tuple(ss.get("ignore_columns") or ()) if is_table else None
                 is_arff = up.name.lower().removesuffix(".gz").endswith(".arff")
                 n_labels = (int(ss.get("n_labels") or 0) or None) if is_arff else None
                 task = ss.get("task", "auto")
@@ -282,6 +282,12 @@ def _on_exact_cancel() -> None:
 # --------------------------------------------------------------------------------------------------
 # the sidebar
 # --------------------------------------------------------------------------------------------------
+def _is_table(name: str) -> bool:
+    """Whether an upload called ``name`` (lower case) is a table whose label columns are picked:
+    CSV / TSV (maybe gzipped) or Parquet."""
+    return ".csv" in name or ".tsv" in name or name.endswith((".parquet", ".pq"))
+
+
 def _label_picker(sb, cols: list[str]) -> None:
     """Label columns of an uploaded or data-directory table (default: the last column), and the
     columns left out (neither features nor labels)."""
@@ -329,7 +335,7 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
         sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
         if up is not None:
             lname = up.name.lower()
-            if ".csv" in lname or ".tsv" in lname:
+            if _is_table(lname):
                 try:
                     cols = column_names_of_bytes(up.getvalue(), up.name)
                 except DatasetError as exc:  # shown; the loader reports it again, in the page

@@ -180,6 +180,27 @@ def test_a_text_column_of_an_upload_can_be_left_out(app):
     assert app.multiselect(key="ignore_columns").value == []
 
 
+def test_a_parquet_upload_has_its_label_and_ignore_pickers(app):
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(80)], "a": rng.normal(size=80), "b": rng.normal(size=80)})
+    frame["tag_x"], frame["tag_y"] = (frame["a"] > 0).astype(int), (frame["b"] > 0).astype(int)
+    data = io.BytesIO()
+    frame.to_parquet(data, index=False)
+    app.run()
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    app.file_uploader(key="upload").set_value(("tags.parquet", data.getvalue(), "application/octet-stream")).run()
+    assert app.multiselect(key="label_columns").options == ["id", "a", "b", "tag_x", "tag_y"]
+    app.multiselect(key="label_columns").set_value(["tag_x", "tag_y"]).run()
+    app.multiselect(key="ignore_columns").set_value(["id"]).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Task: multilabel" in m.value and "2 features" in m.value for m in app.markdown)
+
+
 def test_a_training_error_is_not_blamed_on_the_learning_rate(app, monkeypatch):
     import hraml_core.trainer
 

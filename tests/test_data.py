@@ -434,6 +434,11 @@ def test_ignored_columns_are_neither_features_nor_labels(tmp_path):
         load_file(csv_path, ignore_columns=["id", "a", "note", "b"])
     with pytest.raises(DatasetError, match="option ignore_columns= does not apply to mat files"):
         load_file(tmp_path / "x.mat", ignore_columns=["a"])
+    from hraml_core.data.tabular import column_names_of_bytes  # an upload's columns, Parquet too
+
+    assert column_names_of_bytes(pq_path.read_bytes(), "up.parquet") == ["id", "a", "note", "b", "kind"]
+    with pytest.raises(DatasetError, match=r"up\.pq: unreadable or truncated Parquet file"):
+        column_names_of_bytes(b"not parquet", "up.pq")
 
 
 def test_parquet_label_columns(tmp_path):

@@ -318,10 +318,13 @@ def detect_decimal(text: str, sep: str) -> str:
 
 
 def column_names_of_bytes(content: bytes, name: str, *, sep: str | None = None, header: bool | None = None) -> list[str]:
-    """The column names the CSV readers give a file holding ``content`` and called ``name`` (a
-    ``.gz`` name: gzipped): ``c0, c1, ...`` without a header. Only the head is read: for choosing
-    label columns before reading the file, e.g. an upload."""
+    """The column names the readers give a CSV or Parquet file holding ``content`` and called
+    ``name`` (``.parquet`` / ``.pq``: Parquet, from its schema; ``.gz``: gzipped CSV; a CSV
+    without a header: ``c0, c1, ...``). Only the head of a CSV is read: for choosing label columns
+    before reading the file, e.g. an upload."""
     path = Path(name)
+    if path.name.lower().endswith((".parquet", ".pq")):
+        return _parquet_names(io.BytesIO(content), path)
     if path.name.lower().endswith(".gz"):
         import zlib
 
@@ -355,11 +358,15 @@ def csv_column_names(path, *, sep: str | None = None, header: bool | None = None
 
 def parquet_column_names(path) -> list[str]:
     """The column names of a Parquet file, from its schema (no data read)."""
-    path = Path(path)
+    return _parquet_names(Path(path), Path(path))
+
+
+def _parquet_names(source, path: Path) -> list[str]:
+    """The column names in the schema of the Parquet file ``source`` (a path or a file object)."""
     try:
         import pyarrow.parquet as pq
 
-        names = pq.read_schema(path).names
+        names = pq.read_schema(source).names
     except ImportError as exc:
         raise dataset_error(path, f"reading Parquet needs pyarrow ({exc})") from None
     except Exception as exc:  # pyarrow.ArrowInvalid and friends
