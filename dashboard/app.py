@@ -24,6 +24,7 @@ import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
+from hraml_core.data.formats import detect_format
 from hraml_core.data.tabular import column_names_of_bytes
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
@@ -38,6 +39,8 @@ from hraml_dashboard.umap_process import umap_enabled, umap_service
 UPLOAD = "Upload a file…"
 NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
 TASK_CHOICES = params.TASK_CHOICES
+#: Upload formats whose label (and ignored) columns the sidebar picks.
+TABLES = ("csv", "parquet")
 #: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
 UI_KEYS = ("dataset", "task", "label_columns", "ignore_columns", "n_labels", "probe_size", "display_size", "projection",
            "baseline")
@@ -183,11 +186,11 @@ def _selection():
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
-                is_table = _is_table(up.name.lower())
+                fmt = _upload_format(up.name)
+                is_table = fmt in TABLES
                 cols = tuple(ss.get("label_columns") or ()) if is_table else None
                 ignored = tuple(ss.get("ignore_columns") or ()) if is_table else None
-                is_arff = up.name.lower().removesuffix(".gz").endswith(".arff")
-                n_labels = (int(ss.get("n_labels") or 0) or None) if is_arff else None
+                n_labels = (int(ss.get("n_labels") or 0) or None) if fmt == "arff" else None
                 task = ss.get("task", "auto")
                 prepared = _prepared_upload(str(path), digest, cols or None, ignored or None, task, n_labels)
                 data_key = ("upload", digest, cols, ignored, task, n_labels)
@@ -282,10 +285,13 @@ def _on_exact_cancel() -> None:
 # --------------------------------------------------------------------------------------------------
 # the sidebar
 # --------------------------------------------------------------------------------------------------
-def _is_table(name: str) -> bool:
-    """Whether an upload called ``name`` (lower case) is a table whose label columns are picked:
-    CSV / TSV (maybe gzipped) or Parquet."""
-    return ".csv" in name or ".tsv" in name or name.endswith((".parquet", ".pq"))
+def _upload_format(name: str) -> str | None:
+    """The loader's format of an upload called ``name`` (None for an extension it does not know:
+    the loader then says so in the page)."""
+    try:
+        return detect_format(Path(name))
+    except DatasetError:
+        return None
 
 
 def _label_picker(sb, cols: list[str]) -> None:
@@ -334,8 +340,8 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
         sb.caption(sources.upload_limit_note(int(st.get_option("server.maxUploadSize")), data_dir))
         sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
         if up is not None:
-            lname = up.name.lower()
-            if _is_table(lname):
+            fmt = _upload_format(up.name)
+            if fmt in TABLES:
                 try:
                     cols = column_names_of_bytes(up.getvalue(), up.name)
                 except DatasetError as exc:  # shown; the loader reports it again, in the page
@@ -343,7 +349,7 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
                     sb.warning(f"Could not read the columns: {exc}")
                 if cols:
                     _label_picker(sb, cols)
-            elif lname.removesuffix(".gz").endswith(".arff"):
+            elif fmt == "arff":
                 sb.number_input("Label attributes at the end (0: auto)", 0, 10_000, 0, key="n_labels")
 
     shown = share.with_defaults(specs, initial)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hraml_core.data import DatasetError, list_datasets, load_file
 from hraml_core.data import data_dir as resolve_data_dir
-from hraml_core.data.loaders import detect_format
+from hraml_core.data.formats import detect_format
 from hraml_core.data.shards import is_shard_folder
 
 from .prepare import DEFAULT_TEST_SIZE, Prepared, prepare_dataset

@@ -14,8 +14,8 @@ Public API::
     Dataset, DatasetError, DatasetSpec, FileSpec, DatasetStatus, DEFAULT_DATASET
 
 Module map: ``dataset`` (the Dataset class), ``errors``, ``paths`` (data dir, manifest path),
-``spec``/``registry`` (the manifest), ``embedded``/``synthetic`` (sets without files), ``loaders``
-(format dispatch) with ``matlab``, ``mulan`` (ARFF + XML), ``fixed_splits`` (Mulan's train/test files), ``tabular`` (CSV/Parquet), ``textio``
+``spec``/``registry`` (the manifest), ``embedded``/``synthetic`` (sets without files), ``formats``
+(extensions), ``loaders`` (format dispatch) with ``matlab``, ``mulan`` (ARFF + XML), ``fixed_splits`` (Mulan's train/test files), ``tabular`` (CSV/Parquet), ``textio``
 (gzip, strict UTF-8), ``labels`` (task inference), ``catalog`` (by name), ``download``.
 Heavy dependencies (scipy.io, pandas, liac-arff, scikit-learn, tqdm) are imported on first use.
 """

@@ -9,7 +9,7 @@ from . import paths
 from .dataset import Dataset
 from .embedded import EMBEDDED_SPECS, load_embedded
 from .errors import dataset_error
-from .loaders import EXTENSIONS
+from .formats import EXTENSIONS
 from .download import file_sha256
 from .registry import lookup, registry, resolve_spec
 from .shards import is_shard_folder, load_sharded

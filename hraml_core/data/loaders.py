@@ -6,18 +6,8 @@ from pathlib import Path
 
 from .dataset import Dataset
 from .errors import dataset_error
+from .formats import FORMATS, detect_format
 
-#: extension (lower case, ``.gz`` stripped for text formats) -> format name
-EXTENSIONS = {
-    ".mat": "mat",
-    ".arff": "arff",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".tab": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-FORMATS = ("mat", "arff", "csv", "parquet")
 #: which keyword options each format takes (beyond task, name, description, source)
 FORMAT_OPTIONS = {
     "mat": {"x_var", "y_var"},
@@ -25,23 +15,6 @@ FORMAT_OPTIONS = {
     "csv": {"label_columns", "ignore_columns", "header", "sep", "decimal", "dtype", "progress"},
     "parquet": {"label_columns", "ignore_columns", "dtype", "progress"},
 }
-
-
-def detect_format(path: Path) -> str:
-    """The format of ``path`` from its extension; unknown extensions raise a DatasetError."""
-    name = path.name.lower()
-    gz = name.endswith(".gz")
-    stem = name[:-3] if gz else name
-    ext = os.path.splitext(stem)[1]
-    fmt = EXTENSIONS.get(ext)
-    if fmt is None or (gz and fmt in ("mat", "parquet")):
-        shown = ext + (".gz" if gz else "") if ext else "(none)"
-        raise dataset_error(
-            path,
-            f"unknown format: extension {shown} is not one of {', '.join(sorted(EXTENSIONS))} "
-            "(text formats may also be gzipped, e.g. .arff.gz); pass format= to choose one",
-        )
-    return fmt
 
 
 def load_file(path: str | os.PathLike, *, format: str | None = None, task: str = "auto", name: str | None = None,

@@ -17,7 +17,8 @@ from hraml_core.tasks import TASKS
 from . import paths
 from .embedded import EMBEDDED_SPECS
 from .errors import dataset_error
-from .loaders import FORMAT_OPTIONS, FORMATS
+from .formats import FORMATS
+from .loaders import FORMAT_OPTIONS
 from .spec import DatasetSpec, FileSpec
 
 DATASET_KEYS = {"task", "format", "description", "source", "homepage", "shape", "data", "files", "options"}

@@ -37,6 +37,7 @@ from hraml_core.tasks import CLASSIFICATION, MULTILABEL
 
 from .dataset import Dataset
 from .errors import dataset_error, plural
+from .formats import detect_format
 from .labels import prepare_labels, tag_sets
 from .textio import check_file, decode_text, read_bytes
 
@@ -100,7 +101,8 @@ def _split_columns(names: list[str], label_columns, path, ignore_columns=None) -
     both = sorted(ignored & set(label_idx))
     if both:
         raise dataset_error(path, f"column {names[both[0]]!r} is both a label column and ignored")
-    feature_idx = [j for j in range(len(names)) if j not in set(label_idx) and j not in ignored]
+    taken = set(label_idx) | ignored
+    feature_idx = [j for j in range(len(names)) if j not in taken]
     if not feature_idx:
         raise dataset_error(path, "no feature columns: every column is a label column"
                                   + (" or ignored" if ignored else ""))
@@ -201,7 +203,7 @@ def _first_row_is_data(text: str, sep: str, decimal: str = ".") -> bool:
     first = next((row for row in csv.reader(io.StringIO(text), delimiter=sep) if row), [])
     try:
         for v in first:
-            float(v.replace(decimal, ".") if decimal != "." else v)
+            float(v.replace(decimal, "."))
     except ValueError:
         return False
     return bool(first)
@@ -245,26 +247,26 @@ class _Progress:
 
 
 def load_csv(path, *, label_columns=None, ignore_columns=None, task: str = "auto", header: bool | None = None,
-             sep: str | None = None,
-             decimal: str | None = None, name: str | None = None, description: str = "", source: str = "",
-             dtype: str | None = None, progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
+             sep: str | None = None, decimal: str | None = None, name: str | None = None, description: str = "",
+             source: str = "", dtype: str | None = None,
+             progress: bool | Callable[[int, int], object] | None = None) -> Dataset:
     import pandas as pd
 
     path = Path(path)
     stream, dtype = _stream_and_dtype(path, dtype)
-    sep, decimal = _dialect(path, sep, decimal)
+    head = _head_text(_head_bytes(path), path)  # whole lines: the dialect and the header are read from them
+    sep = sep or detect_separator(head, path.name)
+    decimal = decimal or detect_decimal(head, sep)
     if stream:
-        return _stream_csv(path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, header=header,
-                           sep=sep, decimal=decimal, name=name, description=description, source=source, dtype=dtype,
-                           progress=progress)
+        return _stream_csv(path, head, label_columns=label_columns, ignore_columns=ignore_columns, task=task,
+                           header=header, sep=sep, decimal=decimal, name=name, description=description, source=source,
+                           dtype=dtype, progress=progress)
     text = decode_text(read_bytes(path), path)
-    if header is None:
-        header = not _first_row_is_data(text, sep, decimal)
+    header, read_names, names = _columns_of_head(head, path, sep, decimal, header)
     _check_ragged(text, sep, path, header)
-    index = header and _is_index(_first_row(text, path, sep))
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, header=0 if header else None,
-                         index_col=0 if index else False, skipinitialspace=True)
+                         index_col=0 if len(names) < len(read_names) else False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise dataset_error(path, "the file is empty (no columns)") from None
     except pd.errors.ParserError as exc:
@@ -323,7 +325,7 @@ def column_names_of_bytes(content: bytes, name: str, *, sep: str | None = None, 
     without a header: ``c0, c1, ...``). Only the head of a CSV is read: for choosing label columns
     before reading the file, e.g. an upload."""
     path = Path(name)
-    if path.name.lower().endswith((".parquet", ".pq")):
+    if detect_format(path) == "parquet":
         return _parquet_names(io.BytesIO(content), path)
     if path.name.lower().endswith(".gz"):
         import zlib
@@ -340,12 +342,21 @@ def _column_names(head: bytes, path: Path, sep: str | None, header: bool | None)
     """The column names from a file's first bytes (of its text: decompressed)."""
     text = _head_text(head, path)
     sep = sep or detect_separator(text, path.name)
+    return _columns_of_head(text, path, sep, detect_decimal(text, sep), header)[2]
+
+
+def _columns_of_head(text: str, path: Path, sep: str, decimal: str, header: bool | None) -> tuple[bool, list[str], list[str]]:
+    """(whether the file has a header, its columns' names, the names of the columns kept) from its
+    first lines: a first row of numbers is data (columns ``c0, c1, ...``) unless ``header`` says;
+    an unnamed first column of a header is pandas' row index, not kept."""
     first = _first_row(text, path, sep)
     if header is None:
-        header = not _first_row_is_data(text, sep, detect_decimal(text, sep))
+        header = not _first_row_is_data(text, sep, decimal)
     if not header:
-        return [f"c{j}" for j in range(len(first))]
-    return [c.strip() for c in first[1 if _is_index(first) else 0 :]]
+        names = [f"c{j}" for j in range(len(first))]
+        return False, names, names
+    names = [c.strip() for c in first]
+    return True, names, names[1:] if _is_index(first) else names
 
 
 def csv_column_names(path, *, sep: str | None = None, header: bool | None = None) -> list[str]:
@@ -411,33 +422,14 @@ def _first_row(text: str, path: Path, sep: str) -> list[str]:
     return first
 
 
-def _dialect(path: Path, sep: str | None, decimal: str | None) -> tuple[str, str]:
-    """(separator, decimal mark) of the file: as given, else detected on its head
-    (:func:`detect_separator`, :func:`detect_decimal`)."""
-    if sep and decimal:
-        return sep, decimal
-    text = _head_text(_head_bytes(path), path)
-    sep = sep or detect_separator(text, path.name)
-    return sep, decimal or detect_decimal(text, sep)
-
-
-def _first_lines(path: Path, sep: str) -> tuple[list[str], str]:
-    """The first row's fields and the first 64 KiB of text (strict UTF-8, as the whole-text path)."""
-    text = _head_text(_head_bytes(path), path)
-    return _first_row(text, path, sep), text
-
-
-def _stream_csv(path: Path, *, label_columns, ignore_columns, task, header, sep, decimal, name, description, source,
-                dtype, progress) -> Dataset:
-    """A large CSV in blocks: pyarrow's streaming reader, features converted block by block."""
+def _stream_csv(path: Path, text: str, *, label_columns, ignore_columns, task, header, sep, decimal, name, description,
+                source, dtype, progress) -> Dataset:
+    """A large CSV in blocks: pyarrow's streaming reader, features converted block by block
+    (``text``: the file's head)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    first, text = _first_lines(path, sep)
-    if header is None:
-        header = not _first_row_is_data(text, sep, decimal)
-    read_names = [c.strip() for c in first] if header else [f"c{j}" for j in range(len(first))]
-    names = read_names[1:] if header and _is_index(first) else read_names  # the columns kept
+    header, read_names, names = _columns_of_head(text, path, sep, decimal, header)
     _check_names(names, path)
     label_idx, feature_idx = _split_columns(names, label_columns, path, ignore_columns)
     # Features parse straight to float32/64; one label column is read as text (classes may be
