@@ -202,6 +202,13 @@ def step(page) -> int:
     return int(re.sub(r"[^0-9]", "", metric(page, "Step")) or 0)
 
 
+def address(page) -> str:
+    """The page's address as the browser has it now. Not ``page.url``: Playwright's sync API updates
+    that from the browser's events, which it reads only during its own calls, so a wait that polls
+    ``page.url`` between sleeps can miss a ``history.replaceState`` forever."""
+    return page.evaluate("() => location.href")
+
+
 #: Selectors of the charts, one per way they are drawn: an ECharts chart (a refreshing view) and the
 #: live heatmaps image (found by its alt text, declared in run_view).
 ECHARTS = '[data-testid="stEChartsChart"]'

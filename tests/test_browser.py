@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from live_server import CHARTS, CHROMIUM, CHROMIUM_ARGS, ECHARTS, LIVE_IMAGE, LiveServer, alive, browser_missing, chart_text, metric, step
+from live_server import (CHARTS, CHROMIUM, CHROMIUM_ARGS, ECHARTS, LIVE_IMAGE, LiveServer, address, alive, browser_missing,
+                         chart_text, metric, step)
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -146,12 +147,12 @@ def test_a_reload_reopens_the_running_session(live, browser):
     page, errors = _open_trainer(browser, live.url)
     page.click(".st-key-start button")
     _wait(lambda: _step(page) > 0, 90, "the step counter to move")
-    _wait(lambda: "session=" in page.url, 30, "the session's token in the address")
-    address, before = page.url, _step(page)
+    _wait(lambda: "session=" in address(page), 30, "the session's token in the address")
+    shared, before = address(page), _step(page)
     page.reload()
     page.wait_for_selector(".st-key-start button", timeout=90_000)
     _wait(lambda: _step(page) > before, 90, "the same run to go on after the reload")
-    assert page.url == address and _metric(page, "Status") == "running"
+    assert address(page) == shared and _metric(page, "Status") == "running"
     assert not errors, errors
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from live_server import CHARTS, LiveServer, browser_missing
+from live_server import CHARTS, LiveServer, address, browser_missing
 from live_server import metric as _metric
 from run_factory import make_run
 from support import count_metric_changes_js, free_port, metric_changes, stop_group, wait_for
@@ -156,9 +156,9 @@ def test_the_sidebar_is_kept_across_pages_and_lives_in_the_link(served, browser)
     page.get_by_role("link", name="Train").click()
     _wait(lambda: page.locator(".st-key-relation").count() == 1, 30, "the Train page again")
     try:
-        _wait(lambda: "relation=jaccard" in page.url and "dataset=iris" in page.url, 60,
+        _wait(lambda: "relation=jaccard" in address(page) and "dataset=iris" in address(page), 60,
               "the settings back in the address", log)
     except AssertionError as exc:  # the state a rare failure leaves, for whoever meets it next
         shown = {k: _select_value(page, k) for k in ("dataset", "relation")}
-        raise AssertionError(f"{exc}\naddress: {page.url}\nsidebar shows: {shown}") from None
+        raise AssertionError(f"{exc}\naddress: {address(page)}\nsidebar shows: {shown}") from None
     assert _select_value(page, "relation") == "jaccard" and _select_value(page, "dataset") == "iris"
