@@ -62,6 +62,21 @@ def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     assert "hraml train: warning: ids: 30 of 30 rows are the only row of their class (30 classes)" in err
 
 
+def test_a_label_column_of_fractions_is_refused_and_says_how_to_name_distributions(tmp_path, capsys):
+    # a label distribution's columns with the default label column (the last): its fractions are no
+    # classes, and the evaluator's own error ("Unknown label type: continuous") said nothing useful
+    path = tmp_path / "dist.csv"
+    path.write_text("a,b,p0,p1\n" + "\n".join(f"{i % 7},{i % 5},{i / 40:.3f},{1 - i / 40:.3f}" for i in range(1, 31)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "dist.csv: the class labels are non-integer numbers (e.g. 0.975; 30 distinct values)" in err
+    assert "name all of their columns as the label columns" in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+    assert main(["train", "--dataset", str(path), "--label-columns", "p0,p1", "--epochs", "1",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert "distribution" in capsys.readouterr().out
+
+
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train", "--dataset", "no_such_set"]) == 2
     err = capsys.readouterr().err

@@ -162,6 +162,15 @@ def test_csv_nan_in_multilabel_columns(tmp_path):
     raises(path, r"missing labels: 1 row with NaN", label_columns=["l1", "l2"])
 
 
+def test_fractions_as_class_labels(tmp_path):
+    path = tmp_path / "fractions.csv"
+    path.write_text("a,b,y\n1,2,1\n3,4,0.25\n5,6,2\n")
+    raises(path, r"the class labels are non-integer numbers \(e.g. 0.25; 3 distinct values\)")
+    whole = tmp_path / "whole.csv"
+    whole.write_text("a,b,y\n1,2,1.0\n3,4,0.0\n5,6,2.0\n")  # integers written as floats are classes
+    assert load_file(whole).classes.tolist() == [0, 1, 2]
+
+
 def test_mat_without_label_variable(tmp_path):
     path = tmp_path / "onlyfea.mat"
     path.write_bytes(mat_bytes(fea=np.ones((4, 2))))

@@ -82,8 +82,15 @@ def prepare_labels(Y, task: str = "auto", where=None) -> tuple[np.ndarray, str]:
             Y = Y[:, 0]
         if Y.ndim == 2 and Y.shape[0] == 1:
             Y = Y[0]
-        if Y.dtype.kind == "f" and np.all(np.isfinite(Y)) and np.all(Y == np.round(Y)):
-            Y = Y.astype(np.int64)
+        if Y.dtype.kind == "f" and np.all(np.isfinite(Y)):
+            if np.all(Y == np.round(Y)):
+                Y = Y.astype(np.int64)
+            else:  # a quantity, or one column of several meant together: no evaluator takes these as classes
+                example = Y[np.flatnonzero(Y != np.round(Y))[0]]
+                raise dataset_error(
+                    where, f"the class labels are non-integer numbers (e.g. {example:g}; {len(np.unique(Y)):,} "
+                    "distinct values): classes must be discrete values; for label distributions or label sets, "
+                    "name all of their columns as the label columns")
         return Y, task
     return Y, task
 
