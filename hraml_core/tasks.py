@@ -83,6 +83,8 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
             raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
         if _is_numeric(y) and not np.all(np.isfinite(y.astype(np.float64))):
             raise ValueError("class labels contain NaN or infinite values")
+        if y.dtype.kind == "O":
+            _check_object_classes(y)
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
@@ -124,6 +126,20 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
         if np.allclose(Y, Y[0]):
             raise ValueError("every sample has the same label distribution: there is no relation to learn")
     return EncodedTargets(task, Y, None)
+
+
+def _check_object_classes(y: np.ndarray) -> None:
+    """Class labels of an object array (pandas columns, mixed lists) that ``np.unique`` could not sort
+    say so here: missing ones (None, NaN) and strings mixed with numbers, with the first row."""
+    missing = [i for i, v in enumerate(y) if v is None or (isinstance(v, float) and v != v)]
+    if missing:
+        rows = f"{len(missing)} row" + ("s" if len(missing) > 1 else "")
+        raise ValueError(f"class labels are missing (None or NaN) in {rows}, the first is row {missing[0]} (0-based)")
+    text = [isinstance(v, (str, bytes)) for v in y]
+    if any(text) and not all(text):
+        i, j = text.index(True), text.index(False)
+        raise ValueError(f"class labels mix text and numbers: row {i} is {y[i]!r}, row {j} is {y[j]!r}; "
+                         "make them all one kind (e.g. all strings)")
 
 
 def label_order(Y: np.ndarray) -> np.ndarray:

@@ -61,6 +61,10 @@ def test_encode_targets_builds_the_label_matrix():
         (np.array([[0.5, 0.6], [0.1, 0.9]]), "distribution", "sum to 1; 1 rows do not"),
         (np.array([], dtype=float), "auto", "empty"),
         (np.array([0, 1]), "regression", "unknown task"),
+        # object arrays (a pandas column) that np.unique cannot sort
+        (np.array(["a", None, "b", float("nan")], dtype=object), "auto",
+         r"missing \(None or NaN\) in 2 rows, the first is row 1 \(0-based\)"),
+        (np.array(["a", 1, "b"], dtype=object), "auto", "mix text and numbers: row 0 is 'a', row 1 is 1"),
     ],
 )
 def test_bad_targets_name_the_problem(y, task, message):
