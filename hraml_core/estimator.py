@@ -19,6 +19,7 @@ from . import params
 from .encoder import MLPEncoder, embedding_size, with_input_skip
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
+from .rows import dense_chunk_rows, is_sparse, sparse_input_skip
 from .splits import holdout_split
 from .tasks import CLASSIFICATION, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
@@ -35,6 +36,8 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     Learns an MLP encoder f, with L2-normalised output, such that ||f(x_i) - f(x_j)||^2 matches a
     relation g(y_i, y_j) between labels. ``fit(X, Y)`` takes class labels (1-D), a multi-label
     0/1 indicator matrix, or label distributions (rows summing to 1); ``transform`` returns f(X).
+    X may be a scipy.sparse matrix (text features): it stays sparse, each step reading its batch's
+    rows dense (:mod:`hraml_core.rows`).
 
     Every parameter is declared once, in :mod:`hraml_core.params` (this section is generated from it).
 
@@ -61,6 +64,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = True
         return tags
 
     def _seed(self) -> int:
@@ -79,9 +83,11 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, X, Y):
-        """Learn the encoder from features X (n, d) and targets Y (classes, label sets or distributions)."""
+        """Learn the encoder from features X (n, d; an array or a scipy.sparse matrix) and targets Y
+        (classes, label sets or distributions)."""
         X, Y = validate_data(
-            self, X, Y, multi_output=True, dtype=[np.float64, np.float32], ensure_min_samples=2, y_numeric=False
+            self, X, Y, accept_sparse="csr", multi_output=True, dtype=[np.float64, np.float32], ensure_min_samples=2,
+            y_numeric=False
         )
         params.check_values(self, self.__declared_params__)
         targets = encode_targets(Y, self.task)
@@ -122,6 +128,11 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """A RunRecorder writing this fit to ``log_dir`` (None without one)."""
         if self.log_dir is None:
             return None
+        if is_sparse(X_fit) and run.config.input_skip:
+            # a run records its embeddings as dense arrays: these would hold every input column
+            raise ValueError("log_dir cannot record a fit on sparse X with an input skip (input_skip="
+                             f"{run.config.input_skip:g}): its embeddings would hold all {X_fit.shape[1]:,} input "
+                             "columns densely; pass input_skip=0, or reduce X first (e.g. TruncatedSVD)")
         from .runs.recorder import RunRecorder
         from .runs.writer import RunWriter
 
@@ -224,9 +235,12 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """The metric's embeddings of X: unit rows, f(X) (``dim`` columns), with the input skip
-        (``input_skip_``; then ``dim`` + n_features_in_ columns) when there is one."""
+        (``input_skip_``; then ``dim`` + n_features_in_ columns) when there is one.
+
+        For a scipy.sparse X with an input skip the result is a CSR matrix (the inputs' part stays
+        sparse); otherwise an array."""
         check_is_fitted(self, "encoder_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=[np.float64, np.float32])
         # float64 input is embedded in float64 (weights upcast): each row's embedding is then
         # independent of the batch it comes in, to ~1e-16 rather than float32's ~1e-7.
         params = {k: v.to(torch.float64 if X.dtype == np.float64 else torch.float32)
@@ -234,6 +248,14 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # In chunks of rows (each row is embedded on its own): a million rows at once would hold
         # their hidden layer, gigabytes, and a copy of X.
         skip = self.input_skip_
+        if is_sparse(X):  # rows read dense a block at a time; the input skip's part stays sparse
+            F = np.empty((X.shape[0], self.encoder_.dim), dtype=X.dtype)
+            step = dense_chunk_rows(X.shape[1], TRANSFORM_CHUNK_ROWS)
+            with torch.no_grad(), torch_threads(self.n_threads):
+                for a in range(0, X.shape[0], step):
+                    chunk = torch.from_numpy(X[a : a + step].toarray())
+                    F[a : a + len(chunk)] = functional_call(self.encoder_, params, (chunk,)).numpy()
+            return sparse_input_skip(X, F, skip)
         Z = np.empty((len(X), embedding_size(X.shape[1], self.encoder_.dim, skip)), dtype=X.dtype)
         with torch.no_grad(), torch_threads(self.n_threads):
             for a in range(0, len(X), TRANSFORM_CHUNK_ROWS):
@@ -257,7 +279,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         skip = self.input_skip_
 
         def embed(x):
-            x = np.asarray(x, dtype=np.float64).reshape(-1)
+            x = (x.toarray() if is_sparse(x) else np.asarray(x, dtype=np.float64)).astype(np.float64).reshape(-1)
             h = x
             for i, (W, b) in enumerate(layers):
                 h = W @ h + b

@@ -152,7 +152,7 @@ class _Work:
 def _kneighbors(nn: NearestNeighbors, X: np.ndarray, k: int, work: _Work | None, query_is_train: bool = False) -> np.ndarray:
     """Indices of the ``k`` nearest fitted rows of each row of ``X``; with ``query_is_train`` (X is
     the fitted data) each row's own index is left out as scikit-learn's ``kneighbors()`` does."""
-    n = len(X)
+    n = X.shape[0]
     if work is None or n <= work.chunk_rows:  # one query: exactly the call the evaluators made before
         if work is not None:
             work.check()
@@ -240,8 +240,8 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1, *, work: _Work | 
     ``y_train`` / ``y_test`` are 1-D class labels (ints or strings). On a tied vote scikit-learn
     picks the smallest class label among the tied ones.
     """
-    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS)
-    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS)
+    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS, sparse="keep")
+    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS, sparse="keep")
     check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     y_train = _class_labels(y_train, "y_train")
     y_test = _class_labels(y_test, "y_test")
@@ -253,10 +253,10 @@ def knn_accuracy(Z_train, y_train, Z_test, y_test, k: int = 1, *, work: _Work | 
         with _neighbour_threads():
             pred = clf.predict(Z_test)
     else:  # the vote is per row: chunks give the single call's predictions
-        pred = np.empty(len(Z_test), dtype=np.asarray(clf.classes_).dtype)
-        for a in range(0, len(Z_test), work.chunk_rows):
+        pred = np.empty(Z_test.shape[0], dtype=np.asarray(clf.classes_).dtype)
+        for a in range(0, Z_test.shape[0], work.chunk_rows):
             work.check()
-            b = min(a + work.chunk_rows, len(Z_test))
+            b = min(a + work.chunk_rows, Z_test.shape[0])
             with _neighbour_threads(work.threads):
                 pred[a:b] = clf.predict(Z_test[a:b])
             work.advance(b - a)
@@ -295,7 +295,7 @@ class MLkNN:
         self.s = s
 
     def fit(self, X, Y, *, work: _Work | None = None) -> "MLkNN":
-        X = check_matrix(X, "X", dtype=FLOATS)
+        X = check_matrix(X, "X", dtype=FLOATS, sparse="keep")
         Y = _label_matrix(Y, "Y", binary=True)
         check_same_rows(X, Y, "X", "Y")
         k = _check_k(self.k, X.shape[0], exclude_self=True)
@@ -360,7 +360,7 @@ def _fitted_neighbours(learner, X, fit_call: str, work: _Work | None) -> np.ndar
     name = type(learner).__name__
     if not hasattr(learner, "nn_"):
         raise ValueError(f"this {name} is not fitted yet; call {fit_call} first")
-    X = check_matrix(X, "X", dtype=FLOATS)
+    X = check_matrix(X, "X", dtype=FLOATS, sparse="keep")
     if X.shape[1] != learner.n_features_in_:
         raise ValueError(f"X has {X.shape[1]} features but this {name} was fitted on {learner.n_features_in_}")
     return _kneighbors(learner.nn_, X, learner.k_, work)
@@ -455,7 +455,7 @@ class AAkNN:
         self.k = k
 
     def fit(self, X, D) -> "AAkNN":
-        X = check_matrix(X, "X", dtype=FLOATS)
+        X = check_matrix(X, "X", dtype=FLOATS, sparse="keep")
         D = _label_matrix(D, "D", binary=False)
         check_same_rows(X, D, "X", "D")
         k = _check_k(self.k, X.shape[0])
@@ -544,14 +544,14 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS)
-    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS)
+    Z_train = check_matrix(Z_train, "Z_train", dtype=FLOATS, sparse="keep")
+    Z_test = check_matrix(Z_test, "Z_test", dtype=FLOATS, sparse="keep")
     check_same_features(Z_train, Z_test, "Z_train", "Z_test")
     if k is None:  # the default, at most what the training set allows: a small set still gets a metric
-        k = max(1, min(DEFAULT_K[task], len(Z_train) - 1 if task == MULTILABEL else len(Z_train)))
+        k = max(1, min(DEFAULT_K[task], Z_train.shape[0] - 1 if task == MULTILABEL else Z_train.shape[0]))
     work = None
     if progress is not None or should_stop is not None or threads != _NEIGHBOUR_THREADS:
-        total = len(Z_test) + (len(Z_train) if task == MULTILABEL else 0)
+        total = Z_test.shape[0] + (Z_train.shape[0] if task == MULTILABEL else 0)
         work = _Work(total, progress, should_stop, chunk_rows, threads)
 
     if task == CLASSIFICATION:

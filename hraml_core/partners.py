@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .tasks import CLASSIFICATION
 
@@ -31,9 +32,9 @@ def _nearest(X_from: np.ndarray, X_to: np.ndarray, k: int, same_set: bool) -> np
     (X_from is X_to) a row is never its own neighbour."""
     from sklearn.neighbors import NearestNeighbors
 
-    k = min(k, len(X_to) - (1 if same_set else 0))
+    k = min(k, X_to.shape[0] - (1 if same_set else 0))
     if k <= 0:
-        return np.empty((len(X_from), 0), dtype=np.int64)
+        return np.empty((X_from.shape[0], 0), dtype=np.int64)
     nn = NearestNeighbors(n_neighbors=k).fit(X_to)
     # Without a query, scikit-learn leaves each point out of its own neighbours (duplicates too
     # are handled by index), which is what "never one's own partner" needs.
@@ -82,13 +83,15 @@ def input_space_pairs(X, Y: np.ndarray, task: str, relation=None, partners: int 
     """The authors' pairs of a training set (see the module docstring): ``(anchors, partners)``.
 
     ``Y`` is the label matrix of ``task`` (one-hot for classes; hraml_core.tasks.encode_targets);
-    ``relation`` (hraml_core.relations) weighs the draws for label sets and distributions. Each
+    ``relation`` (hraml_core.relations) weighs the draws for label sets and distributions; ``X`` may
+    be a scipy.sparse matrix. Each
     sample is the anchor of its ``partners`` pairs (ordered pairs, as the authors sample them);
     with ``unique`` each unordered pair is kept once, as (smaller index, larger index).
     """
-    X = np.asarray(X, dtype=np.float64)
+    # sparse rows stay sparse: scikit-learn's neighbours search them as they are
+    X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y)
-    n = len(X)
+    n = X.shape[0]
     if n < 2:
         raise ValueError(f"pairs need at least 2 samples, got {n}")
     if int(partners) < 1:

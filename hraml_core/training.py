@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from . import params
@@ -22,6 +23,7 @@ from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_a
                    pair_block_rows, pairwise_sq_dists)
 from .optim import FusedOptimizer
 from .relations import get_relation, relation_max, relation_scale, unique_rows
+from .rows import SparseRows, dense_chunk_rows, is_sparse, sparse_input_skip
 from .samplers import make_sampler
 from .tasks import TASKS
 
@@ -153,7 +155,8 @@ class TrainingRun:
         config = config.for_task(task)
         self.config, self.task = config, task
         self.device = torch.device(config.device)
-        self.X = _as_float_tensor(X, self.device)
+        # Sparse features stay sparse: each step reads its batch's rows dense (hraml_core.rows).
+        self.X = SparseRows(X, self.device) if is_sparse(X) else _as_float_tensor(X, self.device)
         self.Y = _as_float_tensor(Y, self.device)
         n = self.X.shape[0]
         if self.Y.shape[0] != n:
@@ -220,7 +223,7 @@ class TrainingRun:
         self.closed_form = auto if closed_form is None else bool(closed_form)
         if self.closed_form:
             self._pair_step = ClosedFormPairs(self.encoder)
-            self._X_np = self.X.numpy()
+            self._X_np = None if isinstance(self.X, SparseRows) else self.X.numpy()
             self._G_np = None if self._G_rows is None else self._G_rows.cpu().numpy()
             self._codes_np = None if self._codes is None else self._codes.cpu().numpy()
             self._noise_np = np.random.default_rng(seed + 3 + sampler_offset) if self.noise_std else None
@@ -228,7 +231,7 @@ class TrainingRun:
         self._graph = None
         # A captured step would replay one draw of the input noise: noisy steps are not captured.
         if (config.cuda_graphs and self.device.type == "cuda" and config.sampler == "batch" and self.local_step
-                and not self.noise_std):
+                and not self.noise_std and not isinstance(self.X, SparseRows)):
             from .cuda_graph import GraphedStep
 
             self._graph = GraphedStep(self)
@@ -332,7 +335,7 @@ class TrainingRun:
             target = float(self._G_np[self._codes_np[i], self._codes_np[j]])
         else:
             target = float(self.relation_matrix(self.Y[i : i + 1], self.Y[j : j + 1]))
-        x2 = self._X_np.take((i, j), axis=0)
+        x2 = self._X_np.take((i, j), axis=0) if self._X_np is not None else self.X[[i, j]].numpy()
         if self._noise_np is not None:  # config.input_noise, as batch_inputs adds it to a batch
             x2 = x2 + np.float32(self.noise_std) * self._noise_np.standard_normal(x2.shape, dtype=np.float32)
         fit, grads = self._pair_step.loss_and_grads(x2, target)
@@ -425,8 +428,13 @@ class TrainingRun:
     def embed(self, X, chunk: int = 4096) -> np.ndarray:
         """The metric's embeddings of rows of X (numpy in, numpy out): f(x), with the input skip
         (config.input_skip) when there is one."""
-        Xt = _as_float_tensor(X, self.device)
         skip, f = self.config.input_skip, self.network
+        if is_sparse(X):  # f of dense row chunks; the input skip's part stays sparse (rows.sparse_input_skip)
+            rows, step = SparseRows(X, self.device), dense_chunk_rows(X.shape[1], chunk)
+            parts = [f(rows[s : s + step]) for s in range(0, len(rows), step)]
+            Z = torch.cat(parts).cpu().numpy() if parts else np.zeros((0, self.config.dim), np.float32)
+            return sparse_input_skip(X, Z, skip)
+        Xt = _as_float_tensor(X, self.device)
         out = [with_input_skip(x, f(x), skip) for x in (Xt[s : s + chunk] for s in range(0, len(Xt), chunk))]
         width = embedding_size(Xt.shape[1], self.config.dim, skip)
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, width), np.float32)
@@ -449,11 +457,15 @@ def nearest_neighbour_scale(X, seed: int = 0, max_rows: int = 1024) -> float:
     moves a row by about one nearest-neighbour distance."""
     from sklearn.neighbors import NearestNeighbors
 
-    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float32)
-    if len(X) < 2:
+    if is_sparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32)
+    else:
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float32)
+    n = X.shape[0]
+    if n < 2:
         return 0.0
-    rows = np.arange(len(X))
-    if len(X) > max_rows:
-        rows = np.random.default_rng(seed).choice(len(X), max_rows, replace=False)
+    rows = np.arange(n)
+    if n > max_rows:
+        rows = np.random.default_rng(seed).choice(n, max_rows, replace=False)
     distances, _ = NearestNeighbors(n_neighbors=2).fit(X).kneighbors(X[rows])
     return float(np.median(distances[:, 1]) / np.sqrt(X.shape[1]))
