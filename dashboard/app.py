@@ -24,6 +24,7 @@ import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
+from hraml_core.data.tabular import LEAVE_OUT
 from hraml_core.data.formats import detect_format
 from hraml_core.data.tabular import column_names_of_bytes
 from hraml_core.evaluate import METRIC_DIRECTIONS
@@ -38,6 +39,8 @@ from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
 NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
+#: How this page leaves a column out (the data layer's message names ignore_columns).
+PAGE_LEAVE_OUT = "leave it out with Ignore columns in the sidebar"
 TASK_CHOICES = params.TASK_CHOICES
 #: Upload formats whose label (and ignored) columns the sidebar picks.
 TABLES = ("csv", "parquet")
@@ -199,7 +202,8 @@ def _selection():
             prepared = _prepared_named(choice, data_dir)
             data_key = ("named", choice, data_dir)
     except (DatasetError, ValueError, OSError) as exc:
-        errors.append(f"Could not use this data: {exc}")
+        # the data layer names the library's and the command's options; on this page it is a box
+        errors.append(f"Could not use this data: {exc}".replace(LEAVE_OUT, PAGE_LEAVE_OUT))
         prepared = None
     except Exception as exc:  # an unexpected reader failure: a message, never a traceback
         errors.append(f"Could not use this data ({type(exc).__name__}): {exc}")

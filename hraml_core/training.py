@@ -427,7 +427,7 @@ class TrainingRun:
     @torch.no_grad()
     def embed(self, X, chunk: int = 4096) -> np.ndarray:
         """The metric's embeddings of rows of X (numpy in, numpy out): f(x), with the input skip
-        (config.input_skip) when there is one."""
+        (config.input_skip) when there is one; for a scipy.sparse X with an input skip, a CSR matrix."""
         skip, f = self.config.input_skip, self.network
         if is_sparse(X):  # f of dense row chunks; the input skip's part stays sparse (rows.sparse_input_skip)
             rows, step = SparseRows(X, self.device), dense_chunk_rows(X.shape[1], chunk)

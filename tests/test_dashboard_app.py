@@ -171,7 +171,8 @@ def test_a_text_column_of_an_upload_can_be_left_out(app):
     app.run()
     app.selectbox(key="dataset").set_value("Upload a file…").run()
     app.file_uploader(key="upload").set_value(("named.csv", "\n".join(lines).encode(), "text/csv")).run()
-    assert any("non-numeric feature column 'name'" in e.value for e in app.error)
+    assert any("non-numeric feature column 'name'" in e.value and e.value.endswith(
+        "leave it out with Ignore columns in the sidebar") for e in app.error)
     assert app.multiselect(key="ignore_columns").options == ["name", "x", "y"]  # not the label column
     app.multiselect(key="ignore_columns").set_value(["name"]).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
