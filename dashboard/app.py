@@ -639,7 +639,7 @@ def main() -> None:
         shown = p.summary()
         st.markdown(f"**Task: {p.task}** · {shown}")
         for warning in p.warnings:
-            st.warning(warning, icon="⚠️")
+            st.warning(warning.replace(LEAVE_OUT, PAGE_LEAVE_OUT), icon="⚠️")
         for note in p.notes + ((sources.timing_note(p),) if sources.timing_note(p) else ()):
             st.caption(note)
         if errors and session.prepared is not prepared:

@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from hraml_core.data.labels import lone_classes_warning
+from hraml_core.data.advice import dataset_warnings
 from hraml_core.heldout import sample_rows
 from hraml_core.preprocessing import Preprocessor
 from hraml_core.splits import holdout_split
@@ -261,7 +261,7 @@ def prepare_dataset(
     notes = []
     rows = np.arange(n)
     classes = task == CLASSIFICATION
-    warnings = tuple(w for w in (lone_classes_warning(Y, task),) if w)
+    warnings = dataset_warnings(ds)
 
     if max_samples is not None and n > max_samples:
         rows = holdout_split(Y, task, seed, train_size=int(max_samples)).train

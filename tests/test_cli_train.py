@@ -62,6 +62,16 @@ def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     assert "hraml train: warning: ids: 30 of 30 rows are the only row of their class (30 classes)" in err
 
 
+def test_a_written_out_row_index_is_pointed_out_and_can_be_left_out(tmp_path, capsys):
+    path = tmp_path / "indexed.csv"  # what DataFrame.to_csv writes for an index named "id"
+    path.write_text("id,a,b,kind\n" + "\n".join(f"{i},{i % 7},{i % 5},{'xy'[i // 20]}" for i in range(40)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "m")]) == 0
+    assert "hraml train: warning: indexed: feature column 'id' counts the rows" in capsys.readouterr().err
+    assert main(["train", "--dataset", str(path), "--ignore-columns", "id", "--epochs", "1",
+                 "--out", str(tmp_path / "n")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_label_column_of_fractions_is_refused_and_says_how_to_name_distributions(tmp_path, capsys):
     # a label distribution's columns with the default label column (the last): its fractions are no
     # classes, and the evaluator's own error ("Unknown label type: continuous") said nothing useful

@@ -152,7 +152,7 @@ def test_csv_upload_with_label_columns_detects_the_task(app):
 
 def test_a_semicolon_csv_upload_offers_its_columns_and_loads(app):
     """The label picker and the loader read the upload with the same separator and header."""
-    lines = ["x;y;kind"] + [f"{i};{(i * 7) % 5};{'a' if i % 3 else 'b'}" for i in range(60)]
+    lines = ["x;y;kind"] + [f"{(i * 3) % 11};{(i * 7) % 5};{'a' if i % 3 else 'b'}" for i in range(60)]
     app.run()
     app.selectbox(key="dataset").set_value("Upload a file…").run()
     app.file_uploader(key="upload").set_value(("semi.csv", "\n".join(lines).encode(), "text/csv")).run()
@@ -161,9 +161,14 @@ def test_a_semicolon_csv_upload_offers_its_columns_and_loads(app):
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Task: classification" in m.value and "2 classes" in m.value for m in app.markdown)
     assert not app.warning  # classes that repeat: nothing to warn about
-    ids = ["x;y;id"] + [f"{i};{(i * 7) % 5};{i}" for i in range(60)]
+    ids = ["x;y;id"] + [f"{(i * 3) % 11};{(i * 7) % 5};{i}" for i in range(60)]
     app.file_uploader(key="upload").set_value(("ids.csv", "\n".join(ids).encode(), "text/csv")).run()
     assert [w.value[:43] for w in app.warning] == ["60 of 60 rows are the only row of their cla"]
+    indexed = ["row;x;kind"] + [f"{i};{(i * 7) % 5};{'ab'[i % 2]}" for i in range(60)]
+    app.file_uploader(key="upload").set_value(("indexed.csv", "\n".join(indexed).encode(), "text/csv")).run()
+    assert [w.value for w in app.warning] == [
+        "feature column 'row' counts the rows (0, 1, 2, ...): a row index read as a feature gives the rows' order "
+        "away; leave it out with Ignore columns in the sidebar"]
 
 
 def test_a_text_column_of_an_upload_can_be_left_out(app):

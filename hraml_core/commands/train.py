@@ -116,14 +116,13 @@ def _print_metrics(task: str, learned: dict, raw: dict) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from .. import HRAML, params
-    from ..data.labels import lone_classes_warning
+    from ..data.advice import dataset_warnings
     from ..evaluate import PRIMARY_METRIC
     from ..preprocessing import Preprocessor
     from ..runs.writer import RunWriter, prepare_run
 
     ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns)
-    warning = lone_classes_warning(ds.Y, ds.task)
-    if warning:
+    for warning in dataset_warnings(ds):
         print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
     train, test = split_rows(ds, args.test_size, args.seed)
     pre = Preprocessor(args.preprocessing, args.pca, random_state=args.seed)

@@ -1,0 +1,45 @@
+"""Warnings about a dataset that reads fine but is most likely not what its owner meant.
+
+Files are still used as given; ``hraml train`` prints these and the dashboard shows them beside the
+data. :func:`dataset_warnings` is the one list both ask for.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dataset import Dataset
+from .labels import lone_classes_warning
+from .tabular import LEAVE_OUT
+
+
+def row_counter_columns(X, feature_names=()) -> list[str]:
+    """Names of the feature columns that count the rows in file order (0, 1, 2, ... or 1, 2, 3, ...).
+
+    Such a column is a row index written out as data (``DataFrame.to_csv`` with a named index, an
+    ``id`` column): as a feature it gives the rows' order away, and a file sorted by class then hands
+    the classes to the metric. Sparse matrices are not searched (an index column is dense).
+
+    >>> row_counter_columns(np.array([[0, 5.0], [1, 3.0], [2, 4.0]]), ("id", "x"))
+    ['id']
+    """
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] < 3:
+        return []
+    n = X.shape[0]
+    first, last = X[0], X[-1]
+    found = []
+    for j in np.flatnonzero(((first == 0) | (first == 1)) & (last == first + n - 1)):
+        if np.all(np.diff(X[:, j]) == 1):
+            found.append(str(feature_names[j]) if j < len(feature_names) else f"column {j}")
+    return found
+
+
+def dataset_warnings(ds: Dataset) -> tuple[str, ...]:
+    """What looks wrong in ``ds``: a label column of identifiers (:func:`~hraml_core.data.labels.
+    lone_classes_warning`), feature columns that count the rows (:func:`row_counter_columns`)."""
+    out = [lone_classes_warning(ds.Y, ds.task)]
+    counters = row_counter_columns(ds.X, ds.feature_names)
+    if counters:
+        names = ", ".join(repr(c) for c in counters)
+        out.append(f"feature column{'s' if len(counters) > 1 else ''} {names} count{'' if len(counters) > 1 else 's'} "
+                   f"the rows (0, 1, 2, ...): a row index read as a feature gives the rows' order away; {LEAVE_OUT}")
+    return tuple(w for w in out if w)
