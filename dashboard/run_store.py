@@ -15,7 +15,6 @@ per new step, plus what Streamlit spends sending each of them the page.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
@@ -23,11 +22,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from hraml_core.commands.dashboard import RUNS_ENV  # the variable ``hraml dashboard --runs DIR`` sets
 from hraml_core.runs import Run, RunSummary, list_runs, open_run
-
-#: Where runs go without it (relative to the server's working directory, like ``hraml train --out runs/...``).
-DEFAULT_RUNS_DIR = "runs"
+from hraml_core.runs.root import runs_root  # noqa: F401  (the server's runs folder; the page modules ask here)
 #: A shared run reads its files at most this often, however many viewers ask (each refreshes
 #: every budget.view_interval: up to twice a second).
 REFRESH_MIN_S = 0.4
@@ -41,11 +37,6 @@ VIEWERS_GONE_S = 4.0
 FIGURE_CACHE = 8
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def runs_root() -> Path:
-    """The server's runs folder (absolute): ``$HRAML_RUNS_DIR``, else ``./runs``. Not created here."""
-    return Path(os.environ.get(RUNS_ENV) or DEFAULT_RUNS_DIR).expanduser().resolve()
 
 
 def slug(text: str, max_len: int = 40) -> str:

@@ -12,6 +12,7 @@ import sys
 COMMAND_MODULES = (
     "hraml_core.commands.datasets",
     "hraml_core.commands.train",
+    "hraml_core.commands.runs",
     "hraml_core.commands.reproduce",
     "hraml_core.commands.dashboard",
 )

@@ -28,8 +28,6 @@ STREAMLIT_FLAGS = (
     # intended, so Streamlit's warning about a widget's default being overridden is noise.
     "--global.disableWidgetStateDuplicationWarning", "true",
 )
-#: The app reads the runs folder from here (hraml_dashboard.run_store.RUNS_ENV).
-RUNS_ENV = "HRAML_RUNS_DIR"
 
 
 #: Upload limit (MB) when --max-upload-mb is not given: Streamlit's own default. An upload is held in
@@ -84,6 +82,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..runs.root import RUNS_ENV  # the variable the app reads its runs folder from
+
     app = app_path()
     if app is None or not app.is_file():
         raise CommandError(f"the dashboard is not installed (no hraml_dashboard/app.py{f' at {app}' if app else ''}): "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import CommandError
+from . import CommandError, text_table
 
 
 def register(subparsers) -> None:
@@ -47,15 +47,6 @@ def register(subparsers) -> None:
     p_sh.set_defaults(func=cmd_shard)
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for r in rows:
-        cells = [c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     from hraml_core.data import DEFAULT_DATASET, list_datasets
     from hraml_core.data.paths import REGISTRY_PATH, resolve_data_dir
@@ -69,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"data directory: {root} (from {'--data-dir' if origin == 'argument' else origin})")
     if not REGISTRY_PATH.exists():
         print(f"note: the manifest {REGISTRY_PATH} is missing; only embedded datasets are listed")
-    print(_table(rows))
+    print(text_table(rows))
     print(f"* default dataset. {sum(s.status in ('embedded', 'available') for s in statuses)} of "
           f"{len(statuses)} datasets can be loaded.")
     return 0

@@ -46,7 +46,8 @@ def register(sub) -> None:
     t.add_argument("--preprocessing", choices=KINDS, default="standardize", help="fitted on the training split (default standardize)")
     t.add_argument("--pca", type=int, default=100, help="PCA components when preprocessing uses PCA (default 100)")
     t.add_argument("--out", default=None,
-                   help="run directory to write: model, scalars, snapshots (default runs/<dataset>)")
+                   help="run directory to write: model, scalars, snapshots (default <runs>/<dataset>, <runs> being "
+                        "$HRAML_RUNS_DIR or ./runs: where `hraml runs` and the dashboard look)")
     params.add_arguments(t)  # every hyperparameter, from its one declaration
     t.set_defaults(func=run_train)
 
@@ -114,11 +115,23 @@ def _print_metrics(task: str, learned: dict, raw: dict) -> None:
         print(f"{name + ' (' + arrow + ')':<22}{value:>10.4f}{raw[name]:>10.4f}")
 
 
+def _default_out(name: str) -> Path:
+    """``<runs>/<name>``, shown relative to the working directory when it lies below it."""
+    from ..runs.root import runs_root
+
+    out = runs_root() / name
+    try:
+        return out.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return out
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .. import HRAML, params
     from ..data.advice import dataset_warnings
     from ..evaluate import PRIMARY_METRIC
     from ..preprocessing import Preprocessor
+    from ..runs.format import CREATED, FAILED, RUN_FILE
     from ..runs.writer import RunWriter, prepare_run
 
     ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns)
@@ -128,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     pre = Preprocessor(args.preprocessing, args.pca, random_state=args.seed)
     X_train, X_test = pre.fit_transform(ds.X[train]), pre.transform(ds.X[test])
     Y_train, Y_test = ds.Y[train], ds.Y[test]
-    out = Path(args.out or Path("runs") / ds.name)
+    out = Path(args.out) if args.out else _default_out(ds.name)
     try:
         model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed, log_dir=out)
         model.train_config()  # bad settings fail here, before the run directory is touched
@@ -150,6 +163,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"{ds.summary()}; training on {len(train)}, evaluating on {len(test)}")
         model.fit(X_train, Y_train)
     except ValueError as exc:
+        if (out / RUN_FILE).is_file():  # refused before training began: the run says so, not "created"
+            with RunWriter.reopen(out) as run:
+                if run.status == CREATED:
+                    run.finish(FAILED, str(exc))
         raise CommandError(str(exc)) from None
     learned = _metrics(ds.task, model.transform(X_train), Y_train, model.transform(X_test), Y_test, args.knn_k)
     print(f"{model.n_iter_} epochs, {model.n_steps_} steps, {model.n_pairs_seen_:,} pairs; final loss {model.loss_curve_[-1]:.5f}")

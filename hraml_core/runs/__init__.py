@@ -12,7 +12,8 @@ docs/RUNS.md and :mod:`hraml_core.runs.format`.
 """
 from .reader import Run, RunSnapshot, RunSummary, list_runs, open_run
 from .recorder import Probe, RunRecorder, choose_probe
+from .root import RUNS_ENV, runs_root
 from .writer import RunWriter, prepare_run
 
-__all__ = ["Probe", "Run", "RunRecorder", "RunSnapshot", "RunSummary", "RunWriter", "choose_probe", "list_runs",
-           "open_run", "prepare_run"]
+__all__ = ["RUNS_ENV", "Probe", "Run", "RunRecorder", "RunSnapshot", "RunSummary", "RunWriter", "choose_probe",
+           "list_runs", "open_run", "prepare_run", "runs_root"]
