@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from live_server import (CHARTS, CHROMIUM, CHROMIUM_ARGS, ECHARTS, LIVE_IMAGE, LiveServer, address, alive, browser_missing,
                          chart_text, metric, step)
+from run_factory import make_run
 from support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -157,13 +158,9 @@ def test_a_reload_reopens_the_running_session(live, browser):
 
 
 def _watched_run(tmp_path) -> tuple[Path, str]:
-    """A small finished run for watchers (hraml train --out)."""
-    import subprocess
-    import sys
-
+    """A small finished run for watchers, written in this process (run_factory)."""
     runs = tmp_path / "runs"
-    subprocess.run([sys.executable, "-m", "hraml_core", "train", "--dataset", "iris", "--epochs", "5",
-                    "--out", str(runs / "watched")], check=True, capture_output=True, timeout=300)
+    make_run(runs / "watched")
     return runs, "watched"
 
 
@@ -174,8 +171,9 @@ def test_two_trainers_and_watchers_all_keep_moving(tmp_path, browser):
     runs, run = _watched_run(tmp_path)
     srv = _start_server(tmp_path, env={"HRAML_RUNS_DIR": str(runs)})
     try:
-        trainers = [_open_trainer(browser, srv.url)[0] for _ in range(2)]
+        trainers = [_open(browser, srv.url)[0] for _ in range(2)]  # both load at once
         for page in trainers:
+            page.wait_for_selector(".st-key-start button", timeout=90_000)
             page.click(".st-key-start button")
         for i, page in enumerate(trainers):
             _wait(lambda: _step(page) > 0, 90, f"session {i + 1}'s step counter to move")
