@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .evaluate import EVAL_CHUNK_ROWS, EvaluationCancelled, evaluate_embedding
 from .splits import holdout_split
@@ -92,7 +93,7 @@ def full_evaluation(task: str, embed: Callable[[np.ndarray], np.ndarray] | None,
     :func:`hraml_core.evaluate.evaluate_embedding`), ``should_stop()`` is checked between chunks
     (True raises :class:`hraml_core.evaluate.EvaluationCancelled`).
     """
-    n_train, n_val = len(X_train), len(X_val)
+    n_train, n_val = X_train.shape[0], X_val.shape[0]
     searched = n_val + (n_train if task == "multilabel" else 0)
     embedded = (n_train + n_val) if embed is not None else 0
     total = embedded + searched
@@ -100,18 +101,21 @@ def full_evaluation(task: str, embed: Callable[[np.ndarray], np.ndarray] | None,
 
     def chunked_embed(X):
         nonlocal done
-        out = None
-        for a in range(0, len(X), chunk_rows):
+        out, sparse_parts = None, []
+        for a in range(0, X.shape[0], chunk_rows):
             if should_stop is not None and should_stop():
                 raise EvaluationCancelled(f"evaluation cancelled after embedding {done} of {embedded} rows")
             Z = embed(X[a : a + chunk_rows])
-            if out is None:
-                out = np.empty((len(X), Z.shape[1]), dtype=Z.dtype)
-            out[a : a + len(Z)] = Z
-            done += len(Z)
+            if sp.issparse(Z):  # sparse inputs with an input skip (HRAML.transform): stacked at the end
+                sparse_parts.append(Z)
+            else:
+                if out is None:
+                    out = np.empty((X.shape[0], Z.shape[1]), dtype=Z.dtype)
+                out[a : a + Z.shape[0]] = Z
+            done += Z.shape[0]
             if progress is not None:
                 progress(done, total)
-        return out
+        return sp.vstack(sparse_parts, format="csr") if sparse_parts else out
 
     if embed is not None:
         Z_train, Z_val = chunked_embed(X_train), chunked_embed(X_val)

@@ -24,7 +24,8 @@ class Preprocessor:
     """``kind`` is one of :data:`KINDS`; ``n_components`` bounds the PCA (skipped when d is smaller).
 
     Dense input uses PCA (centred). Sparse input uses TruncatedSVD, which keeps it sparse until the
-    projection; without a PCA step, sparse input is densified.
+    projection; ``"none"`` passes sparse input on as CSR (HRAML trains on it as it is), and
+    ``"standardize"`` alone densifies it (centring fills every zero).
     """
 
     def __init__(self, kind: str = "standardize", n_components: int = 100, random_state: int = 0):
@@ -61,12 +62,19 @@ class Preprocessor:
                 pca = PCA(k, random_state=self.random_state, svd_solver="auto")
                 Z = pca.fit_transform(X)
                 self.mean_, self.components_ = pca.mean_, pca.components_
-        Z = _dense(Z, dtype)
+        Z = self._output(Z, dtype)
         if self.kind.endswith("standardize"):
             scaler = StandardScaler().fit(Z)
             self.scale_mean_, self.scale_ = scaler.mean_, scaler.scale_
             Z = self._standardize(Z)
         return Z
+
+    def _output(self, Z, dtype):
+        """The projection's or the input's values as ``dtype``: CSR for sparse input kept by ``"none"``,
+        else a dense array."""
+        if sp.issparse(Z) and self.kind == "none":
+            return sp.csr_matrix(Z, dtype=dtype)
+        return _dense(Z, dtype)
 
     def _standardize(self, Z: np.ndarray) -> np.ndarray:
         # One new array, divided in place: (Z - mean) / scale would hold two of Z's size.
@@ -84,7 +92,7 @@ class Preprocessor:
         if self.components_ is not None:
             C = self.components_.astype(dtype, copy=False)
             Z = (X @ C.T) - (self.mean_ @ self.components_.T).astype(dtype)
-        Z = _dense(Z, dtype)
+        Z = self._output(Z, dtype)
         if self.scale_ is not None:
             Z = self._standardize(Z)
         return Z

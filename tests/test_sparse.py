@@ -124,3 +124,42 @@ def test_recording_a_sparse_fit(tmp_path):
     assert run.state == "finished" and len(run.snapshot_steps) >= 2
     assert run.latest_snapshot().embeddings.shape[1] == 8
     np.testing.assert_allclose(run.load_model().transform(X), model.transform(X), atol=1e-7)
+
+
+def test_preprocessing_none_passes_sparse_features_on_and_the_others_make_them_dense():
+    from hraml_core.preprocessing import Preprocessor
+
+    X, _, _ = sparse_data()
+    kept = Preprocessor("none").fit(X[:80])
+    assert sp.isspmatrix_csr(kept.fit_transform(X[:80])) and sp.isspmatrix_csr(kept.transform(X[80:]))
+    np.testing.assert_array_equal(kept.transform(X[80:]).toarray(), X[80:].toarray())
+    assert isinstance(Preprocessor("standardize").fit_transform(X), np.ndarray)
+    assert isinstance(Preprocessor("pca", n_components=10).fit_transform(X), np.ndarray)
+
+
+def test_the_exact_evaluation_of_a_sparse_fit_is_that_of_its_dense_form():
+    from hraml_core.heldout import full_evaluation
+
+    X, _, Y = sparse_data()
+    model = HRAML(max_epochs=2, hidden=(16,), dim=8, random_state=0).fit(X[:90], Y[:90])
+    seen = []
+    got = full_evaluation("multilabel", model.transform, X[:90], Y[:90], X[90:], Y[90:], chunk_rows=25,
+                          progress=lambda done, total: seen.append((done, total)))
+    dense = full_evaluation("multilabel", model.transform, X[:90].toarray(), Y[:90], X[90:].toarray(), Y[90:])
+    assert got == pytest.approx(dense, abs=1e-12)
+    assert seen[-1] == (90 + 30 + 30 + 90, 90 + 30 + 30 + 90)  # embedded, then searched (MLkNN: train rows too)
+
+
+def test_hraml_train_and_evaluate_keep_a_sparse_file_sparse_with_no_preprocessing(tmp_path, capsys):
+    import scipy.io
+
+    from hraml_core.cli import main
+
+    X, y, _ = sparse_data(n=90)
+    scipy.io.savemat(tmp_path / "words.mat", {"fea": X, "gnd": y.reshape(-1, 1)})
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "words.mat"), "--preprocessing", "none", "--epochs", "2",
+                 "--hidden", "16", "--dim", "8", "--out", str(out)]) == 0
+    assert "90 x 300, sparse" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--no-progress"]) == 0
+    assert "its own held-out rows" in capsys.readouterr().out
