@@ -24,9 +24,8 @@ import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
-from hraml_core.data.tabular import LEAVE_OUT
 from hraml_core.data.formats import detect_format
-from hraml_core.data.tabular import column_names_of_bytes
+from hraml_core.data.tabular import LEAVE_OUT, column_names_of_bytes
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
 from hraml_core.trainer import CRASHED, FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED

@@ -531,6 +531,9 @@ def evaluate_embedding(task: str, Z_train, Y_train, Z_test, Y_test, k: int | Non
     - ``"distribution"``: ``Y`` are label-distribution matrices; AA-kNN (k defaults to 4);
       returns the six :data:`LDL_METRICS` (see :func:`ldl_metrics`).
 
+    ``Z_train`` / ``Z_test`` are arrays or scipy.sparse matrices (searched as they are: the
+    embeddings of sparse inputs with an input skip are sparse).
+
     ``k=None`` takes the task's :data:`DEFAULT_K`, lowered to what the training set allows (MLkNN:
     one less than its rows; the others: its rows). Raises ``ValueError`` for an unknown task,
     mismatched shapes, NaN / infinite values, labels of the wrong kind, or a ``k`` given that is

@@ -84,9 +84,9 @@ def input_space_pairs(X, Y: np.ndarray, task: str, relation=None, partners: int 
 
     ``Y`` is the label matrix of ``task`` (one-hot for classes; hraml_core.tasks.encode_targets);
     ``relation`` (hraml_core.relations) weighs the draws for label sets and distributions; ``X`` may
-    be a scipy.sparse matrix. Each
-    sample is the anchor of its ``partners`` pairs (ordered pairs, as the authors sample them);
-    with ``unique`` each unordered pair is kept once, as (smaller index, larger index).
+    be a scipy.sparse matrix. Each sample is the anchor of its ``partners`` pairs (ordered pairs, as
+    the authors sample them); with ``unique`` each unordered pair is kept once, as (smaller index,
+    larger index).
     """
     # sparse rows stay sparse: scikit-learn's neighbours search them as they are
     X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)

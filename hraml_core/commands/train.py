@@ -43,8 +43,9 @@ def register(sub) -> None:
 
     t = sub.add_parser("train", help="fit HRAML on a dataset, report held-out metrics, save the model")
     _add_data_args(t)
-    t.add_argument("--preprocessing", choices=KINDS, default="standardize", help="fitted on the training split (default standardize). Sparse features (text) stay "
-                        "sparse with none, are reduced by TruncatedSVD with pca, made dense by standardize")
+    t.add_argument("--preprocessing", choices=KINDS, default="standardize",
+                   help="fitted on the training split (default standardize). Sparse features (text) stay sparse "
+                        "with none, are reduced by TruncatedSVD with pca, made dense by standardize")
     t.add_argument("--pca", type=int, default=100, help="PCA components when preprocessing uses PCA (default 100)")
     t.add_argument("--out", default=None,
                    help="run directory to write: model, scalars, snapshots (default <runs>/<dataset>, <runs> being "
