@@ -24,7 +24,7 @@ import streamlit as st  # noqa: E402
 
 from hraml_core import params
 from hraml_core.data import DatasetError, load_dataset, load_file
-from hraml_core.data.formats import detect_format
+from hraml_core.data.formats import EXTENSIONS, detect_format
 from hraml_core.data.tabular import LEAVE_OUT, column_names_of_bytes
 from hraml_core.evaluate import METRIC_DIRECTIONS
 from hraml_core.relations import RELATIONS
@@ -37,10 +37,12 @@ from hraml_dashboard.state import Session, Settings, open_sessions
 from hraml_dashboard.umap_process import umap_enabled, umap_service
 
 UPLOAD = "Upload a file…"
-NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF or MAT), or pick a dataset."
+NO_FILE = "Choose a file to upload (CSV / TSV, Parquet, ARFF, MAT or svmlight), or pick a dataset."
 #: How this page leaves a column out (the data layer's message names ignore_columns).
 PAGE_LEAVE_OUT = "leave it out with Ignore columns in the sidebar"
 TASK_CHOICES = params.TASK_CHOICES
+#: File name endings the uploader takes: every format's extensions, and gzipped text.
+UPLOAD_TYPES = sorted({ext.lstrip(".") for ext in EXTENSIONS} | {"gz"})
 #: Upload formats whose label (and ignored) columns the sidebar picks.
 TABLES = ("csv", "parquet")
 #: Widget values a session keeps for a browser that reattaches (a reload): restored before drawing.
@@ -338,8 +340,9 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
         except DatasetError as exc:  # the loader reports it again, in the page
             sb.warning(f"Could not read the columns of {data_file.option}: {exc}")
     if st.session_state.get("dataset") == UPLOAD:
-        up = sb.file_uploader("Data file", type=["csv", "tsv", "arff", "mat", "gz", "parquet", "pq"], key="upload",
-                              help="CSV/TSV or Parquet (pick the label columns), ARFF (Mulan: labels at the end), MATLAB .mat")
+        up = sb.file_uploader("Data file", type=UPLOAD_TYPES, key="upload",
+                              help="CSV/TSV or Parquet (pick the label columns), ARFF (Mulan: labels at the end), "
+                                   "MATLAB .mat, svmlight / LIBSVM (.svm: sparse, reduced to 100 dimensions)")
         sb.caption(sources.upload_limit_note(int(st.get_option("server.maxUploadSize")), data_dir))
         sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
         if up is not None:

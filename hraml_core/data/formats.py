@@ -16,8 +16,11 @@ EXTENSIONS = {
     ".tab": "csv",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".svm": "svmlight",
+    ".svmlight": "svmlight",
+    ".libsvm": "svmlight",
 }
-FORMATS = ("mat", "arff", "csv", "parquet")
+FORMATS = ("mat", "arff", "csv", "parquet", "svmlight")
 
 
 def detect_format(path: Path) -> str:

@@ -14,6 +14,7 @@ FORMAT_OPTIONS = {
     "arff": {"labels_xml", "label_columns", "n_labels"},
     "csv": {"label_columns", "ignore_columns", "header", "sep", "decimal", "dtype", "progress"},
     "parquet": {"label_columns", "ignore_columns", "dtype", "progress"},
+    "svmlight": set(),
 }
 
 
@@ -34,6 +35,8 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
       not given); ``dtype`` ("float32", "float64", or None: float32 for files of STREAM_MIN_BYTES
       and more, which are read in blocks) and ``progress`` (True: a tqdm bar; or a callable
       ``progress(done, total)``); see :mod:`hraml_core.data.tabular`.
+    - ``.svm`` / ``.svmlight`` / ``.libsvm`` (optionally ``.gz``): svmlight / LIBSVM lines, read as
+      sparse features; a class per line, or comma-separated label sets (:mod:`hraml_core.data.svmlight`).
 
     ``task`` is ``"auto"`` (detected) or one of ``hraml_core.tasks.TASKS``. Every problem raises
     :class:`~hraml_core.data.DatasetError` naming the file.
@@ -61,6 +64,10 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
         from .tabular import load_csv
 
         return load_csv(path, **given, **common)
+    if fmt == "svmlight":
+        from .svmlight import load_svmlight
+
+        return load_svmlight(path, **given, **common)
     from .tabular import load_parquet
 
     return load_parquet(path, **given, **common)

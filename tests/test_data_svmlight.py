@@ -1,0 +1,76 @@
+"""svmlight / LIBSVM files (hraml_core.data.svmlight): sparse features, classes or label sets."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import dump_svmlight_file
+
+from hraml_core.cli import main
+from hraml_core.data import DatasetError, load_file
+
+
+def data(n=40, d=25, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=0.2, format="csr", random_state=seed)
+    y = np.arange(n) % 3
+    Y = (rng.random((n, 4)) < 0.4).astype(int)
+    Y[:, 0] = 1 - Y[:, 1]
+    return X, y, Y
+
+
+def test_classes_read_back_as_written_sparse(tmp_path):
+    X, y, _ = data()
+    dump_svmlight_file(X, y, str(tmp_path / "a.svm"))  # zero-based indices
+    ds = load_file(tmp_path / "a.svm")
+    assert ds.task == "classification" and sp.issparse(ds.X) and ds.X.shape == (40, 25)
+    np.testing.assert_allclose(ds.X.toarray(), X.toarray())
+    assert ds.Y.tolist() == y.tolist() and ds.name == "a"
+    buffer = io.BytesIO()
+    dump_svmlight_file(X, y, buffer, zero_based=False)  # LIBSVM's own 1-based indices, gzipped
+    (tmp_path / "b.libsvm.gz").write_bytes(gzip.compress(buffer.getvalue()))
+    np.testing.assert_allclose(load_file(tmp_path / "b.libsvm.gz").X.toarray(), X.toarray())
+
+
+def test_label_sets_are_read_from_comma_separated_labels(tmp_path):
+    X, _, Y = data()
+    Y[5] = 0  # a line with no labels
+    dump_svmlight_file(X, Y, str(tmp_path / "m.svm"), multilabel=True)
+    ds = load_file(tmp_path / "m.svm")
+    assert ds.task == "multilabel" and ds.label_names == ("0", "1", "2", "3")
+    assert ds.Y.tolist() == Y.tolist()
+
+
+def test_by_hand_with_comments_and_bad_lines(tmp_path):
+    path = tmp_path / "hand.svm"
+    path.write_text("# two classes\n1 1:0.5 3:2\n2 2:1.5  # a comment\n1 3:1\n")
+    ds = load_file(path)
+    assert ds.X.toarray().tolist() == [[0.5, 0, 2], [0, 1.5, 0], [0, 0, 1]] and ds.Y.tolist() == [1, 2, 1]
+    path.write_text("1 1:0.5\nyes 2:1\n")
+    with pytest.raises(DatasetError, match=r"hand.svm: not a valid svmlight file"):
+        load_file(path)
+    path.write_text("0.25 1:0.5\n1.75 2:1\n3.5 1:2\n")  # a regression file: no classes
+    with pytest.raises(DatasetError, match="the class labels are non-integer numbers"):
+        load_file(path)
+
+
+def test_hraml_train_on_an_svmlight_file_keeps_it_sparse(tmp_path, capsys):
+    X, y, _ = data(n=60)
+    dump_svmlight_file(X, y, str(tmp_path / "words.svm"))
+    assert main(["train", "--dataset", str(tmp_path / "words.svm"), "--preprocessing", "none", "--epochs", "2",
+                 "--hidden", "16", "--dim", "8", "--out", str(tmp_path / "run")]) == 0
+    assert "60 x 25, sparse, 3 classes" in capsys.readouterr().out
+
+
+def test_an_svmlight_upload_is_reduced_and_shown_on_the_page(app, tmp_path):
+    X, y, _ = data(n=60, d=150)
+    buffer = io.BytesIO()
+    dump_svmlight_file(X, y, buffer)
+    app.run()
+    app.selectbox(key="dataset").set_value("Upload a file…").run()
+    app.file_uploader(key="upload").set_value(("words.svm", buffer.getvalue(), "application/octet-stream")).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("Task: classification" in m.value and "150 features (SVD to 41)" in m.value for m in app.markdown)
