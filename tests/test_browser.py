@@ -171,16 +171,17 @@ def test_two_trainers_and_watchers_all_keep_moving(tmp_path, browser):
     runs, run = _watched_run(tmp_path)
     srv = _start_server(tmp_path, env={"HRAML_RUNS_DIR": str(runs)})
     try:
-        trainers = [_open(browser, srv.url)[0] for _ in range(2)]  # both load at once
+        # Every page loads before training takes the cores (all load at once); then both train.
+        watchers = [_open(browser, f"{srv.url}/?watch={run}")[0] for _ in range(4)]
+        trainers = [_open(browser, srv.url)[0] for _ in range(2)]
+        for i, page in enumerate(watchers):
+            _wait(lambda: page.locator("h1").count() > 0, 90, f"watch page {i + 1}")
         for page in trainers:
             page.wait_for_selector(".st-key-start button", timeout=90_000)
             page.click(".st-key-start button")
         for i, page in enumerate(trainers):
             _wait(lambda: _step(page) > 0, 90, f"session {i + 1}'s step counter to move")
-        watchers = [_open(browser, f"{srv.url}/?watch={run}")[0] for _ in range(4)]
-        for i, page in enumerate(watchers):
-            _wait(lambda: page.locator("h1").count() > 0, 90, f"watch page {i + 1}")
-        for _ in range(3):  # every trainer moves in each of three rounds
+        for _ in range(3):  # every trainer moves in each of three rounds, with the watch pages open
             before = [_step(p) for p in trainers]
             for i, page in enumerate(trainers):
                 _wait(lambda: _step(page) > before[i], 60, f"session {i + 1} to keep moving")
