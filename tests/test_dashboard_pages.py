@@ -77,6 +77,13 @@ def step_slider(at):
     return next(s for s in at.slider if s.label == "Step")
 
 
+def frames_ready(root, *names: str) -> None:
+    """Every snapshot of these runs has its projection frame (the page's PCA, computed in the
+    background): until then a view of them refreshes and draws live charts, not plotly figures."""
+    for name in names:
+        assert run_store.shared_run(root / name).chain("pca").wait(30)
+
+
 def wait_until(at, cond, timeout=30.0, every=0.3) -> bool:
     end = time.time() + timeout
     while time.time() < end:
@@ -91,6 +98,7 @@ def wait_until(at, cond, timeout=30.0, every=0.3) -> bool:
 def test_runs_page_lists_the_runs_and_opens_the_one_a_link_names(root):
     make_run(root / "digits-l1", relation="l1", dataset="digits", snapshots=6)
     make_run(root / "group" / "iris-jaccard", relation="jaccard", dataset="iris", snapshots=4, seed=1)
+    frames_ready(root, "digits-l1", "group/iris-jaccard")
     at = page(RUNS, {"run": "group/iris-jaccard"})
     table = at.dataframe[0].value
     assert sorted(table["run"]) == ["digits-l1", "group/iris-jaccard"]
@@ -158,6 +166,7 @@ def test_an_unknown_run_in_a_link_gives_a_message(root):
 def test_compare_two_runs_side_by_side_at_one_step(root):
     make_run(root / "a-l1", relation="l1", snapshots=6, every=10)
     make_run(root / "b-jaccard", relation="jaccard", snapshots=4, every=20, seed=1)
+    frames_ready(root, "a-l1", "b-jaccard")
     at = page(COMPARE, {"runs": ["a-l1", "b-jaccard"]})
     assert at.multiselect(key="compare_runs").value == ["a-l1", "b-jaccard"]
     charts = [c.proto.spec for c in at.get("plotly_chart")]
@@ -191,6 +200,7 @@ def test_a_watch_link_shows_the_run_read_only_with_no_trainer(root):
     from hraml_dashboard.state import open_sessions
 
     make_run(root / "teacher", snapshots=5)
+    frames_ready(root, "teacher")
     sessions = len(open_sessions())
     at = app({"watch": "teacher"})
     ok(at.run())
