@@ -31,7 +31,7 @@ from hraml_core.relations import RELATIONS
 from hraml_core.trainer import CRASHED, FAILED, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
 from hraml_dashboard import (budget, exact_eval, figures, pages, run_view, server, settings_form, share,
                              sources, train_runs)
-from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, prepare_dataset
+from hraml_dashboard.prepare import DEFAULT_TEST_SIZE, MAX_SPARSE_DIMS, prepare_dataset
 from hraml_dashboard.projection import PCA, UMAP
 from hraml_dashboard.state import Session, Settings, open_sessions
 from hraml_dashboard.umap_process import umap_enabled, umap_service
@@ -172,8 +172,8 @@ def _selection():
             up = ss["upload"]
             too_large = sources.upload_too_large(up.name, up.size, int(st.get_option("server.maxUploadSize")), _data_dir())
         if data_file is not None:
-            cols = tuple(ss.get("label_columns") or ()) or None
-            ignored = tuple(ss.get("ignore_columns") or ()) or None
+            cols = (tuple(ss.get("label_columns") or ()) or None) if data_file.is_table else None
+            ignored = (tuple(ss.get("ignore_columns") or ()) or None) if data_file.is_table else None
             task = ss.get("task", "auto")
             prepared = _prepared_file(data_file, cols, ignored, task)
             data_key = ("file", data_file.option, data_file.key, cols, ignored, task)
@@ -331,7 +331,7 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
                  help="Embedded sets need no files; others come from the data directory "
                       f"({data_dir or 'HRAML_DATA_DIR or datasets/files'}).")
     data_file = sources.find_data_file(st.session_state.get("dataset", ""), data_dir)
-    if data_file is not None:  # a CSV / Parquet file of the data directory
+    if data_file is not None and data_file.is_table:  # a CSV / Parquet file of the data directory
         sb.caption(f"{sources.format_bytes(data_file.size)} {data_file.format.upper()} file, read in blocks into "
                    "float32 with a progress bar; every row is trained on.")
         sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: detected from the label columns")
@@ -339,6 +339,10 @@ def sidebar(data_dir: str | None) -> tuple[list[str], dict]:
             _label_picker(sb, sources.columns(data_file))
         except DatasetError as exc:  # the loader reports it again, in the page
             sb.warning(f"Could not read the columns of {data_file.option}: {exc}")
+    elif data_file is not None:  # an svmlight file of the data directory
+        sb.caption(f"{sources.format_bytes(data_file.size)} svmlight file: sparse features, reduced to "
+                   f"{MAX_SPARSE_DIMS} dimensions (TruncatedSVD) for the live page; every row is trained on.")
+        sb.selectbox("Task", TASK_CHOICES, key="task", help="auto: classes, or label sets where a line lists several")
     if st.session_state.get("dataset") == UPLOAD:
         up = sb.file_uploader("Data file", type=UPLOAD_TYPES, key="upload",
                               help="CSV/TSV or Parquet (pick the label columns), ARFF (Mulan: labels at the end), "

@@ -27,8 +27,11 @@ from hraml_core.data.shards import is_shard_folder
 
 from .prepare import DEFAULT_TEST_SIZE, Prepared, prepare_dataset
 
-#: Formats offered from the data directory as files (read in blocks, with the label-column picker).
+#: Tables among the data directory's files: read in blocks, with the label-column picker.
 TABLE_FORMATS = ("csv", "parquet")
+#: Formats of the data directory's files the Dataset list offers: tables (label columns picked,
+#: read in blocks into float32 with a progress bar) and svmlight files (sparse, read whole).
+LISTED_FORMATS = TABLE_FORMATS + ("svmlight",)
 #: Prepared data of this many data-directory files is kept for the server's sessions (the newest
 #: ones); at a million rows of 100 features each takes 400 MB. A session's trainer keeps its own.
 KEEP_PREPARED = 2
@@ -36,8 +39,8 @@ KEEP_PREPARED = 2
 
 @dataclass(frozen=True)
 class DataFile:
-    """A CSV / Parquet file of the data directory; ``option`` is its path under the directory
-    (what the dataset list shows)."""
+    """A CSV / Parquet / svmlight file of the data directory; ``option`` is its path under the
+    directory (what the dataset list shows)."""
 
     option: str
     path: Path
@@ -54,6 +57,11 @@ class DataFile:
     def name(self) -> str:
         return Path(self.option).name.split(".")[0]
 
+    @property
+    def is_table(self) -> bool:
+        """Whether it has columns to pick (CSV, Parquet) and is read in blocks."""
+        return self.format in TABLE_FORMATS
+
 
 def format_bytes(n: float) -> str:
     for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -62,16 +70,16 @@ def format_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def _table_format(path: Path) -> str | None:
+def _listed_format(path: Path) -> str | None:
     try:
         fmt = detect_format(path)
     except DatasetError:
         return None
-    return fmt if fmt in TABLE_FORMATS else None
+    return fmt if fmt in LISTED_FORMATS else None
 
 
 def _data_file(root: Path, path: Path) -> DataFile | None:
-    fmt = _table_format(path)
+    fmt = _listed_format(path)
     if fmt is None or path.name.startswith("."):
         return None
     try:
@@ -82,7 +90,7 @@ def _data_file(root: Path, path: Path) -> DataFile | None:
 
 
 def data_files(data_dir: str | os.PathLike | None = None) -> list[DataFile]:
-    """The CSV / Parquet files of the data directory: at its top level and in its folders that are
+    """The CSV / Parquet / svmlight files of the data directory: at its top level and in its folders that are
     neither registered datasets nor shard layouts (those are offered by name), sorted by path."""
     from hraml_core.data import registry
 
@@ -115,7 +123,7 @@ def find_data_file(option: str, data_dir: str | os.PathLike | None = None) -> Da
 def dataset_options(data_dir: str | os.PathLike | None = None) -> list[str]:
     """What the dataset list offers: embedded sets (digits first), registered sets present in the
     data directory, unregistered folders holding one other data file (ARFF, MAT), shard layouts
-    (``hraml datasets shard``: loaded whole, by name), then the CSV / Parquet files of
+    (``hraml datasets shard``: loaded whole, by name), then the CSV / Parquet / svmlight files of
     :func:`data_files` by their path."""
     files = data_files(data_dir)
     as_files = {f.path for f in files}
@@ -216,9 +224,12 @@ def prepare_file(f: DataFile, label_columns=None, task: str = "auto",
 
     def make() -> Prepared:
         start = time.perf_counter()
-        ds = load_file(f.path, task=task, label_columns=list(label_columns) if label_columns else None,
-                       ignore_columns=list(ignore_columns) if ignore_columns else None,
-                       name=f.name, dtype="float32", progress=progress)
+        if f.is_table:
+            ds = load_file(f.path, task=task, label_columns=list(label_columns) if label_columns else None,
+                           ignore_columns=list(ignore_columns) if ignore_columns else None,
+                           name=f.name, dtype="float32", progress=progress)
+        else:  # svmlight: scikit-learn's parser reads the whole file at once (no columns, no progress)
+            ds = load_file(f.path, task=task, name=f.name)
         read_s = time.perf_counter() - start
         prepared = prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0)
         prepared.extra["read_s"] = read_s

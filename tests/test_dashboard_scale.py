@@ -403,6 +403,27 @@ def test_a_data_directory_csv_with_picked_label_columns(app, tmp_path, monkeypat
     assert any("on all 120 held-out rows, matched against all 280 training rows" in t for t in _texts(app))
 
 
+def test_a_data_directory_svmlight_file_is_offered_and_read_sparse(app, tmp_path, monkeypatch):
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+
+    X = sp.random(80, 150, density=0.1, format="csr", random_state=0)
+    (tmp_path / "text").mkdir()
+    dump_svmlight_file(X, np.arange(80) % 4, str(tmp_path / "text" / "words.svm"))
+    write_tags_csv(tmp_path / "tags.csv")
+    svm = [f for f in sources.data_files(tmp_path) if f.format == "svmlight"]
+    assert [f.option for f in svm] == ["text/words.svm"] and not svm[0].is_table
+    monkeypatch.setenv("HRAML_DATA_DIR", str(tmp_path))
+    app.run()
+    app.selectbox(key="dataset").set_value("tags.csv").run()
+    app.multiselect(key="label_columns").set_value(["tag_a", "tag_b"]).run()  # a table's picks...
+    app.selectbox(key="dataset").set_value("text/words.svm").run()  # ...do not apply to an svmlight file
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert not [m for m in app.sidebar.multiselect if m.key in ("label_columns", "ignore_columns")]
+    assert any("svmlight file: sparse features" in c.value for c in app.sidebar.caption)
+    assert any("Task: classification" in m.value and "150 features (SVD to" in m.value for m in app.markdown)
+
+
 def test_an_upload_over_the_limit_points_to_the_data_directory(app, tmp_path, monkeypatch):
     from streamlit import config
 
