@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file, save_file
 from torch.func import functional_call
@@ -19,7 +20,7 @@ from . import params
 from .encoder import MLPEncoder, embedding_size, with_input_skip
 from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
-from .rows import dense_chunk_rows, is_sparse, sparse_input_skip
+from .rows import dense_chunk_rows, sparse_input_skip
 from .splits import holdout_split
 from .tasks import CLASSIFICATION, encode_targets
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
@@ -128,7 +129,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """A RunRecorder writing this fit to ``log_dir`` (None without one)."""
         if self.log_dir is None:
             return None
-        if is_sparse(X_fit) and run.config.input_skip:
+        if sp.issparse(X_fit) and run.config.input_skip:
             # a run records its embeddings as dense arrays: these would hold every input column
             raise ValueError("log_dir cannot record a fit on sparse X with an input skip (input_skip="
                              f"{run.config.input_skip:g}): its embeddings would hold all {X_fit.shape[1]:,} input "
@@ -248,7 +249,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # In chunks of rows (each row is embedded on its own): a million rows at once would hold
         # their hidden layer, gigabytes, and a copy of X.
         skip = self.input_skip_
-        if is_sparse(X):  # rows read dense a block at a time; the input skip's part stays sparse
+        if sp.issparse(X):  # rows read dense a block at a time; the input skip's part stays sparse
             F = np.empty((X.shape[0], self.encoder_.dim), dtype=X.dtype)
             step = dense_chunk_rows(X.shape[1], TRANSFORM_CHUNK_ROWS)
             with torch.no_grad(), torch_threads(self.n_threads):
@@ -279,7 +280,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         skip = self.input_skip_
 
         def embed(x):
-            x = (x.toarray() if is_sparse(x) else np.asarray(x, dtype=np.float64)).astype(np.float64).reshape(-1)
+            x = (x.toarray() if sp.issparse(x) else np.asarray(x, dtype=np.float64)).astype(np.float64).reshape(-1)
             h = x
             for i, (W, b) in enumerate(layers):
                 h = W @ h + b

@@ -16,11 +16,6 @@ import scipy.sparse as sp
 import torch
 
 
-def is_sparse(X) -> bool:
-    """Whether ``X`` is a scipy.sparse matrix or array."""
-    return sp.issparse(X)
-
-
 class SparseRows:
     """Rows of a scipy.sparse matrix (kept as float32 CSR), read as dense float32 tensors on ``device``.
 

@@ -23,7 +23,7 @@ from .loss import (all_pairs_alignment_loss, alignment_loss, blocked_all_pairs_a
                    pair_block_rows, pairwise_sq_dists)
 from .optim import FusedOptimizer
 from .relations import get_relation, relation_max, relation_scale, unique_rows
-from .rows import SparseRows, dense_chunk_rows, is_sparse, sparse_input_skip
+from .rows import SparseRows, dense_chunk_rows, sparse_input_skip
 from .samplers import make_sampler
 from .tasks import TASKS
 
@@ -156,7 +156,7 @@ class TrainingRun:
         self.config, self.task = config, task
         self.device = torch.device(config.device)
         # Sparse features stay sparse: each step reads its batch's rows dense (hraml_core.rows).
-        self.X = SparseRows(X, self.device) if is_sparse(X) else _as_float_tensor(X, self.device)
+        self.X = SparseRows(X, self.device) if sp.issparse(X) else _as_float_tensor(X, self.device)
         self.Y = _as_float_tensor(Y, self.device)
         n = self.X.shape[0]
         if self.Y.shape[0] != n:
@@ -429,7 +429,7 @@ class TrainingRun:
         """The metric's embeddings of rows of X (numpy in, numpy out): f(x), with the input skip
         (config.input_skip) when there is one; for a scipy.sparse X with an input skip, a CSR matrix."""
         skip, f = self.config.input_skip, self.network
-        if is_sparse(X):  # f of dense row chunks; the input skip's part stays sparse (rows.sparse_input_skip)
+        if sp.issparse(X):  # f of dense row chunks; the input skip's part stays sparse (rows.sparse_input_skip)
             rows, step = SparseRows(X, self.device), dense_chunk_rows(X.shape[1], chunk)
             parts = [f(rows[s : s + step]) for s in range(0, len(rows), step)]
             Z = torch.cat(parts).cpu().numpy() if parts else np.zeros((0, self.config.dim), np.float32)
@@ -457,7 +457,7 @@ def nearest_neighbour_scale(X, seed: int = 0, max_rows: int = 1024) -> float:
     moves a row by about one nearest-neighbour distance."""
     from sklearn.neighbors import NearestNeighbors
 
-    if is_sparse(X):
+    if sp.issparse(X):
         X = sp.csr_matrix(X, dtype=np.float32)
     else:
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=np.float32)

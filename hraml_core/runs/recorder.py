@@ -13,8 +13,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..rows import is_sparse
 from ..tasks import label_order
 
 #: Snapshots a fit of known length spreads over its steps (plus one before the first step): enough
@@ -101,7 +101,7 @@ class RunRecorder:
         self._last_snapshot: int | None = None
         if writer is not None:
             self.probe = choose_probe(Y, run.seed, probe_size, display_size)
-            X = X if is_sparse(X) else np.asarray(X)
+            X = X if sp.issparse(X) else np.asarray(X)
             self._X_probe, self._X_display = X[self.probe.index], X[self.probe.display_index]
             self._row_ids = np.arange(X.shape[0]) if row_ids is None else np.asarray(row_ids)
             self._classes = classes
