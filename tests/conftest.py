@@ -31,6 +31,17 @@ def _restore_main_module():
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(scope="module")
+def gloo():
+    """Two gloo rank processes for a module's distributed tests (:class:`gloo_world.GlooWorld`):
+    ``gloo.spawn(fn, args)`` in place of ``torch.multiprocessing.spawn(fn, args, nprocs=2)``."""
+    from gloo_world import GlooWorld
+
+    world = GlooWorld(nprocs=2)
+    yield world
+    world.close()
+
+
 @pytest.fixture
 def browser():
     """A headless Debian Chromium driven by Playwright (the browser tests skip where either is missing)."""

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from hraml_core import HRAML
 from hraml_core.data import Dataset
@@ -108,9 +107,9 @@ def test_shards_partition_the_rows():
         shard_rows(10, 3, 3)
 
 
-def test_one_ddp_step_equals_the_average_of_the_ranks_gradients(tmp_path):
+def test_one_ddp_step_equals_the_average_of_the_ranks_gradients(tmp_path, gloo):
     X, Y = blobs()
-    mp.spawn(_one_step, args=(2, free_port(), str(tmp_path), X, Y), nprocs=2, join=True)
+    gloo.spawn(_one_step, args=(2, free_port(), str(tmp_path), X, Y))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     # Single process: each rank's own SGD step from the same start; plain SGD is linear in the
     # gradient, so DDP's averaged step lands on the mean of the two.
@@ -128,9 +127,9 @@ def test_one_ddp_step_equals_the_average_of_the_ranks_gradients(tmp_path):
         torch.testing.assert_close(ranks[1]["after"][k], ranks[0]["after"][k], rtol=0, atol=0)
 
 
-def test_distributed_training_learns_and_ranks_stay_identical(tmp_path):
+def test_distributed_training_learns_and_ranks_stay_identical(tmp_path, gloo):
     X, Y = blobs(n=120)
-    mp.spawn(_train, args=(2, free_port(), str(tmp_path), X, Y), nprocs=2, join=True)
+    gloo.spawn(_train, args=(2, free_port(), str(tmp_path), X, Y))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert ranks[0]["steps"] == ranks[1]["steps"] == 10 * 4  # 60 rows per shard, batch 16
     for k, v in ranks[0]["state"].items():
@@ -146,12 +145,12 @@ def test_cross_rank_pairs_refuse_the_pairs_sampler():
         DistributedRun(X, Y, "classification", CONFIG.replace(sampler="pairs"), global_scale=1.0)
 
 
-def test_cross_rank_step_is_the_single_process_step_on_the_union_batch(tmp_path):
+def test_cross_rank_step_is_the_single_process_step_on_the_union_batch(tmp_path, gloo):
     # Each rank's loss is W times its anchors' share of the union loss and DDP divides the summed
     # gradient by W, so the factor between the two is 1: the ranks' mean loss is the union loss
     # and their (identical) gradient is the union loss's gradient.
     X, Y = blobs(n=31)  # shards of 16 and 15 rows, batch_size 16: batches of unequal length
-    mp.spawn(_cross_rank_step, args=(2, free_port(), str(tmp_path), X, Y), nprocs=2, join=True)
+    gloo.spawn(_cross_rank_step, args=(2, free_port(), str(tmp_path), X, Y))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for sampler in ("batch", "hard"):
         union = torch.cat([ranks[r][sampler]["rows"] for r in range(2)]).numpy()
@@ -171,14 +170,14 @@ def test_cross_rank_step_is_the_single_process_step_on_the_union_batch(tmp_path)
                 torch.testing.assert_close(ranks[r][sampler]["grads"][k], p.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_cross_rank_training_learns_and_ranks_stay_identical(tmp_path):
+def test_cross_rank_training_learns_and_ranks_stay_identical(tmp_path, gloo):
     from sklearn.datasets import load_wine
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = load_wine(return_X_y=True)
     X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
     train, test = np.arange(len(X))[np.arange(len(X)) % 3 != 0], np.arange(len(X))[::3]
-    mp.spawn(_train_cross_rank, args=(2, free_port(), str(tmp_path), X, encode_targets(y).Y, train), nprocs=2, join=True)
+    gloo.spawn(_train_cross_rank, args=(2, free_port(), str(tmp_path), X, encode_targets(y).Y, train))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for k, v in ranks[0]["state"].items():
         torch.testing.assert_close(ranks[1]["state"][k], v, rtol=0, atol=0)
@@ -250,8 +249,8 @@ def _label_facts(rank, world, port, out):
                    os.path.join(out, f"rank{rank}.pt"))
 
 
-def test_ranks_agree_on_the_classes_the_relation_scale_and_a_failure(tmp_path):
-    mp.spawn(_label_facts, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+def test_ranks_agree_on_the_classes_the_relation_scale_and_a_failure(tmp_path, gloo):
+    gloo.spawn(_label_facts, args=(2, free_port(), str(tmp_path)))
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     for r in ranks:
         np.testing.assert_array_equal(r["classes"], [0, 1, 2])
@@ -299,7 +298,7 @@ def node_folders(layout, tmp_path, nodes):
     pytest.param("a shard nowhere", "shard 3 is on no node", marks=pytest.mark.slow),
     pytest.param("two layouts", "the ranks' shard folders hold different layouts: rank 0 (", marks=pytest.mark.slow),
 ])
-def test_a_sharded_job_that_cannot_start_stops_every_rank_with_one_message(tmp_path, case, message):
+def test_a_sharded_job_that_cannot_start_stops_every_rank_with_one_message(tmp_path, gloo, case, message):
     ds = blobs_dataset()
     if case == "three shards":
         layout = write_shards(ds, tmp_path / "all", 3)
@@ -309,7 +308,7 @@ def test_a_sharded_job_that_cannot_start_stops_every_rank_with_one_message(tmp_p
     else:
         folders = [write_shards(ds, tmp_path / "a", 4, seed=0).folder, write_shards(ds, tmp_path / "b", 4, seed=1).folder]
     argvs = [["--dataset", str(f), "--out", str(tmp_path / "run")] for f in folders]
-    mp.spawn(_entry_point, args=(2, free_port(), str(tmp_path), argvs), nprocs=2, join=True)
+    gloo.spawn(_entry_point, args=(2, free_port(), str(tmp_path), argvs))
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert [r["code"] for r in ranks] == [2, 2]
     assert message in ranks[0]["err"] and ranks[1]["err"] == ""  # rank 0 says it, once
