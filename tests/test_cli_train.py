@@ -54,6 +54,21 @@ def test_ignored_columns_are_left_out_at_training_and_again_at_evaluation(tmp_pa
     assert "its own held-out rows" in capsys.readouterr().out
 
 
+def test_a_file_whose_extension_names_no_format_is_read_with_format_and_again_at_evaluation(tmp_path, capsys):
+    path = tmp_path / "export.txt"  # a CSV under another extension
+    path.write_text("a,b,kind\n" + "\n".join(f"{i % 7},{i % 5},{'xy'[i % 2]}" for i in range(40)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown format: extension .txt" in err and "(hraml train --format)" in err
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", str(path), "--format", "csv", "--epochs", "1", "--out", str(out)]) == 0
+    assert "40 x 2, 2 classes" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--no-progress"]) == 0  # the run remembers the format
+    assert "its own held-out rows" in capsys.readouterr().out
+    assert main(["train", "--dataset", str(path), "--format", "parquet", "--epochs", "1", "--out", str(out)]) == 2
+    assert "export.txt" in capsys.readouterr().err  # read as Parquet, it is not one: the error names the file
+
+
 def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     path = tmp_path / "ids.csv"
     path.write_text("a,b,id\n" + "\n".join(f"{i % 7},{i % 5},{i}" for i in range(30)) + "\n")

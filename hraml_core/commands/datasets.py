@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..data.formats import FORMATS
 from . import CommandError, text_table
+from .train import FORMAT_HELP
 
 
 def register(subparsers) -> None:
@@ -43,6 +45,8 @@ def register(subparsers) -> None:
                       help="split a shard into files of at most ROWS rows (default 4194304)")
     p_sh.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
     p_sh.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
+    p_sh.add_argument("--format", default=None, choices=FORMATS,
+                      help=FORMAT_HELP)
     p_sh.add_argument("--quiet", action="store_true", help="no progress bar")
     p_sh.set_defaults(func=cmd_shard)
 
@@ -94,7 +98,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     if rows_per_file < 1:
         raise CommandError(f"--rows-per-file must be a positive integer, got {rows_per_file}")
     check_out_folder(Path(args.out))  # before reading a dataset that may be large
-    ds = _load(args.name, args.data_dir, args.label_columns)
+    ds = _load(args.name, args.data_dir, args.label_columns, format=args.format)
     bar = None
     if not args.quiet:
         import sys

@@ -14,7 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from ..data.formats import FORMATS
 from . import CommandError
+
+#: ``--format``'s help, for every command that reads a data file.
+FORMAT_HELP = "the data file's format where its extension does not say it (a CSV named .txt, say)"
 
 
 def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
@@ -24,6 +28,8 @@ def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
     p.add_argument("--dataset", default=None if of_model else "digits",
                    help=f"a dataset name or a data file ({own + ' dataset' if of_model else 'default digits'})")
     p.add_argument("--data-dir", default=None, help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help=FORMAT_HELP + (" (default: the model's own)" if of_model else ""))
     p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
     p.add_argument("--ignore-columns", default=None,
                    help="CSV/Parquet: columns that are neither features nor labels (an identifier, a text note), "
@@ -69,12 +75,12 @@ def _columns(text):
     return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
 
 
-def _load(name: str, data_dir, label_columns, ignore_columns=None):
+def _load(name: str, data_dir, label_columns, ignore_columns=None, format=None):
     from ..data import load_dataset, load_file
 
     cols, ignored = _columns(label_columns), _columns(ignore_columns)
-    if cols is not None or ignored is not None or Path(name).is_file():
-        return load_file(name, label_columns=cols, ignore_columns=ignored)
+    if cols is not None or ignored is not None or format is not None or Path(name).is_file():
+        return load_file(name, format=format, label_columns=cols, ignore_columns=ignored)
     return load_dataset(name, data_dir=data_dir)
 
 
@@ -136,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..runs.format import CREATED, FAILED, RUN_FILE
     from ..runs.writer import RunWriter, prepare_run
 
-    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns)
+    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format)
     for warning in dataset_warnings(ds):
         print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
     train, test = split_rows(ds, args.test_size, args.seed)
@@ -156,8 +162,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         prepare_run(
             out, source="hraml train",
-            dataset={"name": args.dataset, "data_dir": args.data_dir, "label_columns": args.label_columns,
-                     "ignore_columns": args.ignore_columns,
+            dataset={"name": args.dataset, "data_dir": args.data_dir, "format": args.format,
+                     "label_columns": args.label_columns, "ignore_columns": args.ignore_columns,
                      "n_samples": ds.n_samples, "preprocessing": args.preprocessing, "pca": args.pca},
             split={"test_size": args.test_size, "seed": args.seed,
                    "train_rows": [int(i) for i in train], "test_rows": [int(i) for i in test]},
@@ -184,7 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def model_folder_info(folder: Path) -> dict:
-    """What ``hraml evaluate`` needs of a model folder, flat: dataset, data_dir, label_columns,
+    """What ``hraml evaluate`` needs of a model folder, flat: dataset, data_dir, format, label_columns,
     ignore_columns, test_size, seed, knn_k and (where known) train_rows / test_rows. Reads a run directory
     (run.json + split.json) or the single run.json that earlier versions wrote."""
     from ..runs.format import FORMAT, RUN_FILE, SPLIT_FILE
@@ -193,7 +199,8 @@ def model_folder_info(folder: Path) -> dict:
     if info.get("format") != FORMAT:
         return info  # an earlier version's flat run.json
     dataset = info.get("dataset") or {}
-    out = {"dataset": dataset["name"], "data_dir": dataset.get("data_dir"), "label_columns": dataset.get("label_columns"),
+    out = {"dataset": dataset["name"], "data_dir": dataset.get("data_dir"), "format": dataset.get("format"),
+           "label_columns": dataset.get("label_columns"),
            "ignore_columns": dataset.get("ignore_columns"), "knn_k": (info.get("results") or {}).get("knn_k")}
     try:
         split = json.loads((folder / SPLIT_FILE).read_text())
@@ -218,7 +225,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
     labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
     ignored = args.ignore_columns if args.ignore_columns is not None else run.get("ignore_columns")
-    ds = _load(dataset, data_dir, labels, ignored)
+    fmt = args.format if args.format is not None or args.dataset is not None else run.get("format")
+    ds = _load(dataset, data_dir, labels, ignored, fmt)
     if ds.task != model.task_:
         raise CommandError(f"the model was trained for {model.task_}, {ds.name} is a {ds.task} dataset")
     test_size = args.test_size if args.test_size is not None else run["test_size"]

@@ -35,6 +35,6 @@ def detect_format(path: Path) -> str:
         raise dataset_error(
             path,
             f"unknown format: extension {shown} is not one of {', '.join(sorted(EXTENSIONS))} "
-            "(text formats may also be gzipped, e.g. .arff.gz); pass format= to choose one",
+            "(text formats may also be gzipped, e.g. .arff.gz); choose one with format= (hraml train --format)",
         )
     return fmt
