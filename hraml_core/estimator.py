@@ -22,7 +22,7 @@ from .evaluate import METRIC_DIRECTIONS, PRIMARY_METRIC, evaluate_embedding
 from .relations import RELATIONS
 from .rows import dense_chunk_rows, sparse_input_skip
 from .splits import holdout_split
-from .tasks import CLASSIFICATION, encode_targets
+from .tasks import CLASSIFICATION, encode_targets, refuse_label_set_sequences
 from .training import TrainingDiverged, TrainConfig, TrainingRun, torch_threads
 
 FORMAT = "hraml-explorer/1"
@@ -86,6 +86,7 @@ class HRAML(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def fit(self, X, Y):
         """Learn the encoder from features X (n, d; an array or a scipy.sparse matrix) and targets Y
         (classes, label sets or distributions)."""
+        refuse_label_set_sequences(Y)  # before scikit-learn's check, whose message for them is numpy's
         X, Y = validate_data(
             self, X, Y, accept_sparse="csr", multi_output=True, dtype=[np.float64, np.float32], ensure_min_samples=2,
             y_numeric=False

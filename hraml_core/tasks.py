@@ -33,7 +33,35 @@ class EncodedTargets:
     classes: np.ndarray | None  # class values for classification, else None
 
 
+def refuse_label_set_sequences(y) -> None:
+    """Refuse label sets given one sequence per row (``[["rock", "pop"], ["jazz"]]``, Python sets,
+    a pandas column of lists) with a ValueError saying what to pass instead. numpy would make
+    ragged ones an error about shapes, and equal-length sets a 1-D array of classes that compare
+    by inclusion. A list of equal-length lists stays what it is, a 2-D matrix."""
+    if isinstance(y, (list, tuple)):
+        rows, column = y, False
+    elif getattr(y, "ndim", None) == 1 and getattr(y, "dtype", None) == object:
+        rows, column = np.asarray(y), True
+    else:
+        return
+    sequence = (list, tuple, set, frozenset, np.ndarray)
+    first = next((i for i, v in enumerate(rows) if isinstance(v, sequence)), None)
+    if first is None:
+        return
+    if not column and not any(isinstance(v, (set, frozenset)) for v in rows):
+        if all(isinstance(v, (list, tuple, np.ndarray)) for v in rows) and len({len(v) for v in rows}) == 1:
+            return  # rows of a matrix
+    row = rows[first]
+    shown = sorted(row, key=str) if isinstance(row, (set, frozenset)) else np.asarray(row, dtype=object).tolist()
+    raise ValueError(
+        f"the targets hold label sets as one sequence per row (row {first}: {shown!r}); label sets are "
+        "passed as a 0/1 indicator matrix, one column per label: "
+        "sklearn.preprocessing.MultiLabelBinarizer().fit_transform(Y) makes one (its classes_ name the columns)"
+    )
+
+
 def _as_array(y) -> np.ndarray:
+    refuse_label_set_sequences(y)
     if hasattr(y, "toarray"):  # scipy.sparse label matrices (Mulan sets are often sparse)
         y = y.toarray()
     return np.asarray(y)
@@ -60,7 +88,9 @@ def detect_task(y) -> str:
     if y.ndim != 2:
         raise ValueError(f"targets must be 1-D class labels or a 2-D label matrix, got {y.ndim} dimensions")
     if not _is_numeric(y):
-        raise ValueError("a 2-D label matrix must be numeric (0/1 indicators or label distributions)")
+        raise ValueError(f"a 2-D label matrix must be numeric (0/1 indicators or label distributions), got "
+                         f"values such as {y.ravel()[:1].tolist()[0]!r}; for label sets written as lists of labels, "
+                         "sklearn.preprocessing.MultiLabelBinarizer().fit_transform(Y) makes the indicator matrix")
     values = y[np.isfinite(y)] if y.dtype.kind == "f" else y
     return MULTILABEL if np.all((values == 0) | (values == 1)) else DISTRIBUTION
 
@@ -88,7 +118,7 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
-                f"classification needs at least 2 classes, got a single class ({classes[0]!r})"
+                f"classification needs at least 2 classes, got a single class ({classes[:1].tolist()[0]!r})"
             )
         Y = np.zeros((len(y), len(classes)), dtype=np.float64)
         Y[np.arange(len(y)), codes] = 1.0

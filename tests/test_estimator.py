@@ -104,6 +104,8 @@ def test_string_labels_multilabel_and_distribution_targets():
         (lambda X: X[:-1], None, "inconsistent numbers of samples"),
         (lambda X: X, np.zeros(120), "single class"),
         (lambda X: X[:0], None, "0 sample"),
+        # label sets as lists (scikit-learn's own message for them is numpy's about shapes)
+        (lambda X: X, [["a", "b"], ["c"], ["a"]] * 40, r"one sequence per row \(row 0: \['a', 'b'\]\)"),
     ],
 )
 def test_bad_input_raises_a_value_error_naming_the_problem(X_change, Y, message):

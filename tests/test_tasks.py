@@ -65,6 +65,12 @@ def test_encode_targets_builds_the_label_matrix():
         (np.array(["a", None, "b", float("nan")], dtype=object), "auto",
          r"missing \(None or NaN\) in 2 rows, the first is row 1 \(0-based\)"),
         (np.array(["a", 1, "b"], dtype=object), "auto", "mix text and numbers: row 0 is 'a', row 1 is 1"),
+        (np.array([1.0, 1.0]), "auto", r"got a single class \(1.0\)$"),  # the value, not numpy's repr
+        # label sets as one sequence per row: ragged, as sets, as a pandas column of lists
+        ([["rock", "pop"], ["jazz"]], "auto", r"one sequence per row \(row 0: \['rock', 'pop'\]\).*MultiLabelBinarizer"),
+        ([{"rock", "pop"}, {"jazz", "pop"}], "auto", r"row 0: \['pop', 'rock'\]"),
+        ([1, ["a", "b"]], "auto", r"row 1: \['a', 'b'\]"),
+        (np.array([["rock", "pop"], ["jazz", "pop"]]), "auto", r"must be numeric .* such as 'rock'.*MultiLabelBinarizer"),
     ],
 )
 def test_bad_targets_name_the_problem(y, task, message):
