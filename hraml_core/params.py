@@ -23,6 +23,7 @@ import argparse
 import math
 import numbers
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -166,7 +167,8 @@ class Param:
             else:
                 text = f"{'an' if noun == 'int' else 'a'} {noun}"
             if kind == INTS:
-                text = f"{text.replace('a positive int', 'positive ints').replace(' int', ' ints')} (a sequence, or separated by commas)"
+                plural = re.sub(r"\bint\b", "ints", re.sub(r"^an? ", "", text))  # "a positive int" -> "positive ints"
+                text = f"{plural} (a sequence, or separated by commas)"
         if self.none_ok and kind != RANDOM_STATE:
             text += " or None"
         return text

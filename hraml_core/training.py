@@ -117,6 +117,18 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def usable_device(name) -> torch.device:
+    """``torch.device(name)``, refused with a ValueError when this machine cannot run it (a saved
+    config may name a GPU another machine had; torch's own error for it is an AssertionError)."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} is not available here: torch finds no CUDA device "
+                         "(torch.cuda.is_available() is False); use device='cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} is not available here: torch finds {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def _as_float_tensor(a, device) -> torch.Tensor:
     a = np.ascontiguousarray(a, dtype=np.float32)
     if not a.flags.writeable:  # torch cannot share a read-only buffer (it warns): copy it
@@ -154,7 +166,7 @@ class TrainingRun:
             raise ValueError(f"unknown task {task!r}")
         config = config.for_task(task)
         self.config, self.task = config, task
-        self.device = torch.device(config.device)
+        self.device = usable_device(config.device)
         # Sparse features stay sparse: each step reads its batch's rows dense (hraml_core.rows).
         self.X = SparseRows(X, self.device) if sp.issparse(X) else _as_float_tensor(X, self.device)
         self.Y = _as_float_tensor(Y, self.device)

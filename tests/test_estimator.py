@@ -2,6 +2,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -112,6 +113,19 @@ def test_bad_input_raises_a_value_error_naming_the_problem(X_change, Y, message)
     X, y = blobs()
     with pytest.raises(ValueError, match=message):
         HRAML(max_epochs=1).fit(X_change(X), y if Y is None else Y)
+
+
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_written(tmp_path, capsys):
+    from hraml_core.cli import main
+
+    # On a machine without CUDA, "cuda"; with it, a GPU index past its last one.
+    missing = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+    X, y = blobs()
+    with pytest.raises(ValueError, match=rf"device '{missing}' is not available here: torch finds"):
+        HRAML(max_epochs=1, device=missing).fit(X, y)  # torch's own error is an AssertionError
+    assert main(["train", "--device", missing, "--epochs", "1", "--out", str(tmp_path / "m")]) == 2
+    assert f"device '{missing}' is not available here" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 def test_rows_that_are_not_distributions_are_rejected_for_the_distribution_task():

@@ -84,7 +84,7 @@ def test_values_are_parsed_and_checked_with_the_parameter_named():
         ("sampler", "triplets", "sampler must be one of batch, hard, neighbors, pairs, got 'triplets'"),
         ("dim", 2.5, "dim must be an int in"),
         ("early_stopping", "maybe", "early_stopping must be true or false"),
-        ("hidden", [64, -1], "hidden must be positive ints"),
+        ("hidden", [64, -1], r"hidden must be positive ints \(a sequence, or separated by commas\), got \[64, -1\]"),
     ]
     for name, value, message in cases:
         with pytest.raises(ValueError, match=message):

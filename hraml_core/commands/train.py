@@ -141,6 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..preprocessing import Preprocessor
     from ..runs.format import CREATED, FAILED, RUN_FILE
     from ..runs.writer import RunWriter, prepare_run
+    from ..training import usable_device
 
     ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format)
     for warning in dataset_warnings(ds):
@@ -152,7 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _default_out(ds.name)
     try:
         model = HRAML(**params.values_from_args(args), task=ds.task, random_state=args.seed, log_dir=out)
-        model.train_config()  # bad settings fail here, before the run directory is touched
+        usable_device(model.train_config().device)  # bad settings fail here, before the run directory is touched
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     try:  # so does an evaluator that cannot run (k too large for the data)
