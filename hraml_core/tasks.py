@@ -11,6 +11,7 @@ label matrix, and both raise a ``ValueError`` that names the problem for targets
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,9 +98,7 @@ def detect_task(y) -> str:
 
 def encode_targets(y, task: str = "auto") -> EncodedTargets:
     """Validate ``y`` for ``task`` (or the detected one) and return the label matrix."""
-    y = _as_array(y)
-    if y.size == 0 or y.shape[0] == 0:
-        raise ValueError("targets are empty")
+    y = _nonempty(y)
     detected = task == "auto"
     if detected:
         task = detect_task(y)
@@ -107,23 +106,82 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
         raise ValueError(f"unknown task {task!r}; expected 'auto' or one of {', '.join(TASKS)}")
 
     if task == CLASSIFICATION:
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
-        if _is_numeric(y) and not np.all(np.isfinite(y.astype(np.float64))):
-            raise ValueError("class labels contain NaN or infinite values")
-        if y.dtype.kind == "O":
-            _check_object_classes(y)
-        classes, codes = np.unique(y, return_inverse=True)
+        classes, codes = np.unique(_class_labels(y), return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
                 f"classification needs at least 2 classes, got a single class ({classes[:1].tolist()[0]!r})"
             )
-        Y = np.zeros((len(y), len(classes)), dtype=np.float64)
-        Y[np.arange(len(y)), codes] = 1.0
+        Y = np.zeros((len(codes), len(classes)), dtype=np.float64)
+        Y[np.arange(len(codes)), codes] = 1.0
         return EncodedTargets(task, Y, classes)
 
+    Y = _label_matrix(y, task, detected)
+    # Only training needs a relation to learn; a held-out part may be all alike.
+    if task == MULTILABEL and np.all(Y == Y[0]):
+        raise ValueError("every sample has the same label set: there is no relation to learn")
+    if task == DISTRIBUTION and np.allclose(Y, Y[0]):
+        raise ValueError("every sample has the same label distribution: there is no relation to learn")
+    return EncodedTargets(task, Y, None)
+
+
+def encode_heldout_targets(y, train: EncodedTargets) -> np.ndarray:
+    """Held-out targets for a model trained on ``train``, checked against it: 1-D class labels of
+    the same kind as ``train``'s (text against numbers would give a metric of 0 and no error;
+    classes that training lacks are warned about) or a label matrix of ``train``'s task with as
+    many columns. A held-out part may hold a single class or label set."""
+    y = _nonempty(y)
+    if train.task != CLASSIFICATION:
+        Y = _label_matrix(y, train.task, detected=False)
+        if Y.shape[1] != train.Y.shape[1]:
+            raise ValueError(f"the held-out label matrix has {Y.shape[1]} columns, the training one {train.Y.shape[1]}")
+        return Y
+    labels = _class_labels(y)
+    kinds = _label_kind(labels), _label_kind(train.classes)
+    if kinds[0] != kinds[1]:
+        raise ValueError(
+            f"the held-out class labels are {kinds[0]} ({_some(np.unique(labels))}) and the training labels "
+            f"{kinds[1]} ({_some(train.classes)}): no held-out row could ever be classified right")
+    known = np.isin(labels, train.classes)
+    if not known.all():
+        warnings.warn(f"{int((~known).sum())} held-out rows have classes that the training labels lack "
+                      f"({_some(np.unique(labels[~known]))}): the metric counts them as misses", stacklevel=3)
+    return labels
+
+
+def _label_kind(labels: np.ndarray) -> str:
+    """"numbers" or "text": what class labels are written as (object arrays by their first value)."""
+    if labels.dtype.kind == "O" and len(labels):
+        return "text" if isinstance(labels[0], str) else "numbers"
+    return "text" if labels.dtype.kind in "USO" else "numbers"
+
+
+def _some(values: np.ndarray, shown: int = 5) -> str:
+    items = ", ".join(repr(v) for v in values[:shown].tolist())
+    return items + (f", ... ({len(values)} in all)" if len(values) > shown else "")
+
+
+def _nonempty(y) -> np.ndarray:
+    y = _as_array(y)
+    if y.size == 0 or y.shape[0] == 0:
+        raise ValueError("targets are empty")
+    return y
+
+
+def _class_labels(y: np.ndarray) -> np.ndarray:
+    """``y`` as 1-D class labels that sort (finite numbers, or text without gaps)."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"class labels must be 1-D, got shape {y.shape}")
+    if _is_numeric(y) and not np.all(np.isfinite(y.astype(np.float64))):
+        raise ValueError("class labels contain NaN or infinite values")
+    if y.dtype.kind == "O":
+        _check_object_classes(y)
+    return y
+
+
+def _label_matrix(y: np.ndarray, task: str, detected: bool) -> np.ndarray:
+    """``y`` as a float64 label matrix valid for ``task`` (label sets or distributions)."""
     if y.ndim != 2:
         raise ValueError(f"{task} targets must be a 2-D label matrix, got shape {y.shape}")
     if not _is_numeric(y):
@@ -134,28 +192,24 @@ def encode_targets(y, task: str = "auto") -> EncodedTargets:
     if task == MULTILABEL:
         if not np.all((Y == 0) | (Y == 1)):
             raise ValueError("multilabel targets must be a 0/1 indicator matrix")
-        if np.all(Y == Y[0]):
-            raise ValueError("every sample has the same label set: there is no relation to learn")
-    else:
-        sums = Y.sum(axis=1)
-        bad = np.flatnonzero(np.abs(sums - 1.0) > DISTRIBUTION_ATOL)
-        negative = bool(np.any(Y < 0))
-        if detected and (negative or len(bad)):
-            why = "some values are negative" if negative else f"row {bad[0]} sums to {sums[bad[0]]:.4g}"
-            raise ValueError(
-                "cannot tell the task from a 2-D label matrix that is neither 0/1 indicators nor "
-                f"non-negative rows summing to 1 (label distributions): {why}"
-            )
-        if negative:
-            raise ValueError("label distributions must be non-negative")
-        if len(bad):
-            raise ValueError(
-                f"label distribution rows must sum to 1; {len(bad)} rows do not "
-                f"(row {bad[0]} sums to {sums[bad[0]]:.4g})"
-            )
-        if np.allclose(Y, Y[0]):
-            raise ValueError("every sample has the same label distribution: there is no relation to learn")
-    return EncodedTargets(task, Y, None)
+        return Y
+    sums = Y.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > DISTRIBUTION_ATOL)
+    negative = bool(np.any(Y < 0))
+    if detected and (negative or len(bad)):
+        why = "some values are negative" if negative else f"row {bad[0]} sums to {sums[bad[0]]:.4g}"
+        raise ValueError(
+            "cannot tell the task from a 2-D label matrix that is neither 0/1 indicators nor "
+            f"non-negative rows summing to 1 (label distributions): {why}"
+        )
+    if negative:
+        raise ValueError("label distributions must be non-negative")
+    if len(bad):
+        raise ValueError(
+            f"label distribution rows must sum to 1; {len(bad)} rows do not "
+            f"(row {bad[0]} sums to {sums[bad[0]]:.4g})"
+        )
+    return Y
 
 
 def _check_object_classes(y: np.ndarray) -> None:

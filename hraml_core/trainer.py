@@ -36,7 +36,7 @@ from .heldout import (
 )
 from .loss import pairwise_sq_dists
 from .runs.recorder import choose_probe
-from .tasks import CLASSIFICATION, display_labels, encode_targets
+from .tasks import CLASSIFICATION, display_labels, encode_heldout_targets, encode_targets
 from .training import TrainConfig, TrainingDiverged, TrainingRun, torch_threads
 from .validation import check_matrix, check_same_features, check_same_rows
 
@@ -177,13 +177,14 @@ class Trainer:
         check_same_rows(X, targets.Y, "X", "Y")
         self.X, self.targets, self.task = X, targets, targets.task
         self.y_raw = np.asarray(Y) if targets.task == CLASSIFICATION else targets.Y
+        if (X_val is None) != (Y_val is None):
+            raise ValueError(f"X_val and Y_val go together: {'Y_val' if Y_val is None else 'X_val'} is missing")
         self.X_val = None if X_val is None else check_matrix(X_val, "X_val", dtype=np.float32)
         self.Y_val = None
         if X_val is not None:
             check_same_features(X, self.X_val, "X", "X_val")
-            val = encode_targets(Y_val, targets.task)
-            check_same_rows(self.X_val, val.Y, "X_val", "Y_val")
-            self.Y_val = np.asarray(Y_val) if targets.task == CLASSIFICATION else val.Y
+            self.Y_val = encode_heldout_targets(Y_val, targets)  # class labels for classes, else the label matrix
+            check_same_rows(self.X_val, self.Y_val, "X_val", "Y_val")
         if max_epochs is not None and not max_epochs > 0:
             raise ValueError(f"max_epochs must be positive or None, got {max_epochs!r}")
         if int(metric_val_rows) < 1 or int(metric_ref_rows) < 1:

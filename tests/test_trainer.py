@@ -163,6 +163,31 @@ def test_bad_input_is_rejected():
         Trainer(X, np.zeros(len(X)), SMALL)
 
 
+def test_held_out_targets_are_checked_against_the_training_ones():
+    X, y = blobs()
+    with pytest.raises(ValueError, match="X_val and Y_val go together: Y_val is missing"):
+        Trainer(X, y, SMALL, X_val=X[:10])
+    with pytest.raises(ValueError, match="X_val and Y_val go together: X_val is missing"):
+        Trainer(X, y, SMALL, Y_val=y[:10])
+    # labels of another kind would give a metric of 0 and no error
+    with pytest.raises(ValueError, match=r"the held-out class labels are text \('1'\) and the training labels "
+                                         r"numbers \(0, 1, 2\): no held-out row"):
+        Trainer(X, y, SMALL, X_val=X[:10], Y_val=np.full(10, "1"))
+    with pytest.raises(ValueError, match=r"are numbers \(1, 2\) and the training labels text \('a', 'b', 'c'\)"):
+        Trainer(X, np.array(list("abc"))[y], SMALL, X_val=X[:4], Y_val=np.array([1, 2, 1, 2], dtype=object))
+    with pytest.warns(UserWarning, match=r"^2 held-out rows have classes that the training labels lack \(7\)"):
+        Trainer(X, y, SMALL, X_val=X[:4], Y_val=np.array([0, 7, 1, 7]))
+    # a held-out part may hold one class (training needs two)
+    assert Trainer(X, y, SMALL, X_val=X[:5], Y_val=np.ones((5, 1), dtype=int)).Y_val.tolist() == [1] * 5
+    Y = np.eye(3)[y]
+    Y[::4, 0] = 1  # label sets
+    with pytest.raises(ValueError, match="the held-out label matrix has 4 columns, the training one 3"):
+        Trainer(X, Y, SMALL, X_val=X[:5], Y_val=np.ones((5, 4)))
+    assert Trainer(X, Y, SMALL, X_val=X[:5], Y_val=np.ones((5, 3))).Y_val.shape == (5, 3)  # all alike: fine
+    with pytest.raises(ValueError, match="0/1 indicator matrix"):
+        Trainer(X, Y, SMALL, X_val=X[:5], Y_val=np.full((5, 3), 0.5))
+
+
 def test_long_loss_curves_are_binned_by_mean():
     from hraml_core.curves import bin_curve
 
