@@ -146,7 +146,19 @@ def test_dataset_x_y_length_mismatch():
 def test_csv_nan_in_label_column(tmp_path):
     path = tmp_path / "nolabel.csv"
     path.write_text("a,b,y\n1,2,0\n3,4,\n5,6,1\n")
-    raises(path, r"missing labels in column 'y': 1 row without a label, the first is row 1")
+    raises(path, r"missing labels in column 'y': 1 row without a label, the first is row 1 \(0-based\)$")
+
+
+def test_csv_empty_cell_in_a_tag_column_says_how_to_write_no_tag(tmp_path):
+    from hraml_core.data import load_file
+
+    path = tmp_path / "tags.csv"
+    path.write_text("a,b,tags\n1,2,rock;pop\n3,4,\n5,6,jazz\n")
+    raises(path, r"1 row without a label, the first is row 1 \(0-based\); in this column of tag sets, "
+                 r"a row with no tag is written as a lone ';'$")
+    path.write_text("a,b,tags\n1,2,rock;pop\n3,4,;\n5,6,jazz\n")  # as the message says
+    ds = load_file(path)
+    assert ds.task == "multilabel" and ds.Y.tolist() == [[0, 1, 1], [0, 0, 0], [1, 0, 0]]
 
 
 def test_csv_missing_label_column(tmp_path):

@@ -159,6 +159,8 @@ def test_block_reader_errors_name_the_problem(tmp_path):
         "ragged.csv": ("a,b,y\n1,2,0\n3,4,1,5\n", r"ragged rows: .*Expected 3 columns, got 4"),
         "nan.csv": ("a,b,y\n1,2,0\n3,,1\n", r"features contain NaN \(missing\) values: 1 entry, the first at row 1 \(0-based\), column 'b'"),
         "nolabel.csv": ("a,b,y\n1,2,0\n3,4,\n", r"missing labels in column 'y': 1 row without a label, the first is row 1"),
+        "notag.csv": ("a,b,y\n1,2,x|z\n3,4,\n", r"missing labels in column 'y': 1 row without a label, the first is row 1 "
+                                              r"\(0-based\); in this column of tag sets, a row with no tag is written as a lone '\|'"),
         "header.csv": ("a,b,y\n", r"empty: no data rows \(only a header\)"),
         "dup.csv": ("a,a,y\n1,2,0\n", r"duplicate column name 'a'"),
         "nul.csv": ("a,b\x00,y\n1,2,0\n", r"undecodable text: the file holds binary data"),

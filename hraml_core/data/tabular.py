@@ -38,7 +38,7 @@ from hraml_core.tasks import CLASSIFICATION, MULTILABEL
 from .dataset import Dataset
 from .errors import dataset_error, plural
 from .formats import detect_format
-from .labels import prepare_labels, tag_sets
+from .labels import TAG_SEPARATORS, prepare_labels, tag_sets
 from .textio import check_file, decode_text, read_bytes
 
 #: Files at least this large on disk are read in blocks into float32 features (see the module docstring).
@@ -164,12 +164,7 @@ def frame_to_dataset(df, path: Path, *, label_columns=None, ignore_columns=None,
         col = labels.iloc[:, 0]
         missing = col.isna().to_numpy()
         if missing.any():
-            rows = np.flatnonzero(missing)
-            raise dataset_error(
-                path,
-                f"missing labels in column {names[label_idx[0]]!r}: {plural(len(rows), 'row')} without a label, "
-                f"the first is row {rows[0]} (0-based)",
-            )
+            raise dataset_error(path, _missing_labels(names[label_idx[0]], col.to_numpy(dtype=object), missing))
         if pd.api.types.is_numeric_dtype(col):
             Y = col.to_numpy()
         elif isinstance(col.iloc[0], (list, tuple, np.ndarray)):  # lists of tags (Parquet's list<string>)
@@ -497,6 +492,20 @@ def _arrow_csv_problem(message: str, names: list[str]) -> str:
     return f"malformed CSV ({message})"
 
 
+def _missing_labels(name: str, values: np.ndarray, missing: np.ndarray) -> str:
+    """The error for empty cells of a one-column label; in a column of tag sets (other cells join
+    tags with a separator), an empty cell may have meant "no tag", which is written as a lone
+    separator."""
+    rows = np.flatnonzero(missing)
+    message = (f"missing labels in column {name!r}: {plural(len(rows), 'row')} without a label, "
+               f"the first is row {rows[0]} (0-based)")
+    text = [v for v in values[~missing][:10_000] if isinstance(v, str)]
+    sep = next((s for s in TAG_SEPARATORS if any(s in v for v in text)), None)
+    if sep is not None:
+        message += f"; in this column of tag sets, a row with no tag is written as a lone {sep!r}"
+    return message
+
+
 def _stream_labels(columns, names: list[str], path: Path) -> np.ndarray:
     """Label columns read in blocks -> the array frame_to_dataset would give."""
     import pandas as pd
@@ -505,11 +514,7 @@ def _stream_labels(columns, names: list[str], path: Path) -> np.ndarray:
         values = columns[0].to_numpy(zero_copy_only=False)
         missing = pd.isna(values)
         if missing.any():
-            rows = np.flatnonzero(missing)
-            raise dataset_error(
-                path, f"missing labels in column {names[0]!r}: {plural(len(rows), 'row')} without a label, "
-                f"the first is row {rows[0]} (0-based)",
-            )
+            raise dataset_error(path, _missing_labels(names[0], values, missing))
         text = pd.Series(values, dtype=object).str.strip()
         numbers = pd.to_numeric(text, errors="coerce")
         if not numbers.isna().any():
