@@ -176,7 +176,7 @@ class Trainer:
         targets = encode_targets(Y, task)
         check_same_rows(X, targets.Y, "X", "Y")
         self.X, self.targets, self.task = X, targets, targets.task
-        self.y_raw = np.asarray(Y) if targets.task == CLASSIFICATION else targets.Y
+        self.y_raw = np.asarray(Y).reshape(-1) if targets.task == CLASSIFICATION else targets.Y  # (n, 1) labels too
         if (X_val is None) != (Y_val is None):
             raise ValueError(f"X_val and Y_val go together: {'Y_val' if Y_val is None else 'X_val'} is missing")
         self.X_val = None if X_val is None else check_matrix(X_val, "X_val", dtype=np.float32)

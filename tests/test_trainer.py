@@ -177,8 +177,9 @@ def test_held_out_targets_are_checked_against_the_training_ones():
         Trainer(X, np.array(list("abc"))[y], SMALL, X_val=X[:4], Y_val=np.array([1, 2, 1, 2], dtype=object))
     with pytest.warns(UserWarning, match=r"^2 held-out rows have classes that the training labels lack \(7\)"):
         Trainer(X, y, SMALL, X_val=X[:4], Y_val=np.array([0, 7, 1, 7]))
-    # a held-out part may hold one class (training needs two)
+    # a held-out part may hold one class (training needs two); a column of labels is 1-D labels
     assert Trainer(X, y, SMALL, X_val=X[:5], Y_val=np.ones((5, 1), dtype=int)).Y_val.tolist() == [1] * 5
+    assert Trainer(X, y.reshape(-1, 1), SMALL).y_raw.tolist() == y.tolist()
     Y = np.eye(3)[y]
     Y[::4, 0] = 1  # label sets
     with pytest.raises(ValueError, match="the held-out label matrix has 4 columns, the training one 3"):
