@@ -82,12 +82,13 @@ def run_name(root, path) -> str:
         return path.name
 
 
-def summaries(root) -> list[RunSummary]:
-    """The runs under ``root``, newest first (an absent root: none)."""
+def summaries(root, unreadable: list | None = None) -> list[RunSummary]:
+    """The runs under ``root``, newest first (an absent root: none); ``unreadable`` gets the
+    folders whose run.json could not be read, as :func:`list_runs` gives them."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(list_runs(root), key=lambda s: -(s.updated or s.created or 0.0))
+    return sorted(list_runs(root, unreadable=unreadable), key=lambda s: -(s.updated or s.created or 0.0))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,7 +26,11 @@ def _on_open() -> None:
 
 def run_list(root) -> str | None:
     """The runs table and the run to open (from the link's ``run`` or the select box)."""
-    rows = run_store.summaries(root)
+    unreadable: list = []
+    rows = run_store.summaries(root, unreadable)
+    if unreadable:  # a damaged run is said, not left out in silence
+        st.warning("Not listed, their run.json could not be read (damaged, or cut short): " + "; ".join(
+            f"`{run_store.run_name(root, folder)}` ({error})" for folder, error in unreadable), icon="⚠️")
     if not rows:
         st.info(f"No runs under `{root}` yet. Train on the **Train** page (each run is recorded there), or write "
                 f"one with `hraml train --dataset digits --out {root}/digits`, `HRAML(log_dir=...)` or "

@@ -34,6 +34,22 @@ def test_runs_lists_each_run_with_its_state_and_last_metric(tmp_path, capsys, mo
     assert capsys.readouterr().out.startswith(f"1 run under {tmp_path / 'class'}")
 
 
+def test_a_damaged_run_is_named_and_an_older_model_folder_is_left_out(tmp_path, capsys):
+    make_run(tmp_path / "good", snapshots=2, every=5)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "run.json").write_text('{"format": "hraml-run/1", "name": ')  # cut short
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "run.json").write_text(json.dumps({"dataset": "digits", "metrics": {}}))  # an earlier hraml's model folder
+    assert main(["runs", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == f"1 run under {tmp_path}" and [line.split()[0] for line in lines[2:]] == ["good"]
+    assert err.splitlines() == [f"hraml runs: warning: {damaged}: run.json could not be read: "
+                                "Expecting value: line 1 column 35 (char 34)"]  # the end of the text
+
+
 def test_runs_of_an_empty_or_missing_folder(tmp_path, capsys, monkeypatch):
     assert main(["runs", str(tmp_path)]) == 0
     assert capsys.readouterr().out == f"no runs under {tmp_path}\n"

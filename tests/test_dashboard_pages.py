@@ -114,6 +114,17 @@ def test_runs_page_lists_the_runs_and_opens_the_one_a_link_names(root):
     assert any("dataset **digits**" in c.value and "relation **l1**" in c.value for c in at.caption)
 
 
+def test_runs_page_names_a_run_whose_run_json_cannot_be_read(root):
+    make_run(root / "good", snapshots=2, every=5)
+    (root / "cut").mkdir()
+    (root / "cut" / "run.json").write_text('{"format": ')  # a copy cut short
+    at = page(RUNS)
+    assert list(at.dataframe[0].value["run"]) == ["good"]
+    assert [w.value for w in at.warning] == [
+        "Not listed, their run.json could not be read (damaged, or cut short): `cut` (Expecting value: line 1 "
+        "column 12 (char 11))"]
+
+
 def test_the_slider_moves_the_step_shown_and_play_walks_the_snapshots(root):
     make_run(root / "r", snapshots=6, every=10)
     at = page(RUNS, {"run": "r"})

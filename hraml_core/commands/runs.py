@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from . import CommandError, text_table
@@ -41,13 +42,17 @@ def run_runs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..runs import list_runs
+    from ..runs.format import RUN_FILE
     from ..runs.root import runs_root
 
     root = Path(args.root).expanduser() if args.root else runs_root()
+    unreadable: list = []
     try:
-        found = list_runs(root)
+        found = list_runs(root, unreadable=unreadable)
     except ValueError as exc:
         raise CommandError(f"{exc}" + ("" if args.root else " (set $HRAML_RUNS_DIR, or give ROOT)")) from None
+    for folder, error in unreadable:  # a damaged run is said, not left out in silence
+        print(f"hraml runs: warning: {folder}: {RUN_FILE} could not be read: {error}", file=sys.stderr)
     if args.json:
         for s in found:
             print(json.dumps({**s.as_dict(), "path": str(s.path)}))

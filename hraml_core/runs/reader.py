@@ -422,9 +422,12 @@ def open_run(path) -> Run:
     return Run(path)
 
 
-def list_runs(root, max_depth: int = 3) -> list[RunSummary]:
+def list_runs(root, max_depth: int = 3, unreadable: list | None = None) -> list[RunSummary]:
     """Summaries of the run directories at or under ``root`` (down to ``max_depth`` folders),
-    sorted by name; reads one run.json per run. Folders starting with '.' are skipped."""
+    sorted by name; reads one run.json per run. Folders starting with '.' are skipped, and so are
+    folders whose run.json is not a run's (an older hraml's model folder). ``unreadable``: a list
+    that gets ``(folder, error)`` for each run.json that could not be read or parsed (a damaged
+    copy, a file cut short)."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root}: not a folder")
@@ -437,8 +440,10 @@ def list_runs(root, max_depth: int = 3) -> list[RunSummary]:
         if run_json.is_file():
             try:
                 info = check_run_info(json.loads(run_json.read_text()), folder)
-            except (OSError, ValueError):
-                info = None  # a model folder of an older hraml, or not ours
+            except (OSError, ValueError) as exc:
+                info = None  # a model folder of an older hraml, or not ours: not a run
+                if unreadable is not None and isinstance(exc, (OSError, json.JSONDecodeError, UnicodeDecodeError)):
+                    unreadable.append((folder, str(exc)))
             if info is not None:
                 found.append(_summary(root, folder, info, now))
                 continue  # a run's own folders hold no runs
