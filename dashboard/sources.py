@@ -30,7 +30,7 @@ from .prepare import DEFAULT_TEST_SIZE, Prepared, prepare_dataset
 #: Tables among the data directory's files: read in blocks, with the label-column picker.
 TABLE_FORMATS = ("csv", "parquet")
 #: Formats of the data directory's files the Dataset list offers: tables (label columns picked,
-#: read in blocks into float32 with a progress bar) and svmlight files (sparse, read whole).
+#: read in blocks into float32 with a progress bar) and svmlight files (sparse, read in blocks).
 LISTED_FORMATS = TABLE_FORMATS + ("svmlight",)
 #: Prepared data of this many data-directory files is kept for the server's sessions (the newest
 #: ones); at a million rows of 100 features each takes 400 MB. A session's trainer keeps its own.
@@ -228,8 +228,8 @@ def prepare_file(f: DataFile, label_columns=None, task: str = "auto",
             ds = load_file(f.path, task=task, label_columns=list(label_columns) if label_columns else None,
                            ignore_columns=list(ignore_columns) if ignore_columns else None,
                            name=f.name, dtype="float32", progress=progress)
-        else:  # svmlight: scikit-learn's parser reads the whole file at once (no columns, no progress)
-            ds = load_file(f.path, task=task, name=f.name)
+        else:  # svmlight: sparse, no columns to pick
+            ds = load_file(f.path, task=task, name=f.name, progress=progress)
         read_s = time.perf_counter() - start
         prepared = prepare_dataset(ds, test_size=DEFAULT_TEST_SIZE, seed=0)
         prepared.extra["read_s"] = read_s

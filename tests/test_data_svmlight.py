@@ -74,3 +74,39 @@ def test_an_svmlight_upload_is_reduced_and_shown_on_the_page(app, tmp_path):
     app.file_uploader(key="upload").set_value(("words.svm", buffer.getvalue(), "application/octet-stream")).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("Task: classification" in m.value and "150 features (SVD to 41)" in m.value for m in app.markdown)
+
+
+@pytest.mark.parametrize("block", [7, 64, 10**6])  # shorter than a line, a few lines, the whole file
+def test_blocks_of_any_size_read_what_scikit_learn_reads_whole(tmp_path, monkeypatch, block):
+    from sklearn.datasets import load_svmlight_file
+
+    from hraml_core.data import svmlight
+
+    monkeypatch.setattr(svmlight, "BLOCK_BYTES", block)
+    X, y, Y = data(n=60, d=30)
+    cases = {}
+    dump_svmlight_file(X, y, str(tmp_path / "zero.svm"))
+    cases["zero.svm"] = (X.toarray(), y.tolist(), "classification")
+    buffer = io.BytesIO()
+    dump_svmlight_file(X, y, buffer, zero_based=False)
+    (tmp_path / "one.svm.gz").write_bytes(gzip.compress(buffer.getvalue()))
+    cases["one.svm.gz"] = (X.toarray(), y.tolist(), "classification")
+    # label sets written only on the last lines (after the first blocks were read as classes), and
+    # a last line with no newline
+    lines = [f"{c} 1:{i + 1}" for i, c in enumerate(y[:40])] + [f"{c},{(c + 1) % 3} 2:{i + 1}" for i, c in enumerate(y[40:])]
+    (tmp_path / "late.svm").write_text("\n".join(lines))
+    cases["late.svm"] = (None, None, "multilabel")
+    for name, (dense, labels, task) in cases.items():
+        seen = []
+        ds = load_file(tmp_path / name, progress=lambda done, total: seen.append((done, total)))
+        assert ds.task == task, name
+        if dense is not None:
+            np.testing.assert_allclose(ds.X.toarray(), dense)
+            assert ds.Y.tolist() == labels
+        else:  # against scikit-learn's parse of the whole file
+            Xs, ys = load_svmlight_file(str(tmp_path / name), multilabel=True, zero_based="auto")
+            np.testing.assert_allclose(ds.X.toarray(), Xs.toarray())
+            assert ds.Y.shape == (60, 3) and ds.Y[:40].sum(axis=1).tolist() == [1] * 40
+            assert ds.Y[40:].sum(axis=1).tolist() == [2] * 20
+        size = (tmp_path / name).stat().st_size
+        assert seen and seen[-1] == (size, size) and [d for d, _ in seen] == sorted(d for d, _ in seen)

@@ -14,7 +14,7 @@ FORMAT_OPTIONS = {
     "arff": {"labels_xml", "label_columns", "n_labels"},
     "csv": {"label_columns", "ignore_columns", "header", "sep", "decimal", "dtype", "progress"},
     "parquet": {"label_columns", "ignore_columns", "dtype", "progress"},
-    "svmlight": set(),
+    "svmlight": {"progress"},
 }
 
 
@@ -36,7 +36,8 @@ def load_file(path: str | os.PathLike, *, format: str | None = None, task: str =
       and more, which are read in blocks) and ``progress`` (True: a tqdm bar; or a callable
       ``progress(done, total)``); see :mod:`hraml_core.data.tabular`.
     - ``.svm`` / ``.svmlight`` / ``.libsvm`` (optionally ``.gz``): svmlight / LIBSVM lines, read as
-      sparse features; a class per line, or comma-separated label sets (:mod:`hraml_core.data.svmlight`).
+      sparse features; a class per line, or comma-separated label sets (:mod:`hraml_core.data.svmlight`),
+      read in blocks (``progress`` as for CSV: bytes of the file).
 
     ``task`` is ``"auto"`` (detected) or one of ``hraml_core.tasks.TASKS``. Every problem raises
     :class:`~hraml_core.data.DatasetError` naming the file.

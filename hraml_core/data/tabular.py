@@ -27,7 +27,6 @@ import csv
 import gzip
 import io
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from .dataset import Dataset
 from .errors import dataset_error, plural
 from .formats import detect_format
 from .labels import TAG_SEPARATORS, prepare_labels, tag_sets
-from .textio import check_file, decode_text, read_bytes
+from .textio import ReadProgress, check_file, decode_text, read_bytes
 
 #: Files at least this large on disk are read in blocks into float32 features (see the module docstring).
 STREAM_MIN_BYTES = 64 << 20
@@ -213,34 +212,6 @@ def _stream_and_dtype(path: Path, dtype: str | None) -> tuple[bool, str]:
     return stream, dtype or ("float32" if stream else "float64")
 
 
-class _Progress:
-    """``progress`` as given to a loader: None/False (nothing), True (a tqdm bar), or a callable."""
-
-    def __init__(self, progress, total: int, path: Path, unit: str):
-        self.callback = progress if callable(progress) else None
-        self.bar = None
-        if progress is True:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit=unit, unit_scale=True, desc=f"reading {path.name}", file=sys.stderr,
-                            leave=False, mininterval=0.5)
-        self.total = total
-        self.done = 0
-
-    def __call__(self, done: int) -> None:
-        # Never backwards: a CSV's position is read while pyarrow's read-ahead thread moves it, and
-        # a read caught mid-way can report less than the call before.
-        done = self.done = max(done, self.done)
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
-        if self.callback is not None:
-            self.callback(done, self.total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def load_csv(path, *, label_columns=None, ignore_columns=None, task: str = "auto", header: bool | None = None,
              sep: str | None = None, decimal: str | None = None, name: str | None = None, description: str = "",
              source: str = "", dtype: str | None = None,
@@ -271,7 +242,7 @@ def load_csv(path, *, label_columns=None, ignore_columns=None, task: str = "auto
     ds = frame_to_dataset(df, path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, name=name,
                           description=description, source=source, dtype=dtype)
     if progress:
-        _Progress(progress, 1, path, "B")(1)
+        ReadProgress(progress, 1, path, "B")(1)
     return ds
 
 
@@ -433,7 +404,7 @@ def _stream_csv(path: Path, text: str, *, label_columns, ignore_columns, task, h
     types.update({names[j]: pa.string() if len(label_idx) == 1 else pa.float64() for j in label_idx})
     raw = open(path, "rb")
     size = path.stat().st_size
-    report = _Progress(progress, size, path, "B")
+    report = ReadProgress(progress, size, path, "B")
     # Rows are written into one array sized from the first lines' bytes per row (with room to
     # spare: pages never written take no memory), grown by half when short; no second copy of
     # the whole array unless the estimate was off (gzip: the text is about 3-4x the file).
@@ -542,7 +513,7 @@ def load_parquet(path, *, label_columns=None, ignore_columns=None, task: str = "
     ds = frame_to_dataset(df, path, label_columns=label_columns, ignore_columns=ignore_columns, task=task, name=name,
                           description=description, source=source, dtype=dtype)
     if progress:
-        _Progress(progress, len(df), path, "rows")(len(df))
+        ReadProgress(progress, len(df), path, "rows")(len(df))
     return ds
 
 
@@ -577,7 +548,7 @@ def _stream_parquet(path: Path, *, label_columns, ignore_columns, task, name, de
     X = np.empty((n, len(feature_idx)), dtype=dtype)
     label_parts: list[list] = [[] for _ in label_idx]
     groups = pf.metadata.num_row_groups
-    report = _Progress(progress, n * (len(feature_idx) + len(label_idx)), path, "values")
+    report = ReadProgress(progress, n * (len(feature_idx) + len(label_idx)), path, "values")
     at = done = 0
     try:
         # One column of one row group at a time: a batch of every column would decode the whole

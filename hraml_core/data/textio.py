@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import zlib
 from pathlib import Path
 
@@ -66,3 +67,32 @@ def decode_text(raw: bytes, path: Path) -> str:
 
 def read_text(path: Path) -> str:
     return decode_text(read_bytes(path), path)
+
+
+class ReadProgress:
+    """``progress`` as given to a loader, called with the amount read so far: None/False (nothing), True
+    (a tqdm bar on stderr), or a callable ``progress(done, total)``."""
+
+    def __init__(self, progress, total: int, path: Path, unit: str):
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        if progress is True:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=unit, unit_scale=True, desc=f"reading {path.name}", file=sys.stderr,
+                            leave=False, mininterval=0.5)
+        self.total = total
+        self.done = 0
+
+    def __call__(self, done: int) -> None:
+        # Never backwards: a CSV's position is read while pyarrow's read-ahead thread moves it, and
+        # a read caught mid-way can report less than the call before.
+        done = self.done = max(done, self.done)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        if self.callback is not None:
+            self.callback(done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
