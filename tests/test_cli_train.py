@@ -69,6 +69,25 @@ def test_a_file_whose_extension_names_no_format_is_read_with_format_and_again_at
     assert "export.txt" in capsys.readouterr().err  # read as Parquet, it is not one: the error names the file
 
 
+def test_a_large_file_is_read_with_a_progress_bar_unless_asked_not_to(tmp_path, capsys, monkeypatch):
+    from hraml_core.data import tabular
+
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b,kind\n" + "\n".join(f"{i % 7},{i % 5},{'xy'[i % 2]}" for i in range(40)) + "\n")
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "small")]) == 0
+    assert "reading rows.csv" not in capsys.readouterr().err  # a small file: no bar
+    monkeypatch.setattr(tabular, "STREAM_MIN_BYTES", 100)  # this file is now a large one
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--out", str(tmp_path / "large")]) == 0
+    assert "reading rows.csv" in capsys.readouterr().err
+    out = tmp_path / "quiet"
+    assert main(["train", "--dataset", str(path), "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    assert "reading rows.csv" not in capsys.readouterr().err
+    assert main(["evaluate", str(out)]) == 0
+    assert "reading rows.csv" in capsys.readouterr().err  # evaluate reads the file again
+    assert main(["evaluate", str(out), "--no-progress"]) == 0
+    assert "reading" not in capsys.readouterr().err
+
+
 def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     path = tmp_path / "ids.csv"
     path.write_text("a,b,id\n" + "\n".join(f"{i % 7},{i % 5},{i}" for i in range(30)) + "\n")

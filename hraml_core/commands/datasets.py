@@ -98,7 +98,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     if rows_per_file < 1:
         raise CommandError(f"--rows-per-file must be a positive integer, got {rows_per_file}")
     check_out_folder(Path(args.out))  # before reading a dataset that may be large
-    ds = _load(args.name, args.data_dir, args.label_columns, format=args.format)
+    ds = _load(args.name, args.data_dir, args.label_columns, format=args.format, progress=not args.quiet)
     bar = None
     if not args.quiet:
         import sys

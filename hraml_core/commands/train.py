@@ -38,6 +38,8 @@ def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
                    help=f"held-out fraction ({own + ' held-out rows' if of_model else 'default 0.3'})")
     p.add_argument("--seed", type=int, default=None if of_model else 0,
                    help=f"seed of the split ({own + ' split' if of_model else 'and of training; default 0'})")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars on stderr (reading a large data file" + (", the evaluation)" if of_model else ")"))
     p.add_argument("--knn-k", type=int, default=None,
                    help=f"k of the evaluator ({own if of_model else 'default'}: 1 for kNN, 10 MLkNN, 4 AA-kNN, "
                         "at most what the training rows allow)")
@@ -62,7 +64,6 @@ def register(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate a saved model on its dataset's held-out split (or another dataset)")
     e.add_argument("model", help="a folder written by `hraml train`")
     _add_data_args(e, of_model=True)
-    e.add_argument("--no-progress", action="store_true", help="no progress bars (on stderr by default)")
     e.add_argument("--threads", type=int, default=None, help="threads of the neighbour search (default: all CPUs)")
     e.set_defaults(func=run_evaluate)
 
@@ -75,12 +76,24 @@ def _columns(text):
     return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
 
 
-def _load(name: str, data_dir, label_columns, ignore_columns=None, format=None):
+def _load(name: str, data_dir, label_columns, ignore_columns=None, format=None, progress: bool = False):
+    """The dataset a command names: a file (``progress``: a bar on stderr while a large one is
+    read, for the formats read in blocks) or a registry name."""
     from ..data import load_dataset, load_file
+    from ..data.formats import detect_format
+    from ..data.loaders import FORMAT_OPTIONS
+    from ..data.tabular import STREAM_MIN_BYTES
 
     cols, ignored = _columns(label_columns), _columns(ignore_columns)
-    if cols is not None or ignored is not None or format is not None or Path(name).is_file():
-        return load_file(name, format=format, label_columns=cols, ignore_columns=ignored)
+    path = Path(name)
+    if cols is not None or ignored is not None or format is not None or path.is_file():
+        try:
+            large = path.is_file() and path.stat().st_size >= STREAM_MIN_BYTES
+            bar = progress and large and "progress" in FORMAT_OPTIONS[format or detect_format(path)]
+        except (OSError, ValueError, KeyError):  # load_file says what is wrong with the file
+            bar = False
+        more = {"progress": True} if bar else {}
+        return load_file(name, format=format, label_columns=cols, ignore_columns=ignored, **more)
     return load_dataset(name, data_dir=data_dir)
 
 
@@ -143,7 +156,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..runs.writer import RunWriter, prepare_run
     from ..training import usable_device
 
-    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format)
+    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format,
+               progress=not args.no_progress)
     for warning in dataset_warnings(ds):
         print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
     train, test = split_rows(ds, args.test_size, args.seed)
@@ -227,7 +241,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
     ignored = args.ignore_columns if args.ignore_columns is not None else run.get("ignore_columns")
     fmt = args.format if args.format is not None or args.dataset is not None else run.get("format")
-    ds = _load(dataset, data_dir, labels, ignored, fmt)
+    ds = _load(dataset, data_dir, labels, ignored, fmt, progress=not args.no_progress)
     if ds.task != model.task_:
         raise CommandError(f"the model was trained for {model.task_}, {ds.name} is a {ds.task} dataset")
     test_size = args.test_size if args.test_size is not None else run["test_size"]
