@@ -55,6 +55,13 @@ def test_by_hand_with_comments_and_bad_lines(tmp_path):
     path.write_text("0.25 1:0.5\n1.75 2:1\n3.5 1:2\n")  # a regression file: no classes
     with pytest.raises(DatasetError, match="the class labels are non-integer numbers"):
         load_file(path)
+    path.write_text("# sets\n1 1:0.5\n2,3 2:1\n1 3:1\n")
+    with pytest.raises(DatasetError, match=r"data line 2 holds 2 labels: classes need one a line"):
+        load_file(path, task="classification")
+    assert load_file(path).task == "multilabel"
+    path.write_text("1 1:0.5\n2:1\n1 3:1\n")  # label 1 or no label: two classes in disguise
+    with pytest.raises(DatasetError, match=r"label sets of one label \(1\): each line holds it or nothing"):
+        load_file(path)
 
 
 def test_hraml_train_on_an_svmlight_file_keeps_it_sparse(tmp_path, capsys):

@@ -70,8 +70,15 @@ def load_svmlight(path, *, task: str = "auto", name: str | None = None, descript
         binarizer = MultiLabelBinarizer()
         Y = binarizer.fit_transform([tuple(int(v) if float(v).is_integer() else v for v in ls) for ls in labels])
         label_names = tuple(str(c) for c in binarizer.classes_)
-    else:
-        Y = np.array([ls[0] for ls in labels], dtype=np.float64)  # one label a line: no comma was found
+        if Y.shape[1] == 1:
+            raise dataset_error(path, f"label sets of one label ({label_names[0]}): each line holds it or nothing, "
+                                      "which is two classes; write each line's class instead")
+    else:  # one label a line: no comma was found, unless task="classification" asked for classes
+        bad = next((i for i, ls in enumerate(labels) if len(ls) != 1), None)
+        if bad is not None:
+            raise dataset_error(path, f"data line {bad + 1} holds {len(labels[bad])} labels: classes need one a line "
+                                      "(label sets are read with task='multilabel' or 'auto')")
+        Y = np.array([ls[0] for ls in labels], dtype=np.float64)
     del labels
     Y, task = prepare_labels(Y, task, path)
     return Dataset(
