@@ -168,7 +168,7 @@ def _nonempty(y) -> np.ndarray:
 
 
 def _class_labels(y: np.ndarray) -> np.ndarray:
-    """``y`` as 1-D class labels that sort (finite numbers, or text without gaps)."""
+    """``y`` as 1-D class labels that sort: finite numbers, or values of one kind with none missing."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
