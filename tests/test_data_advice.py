@@ -5,7 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hraml_core.data import Dataset
-from hraml_core.data.advice import dataset_warnings, row_counter_columns
+from hraml_core.data.advice import MIN_SHUFFLED_ROWS, dataset_warnings, row_counter_columns, shuffled_row_index_columns
 
 
 def test_row_counter_columns_are_the_columns_counting_the_rows_in_order():
@@ -27,3 +27,24 @@ def test_dataset_warnings_name_the_columns_and_the_label_column_of_ids():
     ids = Dataset("ids", X[:, 1:2], np.arange(40), "classification", feature_names=("x",))
     assert len(dataset_warnings(ids)) == 1 and dataset_warnings(ids)[0].startswith("40 of 40 rows are the only row")
     assert dataset_warnings(Dataset("fine", X[:, 1:2], np.arange(40) % 4, "classification")) == ()
+
+
+def test_a_row_index_kept_through_a_shuffle_is_pointed_out():
+    rng = np.random.default_rng(0)
+    n = 40
+    order = rng.permutation(n)
+    X = np.column_stack([order, order + 1, np.arange(n), rng.normal(size=n), np.r_[order[:-1], n + 5],
+                         np.r_[order[:-1], order[0]]]).astype(float)
+    names = ("id", "from one", "counter", "x", "gap", "twice")
+    # a shuffle of 0..n-1 and of 1..n; not the counter in order (row_counter_columns says it), not
+    # a column missing a number or holding one twice
+    assert shuffled_row_index_columns(X, names) == ["id", "from one"]
+    assert shuffled_row_index_columns(X[: MIN_SHUFFLED_ROWS - 1]) == []  # too few rows to tell from chance
+    assert shuffled_row_index_columns(sp.csr_matrix(X)) == []
+    y = np.where(order < n // 2, 0, 1)  # the rows were sorted by class before the shuffle
+    ds = Dataset("shuffled", X[:, [0, 3]], y, "classification", feature_names=("id", "x"))
+    assert dataset_warnings(ds) == (
+        "feature column 'id' holds each row number once, shuffled (a row index kept through a shuffle): it "
+        "identifies the rows and carries their order before the shuffle; leave it out with ignore_columns "
+        "(hraml train --ignore-columns)",)
+

@@ -33,13 +33,51 @@ def row_counter_columns(X, feature_names=()) -> list[str]:
     return found
 
 
+#: Rows from which a column holding each row number once, shuffled, is pointed out: in a few rows
+#: small integers form such a set by chance.
+MIN_SHUFFLED_ROWS = 20
+
+
+def shuffled_row_index_columns(X, feature_names=()) -> list[str]:
+    """Names of the feature columns holding each row number once in another order (a shuffle of
+    0, 1, ..., n - 1 or of 1, 2, ..., n).
+
+    Such a column is a row index kept through a shuffle (``df.sample(frac=1).to_csv()`` with a
+    named index): it identifies every row, and it still carries the order the rows had before the
+    shuffle, which is often by class. Columns in order are :func:`row_counter_columns`'; sparse
+    matrices are not searched.
+
+    >>> shuffled_row_index_columns(np.column_stack([np.random.default_rng(0).permutation(30), np.ones(30)]), ("id", "x"))
+    ['id']
+    """
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.shape[0] < MIN_SHUFFLED_ROWS:
+        return []
+    n = X.shape[0]
+    low, high = X.min(axis=0), X.max(axis=0)
+    found = []
+    for j in np.flatnonzero(((low == 0) | (low == 1)) & (high == low + n - 1)):
+        column = X[:, j]
+        if np.all(np.diff(column) == 1):
+            continue  # in order: a row counter
+        if np.array_equal(np.sort(column), np.arange(low[j], low[j] + n)):
+            found.append(str(feature_names[j]) if j < len(feature_names) else f"column {j}")
+    return found
+
+
 def dataset_warnings(ds: Dataset) -> tuple[str, ...]:
     """What looks wrong in ``ds``: a label column of identifiers (:func:`~hraml_core.data.labels.
-    lone_classes_warning`), feature columns that count the rows (:func:`row_counter_columns`)."""
+    lone_classes_warning`), feature columns that count the rows (:func:`row_counter_columns`) or
+    hold them shuffled (:func:`shuffled_row_index_columns`)."""
     out = [lone_classes_warning(ds.Y, ds.task)]
     counters = row_counter_columns(ds.X, ds.feature_names)
     if counters:
         names = ", ".join(repr(c) for c in counters)
         out.append(f"feature column{'s' if len(counters) > 1 else ''} {names} count{'' if len(counters) > 1 else 's'} "
                    f"the rows (0, 1, 2, ...): a row index read as a feature gives the rows' order away; {LEAVE_OUT}")
+    shuffled = shuffled_row_index_columns(ds.X, ds.feature_names)
+    if shuffled:
+        names = ", ".join(repr(c) for c in shuffled)
+        out.append(f"feature column{'s' if len(shuffled) > 1 else ''} {names} hold{'' if len(shuffled) > 1 else 's'} "
+                   "each row number once, shuffled (a row index kept through a shuffle): it identifies the rows and "
+                   f"carries their order before the shuffle; {LEAVE_OUT}")
     return tuple(w for w in out if w)
