@@ -23,6 +23,9 @@ TASKS = (CLASSIFICATION, MULTILABEL, DISTRIBUTION)
 
 #: Rows of a label distribution must sum to 1 within this tolerance.
 DISTRIBUTION_ATOL = 1e-3
+#: Entries of a label distribution down to minus this are rounding (a proportion computed as 1 minus
+#: the others) and read as 0; below it they are negative.
+ROUNDING_ATOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ def _label_matrix(y: np.ndarray, task: str, detected: bool) -> np.ndarray:
         if not np.all((Y == 0) | (Y == 1)):
             raise ValueError("multilabel targets must be a 0/1 indicator matrix")
         return Y
+    Y[(Y < 0) & (Y >= -ROUNDING_ATOL)] = 0.0
     sums = Y.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1.0) > DISTRIBUTION_ATOL)
     negative = bool(np.any(Y < 0))

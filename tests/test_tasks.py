@@ -78,6 +78,16 @@ def test_bad_targets_name_the_problem(y, task, message):
         encode_targets(y, task)
 
 
+def test_rounding_below_zero_in_a_distribution_reads_as_zero():
+    D = np.array([[1 + 1e-9, -1e-9], [0.3, 0.7], [-4e-7, 1.0]])  # proportions computed as 1 minus the others
+    enc = encode_targets(D)
+    assert enc.task == "distribution" and enc.Y.tolist() == [[1 + 1e-9, 0.0], [0.3, 0.7], [0.0, 1.0]]
+    with pytest.raises(ValueError, match="some values are negative"):
+        encode_targets(np.array([[1.001, -0.001], [0.3, 0.7]]))  # beyond rounding
+    with pytest.raises(ValueError, match="label distributions must be non-negative"):
+        encode_targets(np.array([[1.00001, -1e-5], [0.3, 0.7]]), "distribution")
+
+
 def test_label_order_groups_classes():
     Y = encode_targets(np.array([2, 0, 1, 0, 2])).Y
     assert Y[label_order(Y)].argmax(1).tolist() == [0, 0, 1, 2, 2]
