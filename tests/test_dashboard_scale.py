@@ -422,6 +422,12 @@ def test_a_data_directory_svmlight_file_is_offered_and_read_sparse(app, tmp_path
     assert not [m for m in app.sidebar.multiselect if m.key in ("label_columns", "ignore_columns")]
     assert any("svmlight file: sparse features" in c.value for c in app.sidebar.caption)
     assert any("Task: classification" in m.value and "150 features (SVD to" in m.value for m in app.markdown)
+    # read in blocks with the page's progress, like a table
+    reports = []
+    sources.prepare_file(svm[0], None, "auto", progress=lambda done, total: reports.append((done, total)),
+                         cache=sources.PreparedCache(keep=1))
+    size = (tmp_path / "text" / "words.svm").stat().st_size
+    assert reports and reports[-1] == (size, size)
 
 
 def test_an_upload_over_the_limit_points_to_the_data_directory(app, tmp_path, monkeypatch):
