@@ -403,10 +403,10 @@ def shard_folder(dataset: str, data_dir=None) -> Path | None:
 
 def load_whole(args, rank: int, world: int) -> RankData:
     """Every rank loads the whole dataset and keeps its part of the training rows (:func:`shard_rows`)."""
-    from .data import load_dataset
+    from .commands.train import load_data
     from .splits import holdout_split
 
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    ds = load_data(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format)
     if args.test_size:
         part = holdout_split(ds.Y, ds.task, args.seed, test_size=args.test_size)
         train, test = part.train, part.test
@@ -416,7 +416,9 @@ def load_whole(args, rank: int, world: int) -> RankData:
     targets = ds.targets()
     held_out = (lambda: (ds.X[train], ds.Y[train], ds.X[test], ds.Y[test])) if len(test) and rank == 0 else None
     return RankData(X=ds.X[rows], Y=targets.Y[rows], rows=rows, task=targets.task, classes=targets.classes,
-                    dataset={"name": args.dataset, "data_dir": args.data_dir, "n_samples": ds.n_samples}, info={},
+                    dataset={"name": args.dataset, "data_dir": args.data_dir, "format": args.format,
+                             "label_columns": args.label_columns, "ignore_columns": args.ignore_columns,
+                             "n_samples": ds.n_samples}, info={},
                     split={"test_size": args.test_size, "seed": args.seed, "train_rows": train, "test_rows": test},
                     held_out=held_out)
 
@@ -515,6 +517,10 @@ def _train_and_save(args, rank: int, world: int, device: str) -> None:
                            f"{[r for r, s in enumerate(sharded) if s]} but not on ranks "
                            f"{[r for r, s in enumerate(sharded) if not s]}: every node needs its shard folder there")
     if folder is not None:
+        given = [f"--{k.replace('_', '-')}" for k in ("format", "label_columns", "ignore_columns") if getattr(args, k)]
+        if given:
+            raise SetupRefused(f"{', '.join(given)}: for a data file; the shard folder {args.dataset} was written "
+                               "with its columns chosen (hraml datasets shard)")
         data = load_shards(args, folder, rank, world)
     else:
         data = on_every_rank(load_whole, args, rank, world)
@@ -580,11 +586,14 @@ def _config(args) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``torchrun ... -m hraml_core.distributed``."""
+    from .commands.train import add_file_arguments
+
     ap = argparse.ArgumentParser(prog="python -m hraml_core.distributed", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="digits",
                     help="a dataset name or file (every rank loads it whole), or a shard folder written by "
                          "`hraml datasets shard` (every rank reads only its shards)")
     ap.add_argument("--data-dir", default=None)
+    add_file_arguments(ap)  # for a data file: read as `hraml train` reads it
     ap.add_argument("--preprocessing", default="standardize")
     ap.add_argument("--seed", type=int, default=0, help="seed of the shards and of training (default 0)")
     ap.add_argument("--cross-rank-pairs", action=argparse.BooleanOptionalAction, default=True,

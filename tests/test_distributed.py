@@ -315,6 +315,36 @@ def test_a_sharded_job_that_cannot_start_stops_every_rank_with_one_message(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_the_entry_point_reads_a_data_file_as_hraml_train_does(tmp_path, gloo, capsys):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = rng.normal(size=(60, 3)) + 3 * np.eye(3)[y]
+    path = tmp_path / "export.txt"  # a CSV whose label is its first column, with an identifier beside it
+    path.write_text("kind,id,a,b,c\n" + "\n".join(f"{'xyz'[k]},{1000 + i},{r[0]},{r[1]},{r[2]}"
+                                                   for i, (k, r) in enumerate(zip(y, X))) + "\n")
+    out = tmp_path / "run"
+    argv = ["--dataset", str(path), "--format", "csv", "--label-columns", "kind", "--ignore-columns", "id",
+            "--epochs", "2", "--test-size", "0.25", "--hidden", "8", "--dim", "4", "--out", str(out)]
+    gloo.spawn(_entry_point, args=(2, free_port(), str(tmp_path), [argv, argv]))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert [r["code"] for r in ranks] == [0, 0], ranks[0]["err"]
+    from hraml_core.cli import main as hraml
+    from hraml_core.runs import open_run
+
+    run = open_run(out)
+    assert run.dataset["label_columns"] == "kind" and run.dataset["ignore_columns"] == "id"
+    assert list(run.load_model().classes_) == ["x", "y", "z"]
+    assert hraml(["evaluate", str(out), "--no-progress"]) == 0  # read again as it was
+    assert "on 15 held-out samples (its own held-out rows)" in capsys.readouterr().out
+    # a shard folder was written with its columns chosen: the options are refused, once
+    layout = write_shards(blobs_dataset(), tmp_path / "shards", 2)
+    argv = ["--dataset", str(layout.folder), "--label-columns", "kind", "--out", str(tmp_path / "no")]
+    gloo.spawn(_entry_point, args=(2, free_port(), str(tmp_path), [argv, argv]))
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    assert [r["code"] for r in ranks] == [2, 2] and ranks[1]["err"] == ""
+    assert "--label-columns: for a data file; the shard folder" in ranks[0]["err"]
+
+
 def _node_agents(folders, out, flags, log_dir, timeout=300):
     """Two torchrun node agents on this machine, one per folder, meeting at a c10d rendezvous on
     loopback; each agent (and its workers) in a process group of its own, killed if the agents

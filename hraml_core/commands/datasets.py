@@ -90,7 +90,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
 
     from hraml_core.data.shards import ROWS_PER_FILE, check_out_folder, write_shards
 
-    from .train import _load
+    from .train import load_data
 
     if args.shards < 1:
         raise CommandError(f"--shards must be a positive integer, got {args.shards}")
@@ -98,7 +98,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     if rows_per_file < 1:
         raise CommandError(f"--rows-per-file must be a positive integer, got {rows_per_file}")
     check_out_folder(Path(args.out))  # before reading a dataset that may be large
-    ds = _load(args.name, args.data_dir, args.label_columns, format=args.format, progress=not args.quiet)
+    ds = load_data(args.name, args.data_dir, args.label_columns, format=args.format, progress=not args.quiet)
     bar = None
     if not args.quiet:
         import sys

@@ -21,6 +21,17 @@ from . import CommandError
 FORMAT_HELP = "the data file's format where its extension does not say it (a CSV named .txt, say)"
 
 
+def add_file_arguments(p: argparse.ArgumentParser, of_model: bool = False) -> None:
+    """``--format``, ``--label-columns``, ``--ignore-columns``: how a data file is read (``train``,
+    ``evaluate``, the torchrun entry point; :func:`load_data` takes them)."""
+    own = " (default: the model's own)" if of_model else ""
+    p.add_argument("--format", default=None, choices=FORMATS, help=FORMAT_HELP + own)
+    p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
+    p.add_argument("--ignore-columns", default=None,
+                   help="CSV/Parquet: columns that are neither features nor labels (an identifier, a text note), "
+                        "names or indices, comma-separated" + own)
+
+
 def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
     """The data options of ``train``; ``of_model``: those of ``evaluate``, whose defaults are the
     model's own (its dataset, its split, its evaluator's k)."""
@@ -28,12 +39,7 @@ def _add_data_args(p: argparse.ArgumentParser, of_model: bool = False) -> None:
     p.add_argument("--dataset", default=None if of_model else "digits",
                    help=f"a dataset name or a data file ({own + ' dataset' if of_model else 'default digits'})")
     p.add_argument("--data-dir", default=None, help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
-    p.add_argument("--format", default=None, choices=FORMATS,
-                   help=FORMAT_HELP + (" (default: the model's own)" if of_model else ""))
-    p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
-    p.add_argument("--ignore-columns", default=None,
-                   help="CSV/Parquet: columns that are neither features nor labels (an identifier, a text note), "
-                        "names or indices, comma-separated" + (" (default: the model's own)" if of_model else ""))
+    add_file_arguments(p, of_model)
     p.add_argument("--test-size", type=float, default=None if of_model else 0.3,
                    help=f"held-out fraction ({own + ' held-out rows' if of_model else 'default 0.3'})")
     p.add_argument("--seed", type=int, default=None if of_model else 0,
@@ -76,7 +82,7 @@ def _columns(text):
     return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
 
 
-def _load(name: str, data_dir, label_columns, ignore_columns=None, format=None, progress: bool = False):
+def load_data(name: str, data_dir, label_columns, ignore_columns=None, format=None, progress: bool = False):
     """The dataset a command names: a file (``progress``: a bar on stderr while a large one is
     read, for the formats read in blocks) or a registry name."""
     from ..data import load_dataset, load_file
@@ -156,7 +162,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..runs.writer import RunWriter, prepare_run
     from ..training import usable_device
 
-    ds = _load(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format,
+    ds = load_data(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format,
                progress=not args.no_progress)
     for warning in dataset_warnings(ds):
         print(f"hraml train: warning: {ds.name}: {warning}", file=sys.stderr)
@@ -241,7 +247,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
     ignored = args.ignore_columns if args.ignore_columns is not None else run.get("ignore_columns")
     fmt = args.format if args.format is not None or args.dataset is not None else run.get("format")
-    ds = _load(dataset, data_dir, labels, ignored, fmt, progress=not args.no_progress)
+    ds = load_data(dataset, data_dir, labels, ignored, fmt, progress=not args.no_progress)
     if ds.task != model.task_:
         raise CommandError(f"the model was trained for {model.task_}, {ds.name} is a {ds.task} dataset")
     test_size = args.test_size if args.test_size is not None else run["test_size"]
