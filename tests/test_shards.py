@@ -133,3 +133,10 @@ def test_hraml_datasets_shard_writes_a_layout(tmp_path, capsys):
     assert "is not empty: write a shard layout into a new or empty folder" in capsys.readouterr().err
     assert hraml(["datasets", "shard", "iris", "--shards", "0", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "--shards must be a positive integer, got 0" in capsys.readouterr().err
+    # a data file is read as hraml train reads it: its format, label and ignored columns
+    path = tmp_path / "export.txt"
+    path.write_text("kind,id,a,b\n" + "\n".join(f"{'xy'[i % 2]},{1000 + i},{i % 7},{i % 5}" for i in range(40)) + "\n")
+    assert hraml(["datasets", "shard", str(path), "--format", "csv", "--label-columns", "kind", "--ignore-columns", "id",
+                  "--shards", "2", "--out", str(tmp_path / "file"), "--quiet"]) == 0
+    back = load_dataset(str(tmp_path / "file"))
+    assert back.X.shape == (40, 2) and sorted(set(back.Y.tolist())) == ["x", "y"]

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.formats import FORMATS
 from . import CommandError, text_table
-from .train import FORMAT_HELP
+from .train import add_file_arguments
 
 
 def register(subparsers) -> None:
@@ -44,9 +43,7 @@ def register(subparsers) -> None:
     p_sh.add_argument("--rows-per-file", type=int, default=None, metavar="ROWS",
                       help="split a shard into files of at most ROWS rows (default 4194304)")
     p_sh.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HRAML_DATA_DIR or datasets/files)")
-    p_sh.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
-    p_sh.add_argument("--format", default=None, choices=FORMATS,
-                      help=FORMAT_HELP)
+    add_file_arguments(p_sh)
     p_sh.add_argument("--quiet", action="store_true", help="no progress bar")
     p_sh.set_defaults(func=cmd_shard)
 
@@ -98,7 +95,8 @@ def cmd_shard(args: argparse.Namespace) -> int:
     if rows_per_file < 1:
         raise CommandError(f"--rows-per-file must be a positive integer, got {rows_per_file}")
     check_out_folder(Path(args.out))  # before reading a dataset that may be large
-    ds = load_data(args.name, args.data_dir, args.label_columns, format=args.format, progress=not args.quiet)
+    ds = load_data(args.name, args.data_dir, args.label_columns, args.ignore_columns, args.format,
+                   progress=not args.quiet)
     bar = None
     if not args.quiet:
         import sys
