@@ -551,7 +551,7 @@ def test_distributed_rank_0_records_the_loss_averaged_over_the_ranks(tmp_path, g
     np.testing.assert_array_equal(snap.probe_labels, y[snap.probe_index])
 
 
-def _entry_point(rank, world, port, argv, out):
+def _entry_point(rank, world, port, argv):
     """``main`` as torchrun would start it; its exit code and what it wrote to stderr, by rank."""
     from hraml_core.distributed import main
 
@@ -568,7 +568,7 @@ def test_torchrun_refuses_a_folder_whose_run_is_being_written_on_every_rank(tmp_
     live = RunWriter(tmp_path / "busy", config={})
     try:
         ranks = gloo.spawn(_entry_point, args=(2, free_port(), ["--dataset", "iris", "--epochs", "1", "--out",
-                                                                str(tmp_path / "busy")], str(tmp_path)))
+                                                                str(tmp_path / "busy")]))
     finally:
         live.finish()
     assert [code for code, _ in ranks] == [2, 2]
