@@ -403,7 +403,7 @@ def shard_folder(dataset: str, data_dir=None) -> Path | None:
 
 def load_whole(args, rank: int, world: int) -> RankData:
     """Every rank loads the whole dataset and keeps its part of the training rows (:func:`shard_rows`)."""
-    from .commands.train import load_data
+    from .commands.train import data_file_path, load_data
     from .splits import holdout_split
 
     ds = load_data(args.dataset, args.data_dir, args.label_columns, args.ignore_columns, args.format)
@@ -416,7 +416,8 @@ def load_whole(args, rank: int, world: int) -> RankData:
     targets = ds.targets()
     held_out = (lambda: (ds.X[train], ds.Y[train], ds.X[test], ds.Y[test])) if len(test) and rank == 0 else None
     return RankData(X=ds.X[rows], Y=targets.Y[rows], rows=rows, task=targets.task, classes=targets.classes,
-                    dataset={"name": args.dataset, "data_dir": args.data_dir, "format": args.format,
+                    dataset={"name": args.dataset, "path": data_file_path(args.dataset), "data_dir": args.data_dir,
+                             "format": args.format,
                              "label_columns": args.label_columns, "ignore_columns": args.ignore_columns,
                              "n_samples": ds.n_samples}, info={},
                     split={"test_size": args.test_size, "seed": args.seed, "train_rows": train, "test_rows": test},

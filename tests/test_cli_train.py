@@ -88,6 +88,26 @@ def test_a_large_file_is_read_with_a_progress_bar_unless_asked_not_to(tmp_path, 
     assert "reading" not in capsys.readouterr().err
 
 
+def test_evaluate_finds_the_training_file_from_any_folder_and_says_when_it_moved(tmp_path, capsys, monkeypatch):
+    (tmp_path / "work").mkdir()
+    path = tmp_path / "work" / "rows.csv"
+    path.write_text("a,b,kind\n" + "\n".join(f"{i % 7},{i % 5},{'xy'[i % 2]}" for i in range(40)) + "\n")
+    monkeypatch.chdir(tmp_path / "work")
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", "rows.csv", "--epochs", "1", "--out", str(out)]) == 0  # a relative name
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--no-progress"]) == 0  # from another folder
+    assert "its own held-out rows" in capsys.readouterr().out
+    path.rename(tmp_path / "moved.csv")
+    assert main(["evaluate", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"hraml evaluate: error: {path}: the data file the model was trained on is not there any more; pass --dataset "
+        "FILE where it is now (the run's label and ignored columns still apply; add --format if the file's name has "
+        "no known extension)\n")
+    assert main(["evaluate", str(out), "--no-progress", "--dataset", str(tmp_path / "moved.csv")]) == 0
+
+
 def test_a_label_column_of_ids_trains_with_a_warning(tmp_path, capsys):
     path = tmp_path / "ids.csv"
     path.write_text("a,b,id\n" + "\n".join(f"{i % 7},{i % 5},{i}" for i in range(30)) + "\n")

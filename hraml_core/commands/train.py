@@ -82,6 +82,13 @@ def _columns(text):
     return [int(c) if c.lstrip("-").isdigit() else c for c in cols]
 
 
+def data_file_path(name: str) -> str | None:
+    """The absolute path of ``name`` when it is a data file (what a run records, so that `hraml
+    evaluate` finds the file from any folder), else None (a registry name)."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_file() else None
+
+
 def load_data(name: str, data_dir, label_columns, ignore_columns=None, format=None, progress: bool = False):
     """The dataset a command names: a file (``progress``: a bar on stderr while a large one is
     read, for the formats read in blocks) or a registry name."""
@@ -183,7 +190,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         prepare_run(
             out, source="hraml train",
-            dataset={"name": args.dataset, "data_dir": args.data_dir, "format": args.format,
+            dataset={"name": args.dataset, "path": data_file_path(args.dataset), "data_dir": args.data_dir,
+                     "format": args.format,
                      "label_columns": args.label_columns, "ignore_columns": args.ignore_columns,
                      "n_samples": ds.n_samples, "preprocessing": args.preprocessing, "pca": args.pca},
             split={"test_size": args.test_size, "seed": args.seed,
@@ -211,7 +219,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def model_folder_info(folder: Path) -> dict:
-    """What ``hraml evaluate`` needs of a model folder, flat: dataset, data_dir, format, label_columns,
+    """What ``hraml evaluate`` needs of a model folder, flat: dataset, path, data_dir, format, label_columns,
     ignore_columns, test_size, seed, knn_k and (where known) train_rows / test_rows. Reads a run directory
     (run.json + split.json) or the single run.json that earlier versions wrote."""
     from ..runs.format import FORMAT, RUN_FILE, SPLIT_FILE
@@ -220,7 +228,8 @@ def model_folder_info(folder: Path) -> dict:
     if info.get("format") != FORMAT:
         return info  # an earlier version's flat run.json
     dataset = info.get("dataset") or {}
-    out = {"dataset": dataset["name"], "data_dir": dataset.get("data_dir"), "format": dataset.get("format"),
+    out = {"dataset": dataset["name"], "path": dataset.get("path"), "data_dir": dataset.get("data_dir"),
+           "format": dataset.get("format"),
            "label_columns": dataset.get("label_columns"),
            "ignore_columns": dataset.get("ignore_columns"), "knn_k": (info.get("results") or {}).get("knn_k")}
     try:
@@ -242,7 +251,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         pre = Preprocessor.load(folder / "preprocess.safetensors")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CommandError(f"{folder}: not a model folder written by `hraml train` ({exc})") from None
-    dataset = args.dataset or run["dataset"]
+    dataset = args.dataset or run.get("path") or run["dataset"]
+    if args.dataset is None and run.get("path") and not Path(run["path"]).is_file():
+        raise CommandError(f"{run['path']}: the data file the model was trained on is not there any more; pass "
+                           "--dataset FILE where it is now (the run's label and ignored columns still apply; add "
+                           "--format if the file's name has no known extension)")
     data_dir = args.data_dir if args.data_dir is not None else run.get("data_dir")
     labels = args.label_columns if args.label_columns is not None else run.get("label_columns")
     ignored = args.ignore_columns if args.ignore_columns is not None else run.get("ignore_columns")
