@@ -17,15 +17,13 @@ from pathlib import Path
 from ..data.formats import FORMATS
 from . import CommandError
 
-#: ``--format``'s help, for every command that reads a data file.
-FORMAT_HELP = "the data file's format where its extension does not say it (a CSV named .txt, say)"
-
 
 def add_file_arguments(p: argparse.ArgumentParser, of_model: bool = False) -> None:
     """``--format``, ``--label-columns``, ``--ignore-columns``: how a data file is read (``train``,
     ``evaluate``, the torchrun entry point; :func:`load_data` takes them)."""
     own = " (default: the model's own)" if of_model else ""
-    p.add_argument("--format", default=None, choices=FORMATS, help=FORMAT_HELP + own)
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="the data file's format where its extension does not say it (a CSV named .txt, say)" + own)
     p.add_argument("--label-columns", default=None, help="CSV/Parquet: label column names or indices, comma-separated")
     p.add_argument("--ignore-columns", default=None,
                    help="CSV/Parquet: columns that are neither features nor labels (an identifier, a text note), "
@@ -99,9 +97,10 @@ def load_data(name: str, data_dir, label_columns, ignore_columns=None, format=No
 
     cols, ignored = _columns(label_columns), _columns(ignore_columns)
     path = Path(name)
-    if cols is not None or ignored is not None or format is not None or path.is_file():
+    is_file = path.is_file()
+    if cols is not None or ignored is not None or format is not None or is_file:
         try:
-            large = path.is_file() and path.stat().st_size >= STREAM_MIN_BYTES
+            large = is_file and path.stat().st_size >= STREAM_MIN_BYTES
             bar = progress and large and "progress" in FORMAT_OPTIONS[format or detect_format(path)]
         except (OSError, ValueError, KeyError):  # load_file says what is wrong with the file
             bar = False
